@@ -1,0 +1,5 @@
+"""`python -m <package>` runs the competition CLI."""
+
+from .cli import main
+
+main()

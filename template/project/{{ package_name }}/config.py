@@ -1,0 +1,233 @@
+"""One typed config: configs/default.yaml, then overlay files, then `key=value` overrides, validated once."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+DEFAULT_CONFIG = Path("configs/default.yaml")
+EXPERIMENT_DIR = Path("configs/experiment")
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(StrictModel):
+    root: Path = Path("data")  # folder of the competition files
+    layout: Literal["csv", "folders"] = "csv"  # train CSV + images, or one folder per class
+    train_csv: str = "train.csv"  # inside root
+    train_images: str = "train"  # inside root
+    test_images: str = "test"  # inside root
+    image_ext: str = ".png"  # appended to ids without an extension
+    id_column: str = "id"
+    target_columns: list[str] = Field(default_factory=lambda: ["label"])
+    multi_label: bool = False
+    label_separator: str = " "  # multi-label tags in one column, e.g. "cloudy road"
+    classes: list[str] | None = None  # fixes class order; default: sorted labels found in train
+    num_classes: int | None = None  # checked against the labels found, when set
+    sample_submission: str = "sample_submission.csv"  # inside root
+    num_workers: int = Field(default=2, ge=0)  # DataLoader worker processes
+
+
+class FoldsConfig(StrictModel):
+    strategy: Literal[
+        "holdout",
+        "kfold",
+        "stratified_kfold",
+        "multilabel_stratified_kfold",
+        "group_kfold",
+        "stratified_group_kfold",
+    ] = "stratified_kfold"
+    n_splits: int = Field(default=5, ge=2)
+    holdout_ratio: float = Field(default=0.2, gt=0, lt=1)  # validation share for strategy=holdout
+    group_column: str | None = None  # train CSV column for the group strategies
+    seed: int = 42
+    path: Path | None = None  # fold file; default <run>/folds.csv (share one across experiments)
+    train_folds: list[int] | None = None  # train only these folds, e.g. [0]
+
+
+class ModelConfig(StrictModel):
+    backbone: str = "resnet18"  # any timm model name
+    pretrained: bool = True
+    weights: Path | None = None  # local weights file for offline runs (Kaggle code competitions)
+    drop_rate: float = Field(default=0.0, ge=0, lt=1)  # dropout before the classifier
+    drop_path_rate: float = Field(default=0.0, ge=0, lt=1)  # stochastic depth
+    image_size: int = Field(default=224, ge=8)  # square, pixels
+    in_chans: int = Field(default=3, ge=1)
+
+
+class TrainConfig(StrictModel):
+    epochs: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=32, ge=1)  # per process
+    accumulate_steps: int = Field(default=1, ge=1)  # optimizer step every N batches
+    optimizer: str = "adamw"  # any timm optimizer name: adamw, sgd, lamb, lion, ...
+    lr: float = Field(default=1e-3, gt=0)  # peak learning rate
+    weight_decay: float = Field(default=0.05, ge=0)
+    momentum: float = 0.9  # for SGD-like optimizers
+    scheduler: Literal["cosine", "cosine_restarts", "step", "multistep", "plateau", "poly", "none"] = "cosine"
+    warmup_epochs: float = Field(default=1, ge=0)
+    warmup_lr: float = 1e-5
+    min_lr: float = 1e-6
+    restarts: int = Field(default=2, ge=1)  # cycles for cosine_restarts
+    decay_epochs: float = 3  # step: epochs between decays
+    decay_milestones: list[int] = Field(default_factory=lambda: [5, 8])  # multistep
+    decay_rate: float = 0.1  # step, multistep, plateau
+    patience_epochs: int = 2  # plateau
+    grad_clip: float | None = None  # max gradient norm
+    label_smoothing: float = Field(default=0.0, ge=0, lt=1)
+    ema: bool = False  # evaluate and save an exponential moving average of the weights
+    ema_decay: float = Field(default=0.999, gt=0, lt=1)
+    early_stopping_patience: int | None = None  # epochs without improvement of the metric
+    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"  # auto: bf16 on CUDA when supported, else fp16
+    channels_last: bool = True  # CUDA only
+    device: str = "auto"  # auto, cpu, cuda, cuda:1, mps
+    deterministic: bool = False
+    max_steps_per_epoch: int | None = None  # cap batches per epoch (smoke runs)
+    max_eval_batches: int | None = None  # cap validation batches (smoke runs)
+
+
+class AugConfig(StrictModel):
+    # albumentations pipelines: a YAML file saved by A.save or an inline A.to_dict mapping; null = none.
+    # Resize to model.image_size comes first and Normalize (timm's mean/std) last, added by the code.
+    train: str | dict[str, Any] | None = "configs/aug/light.yaml"
+    valid: str | dict[str, Any] | None = None
+    test: str | dict[str, Any] | None = None
+
+
+class PredictConfig(StrictModel):
+    batch_size: int = Field(default=64, ge=1)
+    checkpoint: Literal["best", "last"] = "best"
+    tta: list[str] = Field(default_factory=lambda: ["identity", "hflip"])  # see tta.py for views
+
+
+class SubmitConfig(StrictModel):
+    format: Literal["auto", "labels", "probabilities"] = "auto"  # auto: follow the sample submission
+    threshold: float = Field(default=0.5, ge=0, le=1)  # multi-label labels
+    predictions: Path | None = None  # default <run>/predictions/test.csv
+
+
+class WandbConfig(StrictModel):
+    project: str = "competition"
+    entity: str | None = None
+    mode: Literal["offline", "online", "disabled"] = "offline"
+    tags: list[str] = Field(default_factory=list)
+
+
+class Config(StrictModel):
+    task: Literal["classification"] = "classification"
+    experiment: str = "baseline"  # run folder name under output_dir
+    output_dir: Path = Path("outputs")
+    seed: int = 42
+    metric: Literal["accuracy", "f1_macro", "log_loss", "roc_auc", "qwk"] = "accuracy"
+    data: DataConfig = Field(default_factory=DataConfig)
+    folds: FoldsConfig = Field(default_factory=FoldsConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    aug: AugConfig = Field(default_factory=AugConfig)
+    predict: PredictConfig = Field(default_factory=PredictConfig)
+    submit: SubmitConfig = Field(default_factory=SubmitConfig)
+    wandb: WandbConfig = Field(default_factory=WandbConfig)
+
+    @field_validator("experiment")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if not value or "/" in value or value.startswith("."):
+            raise ValueError("must be a plain folder name")
+        return value
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except FileNotFoundError as error:
+        raise ConfigError(f"config file {path}: not found") from error
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path}: not valid YAML ({' '.join(str(error).split())})") from error
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path}: expected a mapping at the top level")
+    return loaded
+
+
+def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """`train.lr=3e-4` into {"train": {"lr": 0.0003}}; the value is read as YAML."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r}: expected key=value, e.g. train.epochs=5")
+    value = yaml.safe_load(raw) if raw.strip() else None
+    nested: dict[str, Any] = {}
+    cursor = nested
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        cursor = cursor.setdefault(part, {})
+    cursor[parts[-1]] = value
+    return nested
+
+
+def _known_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    keys = []
+    for name, field in model.model_fields.items():
+        dotted = f"{prefix}{name}"
+        keys.append(dotted)
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys.extend(_known_keys(annotation, f"{dotted}."))
+    return keys
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(key, _known_keys(Config), n=1, cutoff=0.6)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        return f"config key '{key}' is not known{hint}"
+    return f"config key '{key}': {error['msg'].lower()}, got {error.get('input')!r}"
+
+
+def validate_config(raw: dict[str, Any]) -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_describe(error.errors()[0])) from error
+
+
+def load_config(
+    overrides: list[str] | None = None,
+    *,
+    config_files: list[Path] | None = None,
+    experiment: str | None = None,
+    base: Path = DEFAULT_CONFIG,
+) -> Config:
+    """Build the config: base YAML, overlay files (an experiment name means configs/experiment/NAME.yaml)."""
+    raw = _read_yaml(base) if base.exists() else {}
+    for overlay in config_files or []:
+        raw = deep_merge(raw, _read_yaml(Path(overlay)))
+    if experiment:
+        experiment_raw = _read_yaml(EXPERIMENT_DIR / f"{experiment}.yaml")
+        # The run folder is named after the experiment unless its file names one.
+        raw = deep_merge(raw, {"experiment": experiment, **experiment_raw})
+    for override in overrides or []:
+        raw = deep_merge(raw, parse_override(override))
+    return validate_config(raw)
+
+
+def config_to_yaml(config: Config) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,234 @@
+"""Competition files into one table (ids, image paths, targets), checked row by row, and the Dataset."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from .config import DataConfig
+from .errors import DataError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+@dataclass
+class LabelledTable:
+    """Training images: `frame` has `id` and `path` columns (plus the CSV's), `targets` is aligned."""
+
+    frame: pd.DataFrame
+    classes: list[str]
+    targets: np.ndarray  # (N,) class indices, or (N, C) 0/1 for multi-label
+    multi_label: bool
+    source: Path
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self.frame["id"].to_numpy()
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as error:
+        raise DataError(f"{path}: cannot read as CSV ({' '.join(str(error).split())})") from error
+
+
+def _require_columns(frame: pd.DataFrame, columns: list[str], source: Path) -> None:
+    for column in columns:
+        if column not in frame.columns:
+            raise DataError(f"{source}: missing column '{column}' (columns: {', '.join(map(str, frame.columns))})")
+
+
+def _check_unique_ids(ids: pd.Series, source: Path) -> None:
+    duplicated = ids[ids.duplicated(keep=False)]
+    if len(duplicated):
+        first = duplicated.iloc[0]
+        rows = [int(i) + 2 for i in np.flatnonzero(ids.to_numpy() == first)[:2]]  # +2: header, 1-based
+        raise DataError(f"{source}: duplicate id '{first}' at rows {rows[0]} and {rows[1]}")
+
+
+def image_path(folder: Path, image_id: str, ext: str) -> Path:
+    return folder / (image_id if Path(image_id).suffix.lower() in IMAGE_SUFFIXES else f"{image_id}{ext}")
+
+
+def _check_images_exist(paths: list[Path], source: Path) -> None:
+    for row, path in enumerate(paths):
+        if not path.is_file():
+            raise DataError(f"{path}: image not found (row {row + 2} of {source})")
+
+
+def _sorted_labels(values: list[str]) -> list[str]:
+    try:
+        return sorted(values, key=float)
+    except ValueError:
+        return sorted(values)
+
+
+def _check_classes(found: list[str], config: DataConfig, source: Path) -> list[str]:
+    if config.num_classes is not None and len(found) != config.num_classes and config.classes is None:
+        raise DataError(
+            f"{source}: {len(found)} classes found ({', '.join(found[:10])}) "
+            f"but data.num_classes is {config.num_classes}"
+        )
+    if config.classes is None:
+        return found
+    unknown = sorted(set(found) - set(config.classes))
+    if unknown:
+        raise DataError(f"{source}: labels {unknown} are not in data.classes {config.classes}")
+    if config.num_classes is not None and len(config.classes) != config.num_classes:
+        raise DataError(f"data.classes has {len(config.classes)} names but data.num_classes is {config.num_classes}")
+    return list(config.classes)
+
+
+def _single_label_targets(frame: pd.DataFrame, column: str, config: DataConfig, source: Path) -> tuple:
+    labels = frame[column].astype(str).str.strip()
+    empty = np.flatnonzero(labels.to_numpy() == "")
+    if len(empty):
+        raise DataError(f"{source}: empty '{column}' at row {int(empty[0]) + 2}")
+    classes = _check_classes(_sorted_labels(labels.unique().tolist()), config, source)
+    index = {name: i for i, name in enumerate(classes)}
+    return classes, labels.map(index).to_numpy(dtype=np.int64)
+
+
+def _multi_label_targets(frame: pd.DataFrame, config: DataConfig, source: Path) -> tuple:
+    columns = config.target_columns
+    if len(columns) > 1:
+        values = frame[columns].apply(pd.to_numeric, errors="coerce")
+        bad = values.isna() | ~values.isin([0, 1])
+        if bad.to_numpy().any():
+            row, col = np.argwhere(bad.to_numpy())[0]
+            raise DataError(f"{source}: column '{columns[col]}' row {row + 2}: expected 0 or 1")
+        classes = _check_classes(list(columns), config, source)
+        return classes, values[classes].to_numpy(dtype=np.float32)
+    tags = frame[columns[0]].astype(str).str.split(config.label_separator)
+    found = _sorted_labels(sorted({tag for row in tags for tag in row if tag}))
+    classes = _check_classes(found, config, source)
+    index = {name: i for i, name in enumerate(classes)}
+    targets = np.zeros((len(frame), len(classes)), dtype=np.float32)
+    for row, row_tags in enumerate(tags):
+        for tag in row_tags:
+            if tag:
+                targets[row, index[tag]] = 1.0
+    return classes, targets
+
+
+def _read_csv_layout(config: DataConfig) -> LabelledTable:
+    source = config.root / config.train_csv
+    frame = _read_csv(source)
+    _require_columns(frame, [config.id_column, *config.target_columns], source)
+    if config.multi_label:
+        classes, targets = _multi_label_targets(frame, config, source)
+    else:
+        if len(config.target_columns) != 1:
+            raise DataError(
+                f"data.target_columns has {len(config.target_columns)} columns; single-label needs one "
+                "(set data.multi_label=true for 0/1 columns)"
+            )
+        classes, targets = _single_label_targets(frame, config.target_columns[0], config, source)
+    frame = frame.rename(columns={config.id_column: "id"}) if config.id_column != "id" else frame
+    frame["id"] = frame["id"].astype(str)
+    _check_unique_ids(frame["id"], source)
+    folder = config.root / config.train_images
+    paths = [image_path(folder, image_id, config.image_ext) for image_id in frame["id"]]
+    _check_images_exist(paths, source)
+    frame["path"] = [str(path) for path in paths]
+    return LabelledTable(frame, classes, targets, config.multi_label, source)
+
+
+def _read_folder_layout(config: DataConfig) -> LabelledTable:
+    folder = config.root / config.train_images
+    if not folder.is_dir():
+        raise DataError(f"{folder}: folder not found (expected one sub-folder per class)")
+    if config.multi_label:
+        raise DataError("data.layout=folders gives one class per image; set data.multi_label=false")
+    class_dirs = sorted(path for path in folder.iterdir() if path.is_dir())
+    if not class_dirs:
+        raise DataError(f"{folder}: no class sub-folders found")
+    classes = _check_classes(_sorted_labels([path.name for path in class_dirs]), config, folder)
+    rows = []
+    for class_dir in class_dirs:
+        for path in sorted(class_dir.iterdir()):
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                rows.append({"id": f"{class_dir.name}/{path.stem}", "path": str(path), "label": class_dir.name})
+    frame = pd.DataFrame(rows, columns=["id", "path", "label"])
+    index = {name: i for i, name in enumerate(classes)}
+    return LabelledTable(frame, classes, frame["label"].map(index).to_numpy(np.int64), False, folder)
+
+
+TABLE_READERS: dict[str, Callable[[DataConfig], LabelledTable]] = {
+    "csv": _read_csv_layout,
+    "folders": _read_folder_layout,
+}
+
+
+def read_train_table(config: DataConfig) -> LabelledTable:
+    """Read and check the training labels; every error names the file and row."""
+    table = TABLE_READERS[config.layout](config)
+    if len(table.frame) == 0:
+        raise DataError(f"{table.source}: no training images")
+    return table
+
+
+def read_test_table(config: DataConfig) -> pd.DataFrame:
+    """Test images as a frame of `id` (file stem) and `path`, sorted by id."""
+    folder = config.root / config.test_images
+    if not folder.is_dir():
+        raise DataError(f"{folder}: test image folder not found")
+    paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise DataError(f"{folder}: no images with extensions {sorted(IMAGE_SUFFIXES)}")
+    return pd.DataFrame({"id": [p.stem for p in paths], "path": [str(p) for p in paths]})
+
+
+def read_sample_submission(config: DataConfig) -> pd.DataFrame:
+    source = config.root / config.sample_submission
+    frame = _read_csv(source)
+    _require_columns(frame, [config.id_column], source)
+    _check_unique_ids(frame[config.id_column], source)
+    return frame
+
+
+def read_image(path: str, channels: int = 3) -> np.ndarray:
+    """An HxWxC uint8 array (RGB for 3 channels); a corrupt file raises DataError naming it."""
+    flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
+    image = cv2.imread(path, flag)
+    if image is None:
+        raise DataError(f"{path}: cannot decode image (corrupt, empty or not an image)")
+    if channels == 1:
+        return image[:, :, None]
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+class ImageDataset(Dataset):
+    """Images with optional targets through an albumentations transform that ends in ToTensorV2."""
+
+    def __init__(
+        self,
+        paths: list[str],
+        targets: np.ndarray | None,
+        transform: Callable[..., dict[str, Any]],
+        channels: int = 3,
+    ) -> None:
+        self.paths = list(paths)
+        self.targets = targets
+        self.transform = transform
+        self.channels = channels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = self.transform(image=read_image(self.paths[index], self.channels))["image"]
+        if self.targets is None:
+            return image, torch.tensor(index)
+        return image, torch.as_tensor(self.targets[index])

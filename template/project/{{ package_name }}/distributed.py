@@ -1,0 +1,77 @@
+"""Device choice and DDP under torchrun: NCCL on CUDA, gloo on CPU; rank 0 writes."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: torch.device
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def resolve_device(preference: str = "auto") -> torch.device:
+    if preference != "auto":
+        return torch.device(preference)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def init_runtime(preference: str = "auto") -> Runtime:
+    """Join the process group that torchrun describes in the environment, or run as one process."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    device = resolve_device(preference)
+    if world_size <= 1:
+        return Runtime(device)
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return Runtime(device, rank, world_size, local_rank)
+
+
+def barrier(runtime: Runtime) -> None:
+    if runtime.distributed:
+        dist.barrier()
+
+
+def all_gather(runtime: Runtime, value: Any) -> list[Any]:
+    if not runtime.distributed:
+        return [value]
+    gathered: list[Any] = [None] * runtime.world_size
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
+def broadcast(runtime: Runtime, value: Any) -> Any:
+    if not runtime.distributed:
+        return value
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
+
+
+def shutdown(runtime: Runtime) -> None:
+    if runtime.distributed and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,137 @@
+"""Fold assignment: a registry of scikit-learn and iterstrat splitters writing one fold file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+from sklearn.model_selection import (
+    GroupKFold,
+    KFold,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+    train_test_split,
+)
+
+from .config import Config
+from .data import LabelledTable, read_train_table
+from .errors import DataError
+from .runs import RunPaths, write_csv
+
+HOLDOUT_TRAIN = -1  # rows never validated: always in the training part
+
+
+def _single_labels(targets: np.ndarray) -> np.ndarray:
+    # Multi-label targets stratify single-label splitters by their first class present.
+    return targets.argmax(axis=1) if targets.ndim == 2 else targets
+
+
+def _holdout(targets: np.ndarray, groups: np.ndarray | None, n_splits: int, seed: int, ratio: float):
+    labels = _single_labels(targets)
+    stratify = labels if np.bincount(labels).min(initial=2) >= 2 else None
+    _, valid = train_test_split(np.arange(len(targets)), test_size=ratio, random_state=seed, stratify=stratify)
+    yield np.setdiff1d(np.arange(len(targets)), valid), valid
+
+
+def _kfold(targets: np.ndarray, groups: np.ndarray | None, n_splits: int, seed: int, ratio: float):
+    yield from KFold(n_splits, shuffle=True, random_state=seed).split(targets)
+
+
+def _stratified(targets: np.ndarray, groups: np.ndarray | None, n_splits: int, seed: int, ratio: float):
+    yield from StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(targets, _single_labels(targets))
+
+
+def _multilabel(targets: np.ndarray, groups: np.ndarray | None, n_splits: int, seed: int, ratio: float):
+    matrix = targets if targets.ndim == 2 else np.eye(targets.max() + 1)[targets]
+    yield from MultilabelStratifiedKFold(n_splits, shuffle=True, random_state=seed).split(matrix, matrix)
+
+
+def _group(targets: np.ndarray, groups: np.ndarray | None, n_splits: int, seed: int, ratio: float):
+    yield from GroupKFold(n_splits).split(targets, groups=groups)
+
+
+def _stratified_group(targets: np.ndarray, groups: np.ndarray | None, n_splits: int, seed: int, ratio: float):
+    splitter = StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed)
+    yield from splitter.split(targets, _single_labels(targets), groups=groups)
+
+
+SPLITTERS: dict[str, Callable] = {
+    "holdout": _holdout,
+    "kfold": _kfold,
+    "stratified_kfold": _stratified,
+    "multilabel_stratified_kfold": _multilabel,
+    "group_kfold": _group,
+    "stratified_group_kfold": _stratified_group,
+}
+GROUPED = {"group_kfold", "stratified_group_kfold"}
+
+
+def assign_folds(
+    targets: np.ndarray,
+    *,
+    strategy: str,
+    n_splits: int = 5,
+    seed: int = 42,
+    groups: np.ndarray | None = None,
+    holdout_ratio: float = 0.2,
+) -> np.ndarray:
+    """The validation fold of each sample (-1: never validated), from a registered splitter."""
+    if strategy not in SPLITTERS:
+        raise DataError(f"folds.strategy '{strategy}': expected one of {', '.join(SPLITTERS)}")
+    if strategy in GROUPED and groups is None:
+        raise DataError(f"folds.strategy={strategy} needs folds.group_column")
+    folds = np.full(len(targets), HOLDOUT_TRAIN, dtype=np.int64)
+    try:
+        splits = list(SPLITTERS[strategy](targets, groups, n_splits, seed, holdout_ratio))
+    except ValueError as error:
+        raise DataError(f"folds.strategy={strategy}: {' '.join(str(error).split())}") from error
+    for fold, (_, valid) in enumerate(splits):
+        folds[valid] = fold
+    return folds
+
+
+def make_folds(config: Config, table: LabelledTable | None = None) -> Path:
+    """Write the fold file (`id`, `fold`) into the run folder and return its path."""
+    table = table or read_train_table(config.data)
+    groups = None
+    if config.folds.group_column:
+        if config.folds.group_column not in table.frame.columns:
+            raise DataError(f"{table.source}: missing group column '{config.folds.group_column}'")
+        groups = table.frame[config.folds.group_column].to_numpy()
+    folds = assign_folds(
+        table.targets,
+        strategy=config.folds.strategy,
+        n_splits=config.folds.n_splits,
+        seed=config.folds.seed,
+        groups=groups,
+        holdout_ratio=config.folds.holdout_ratio,
+    )
+    path = RunPaths.from_config(config).folds
+    return write_csv(path, pd.DataFrame({"id": table.ids, "fold": folds}))
+
+
+def read_folds(path: Path, table: LabelledTable) -> np.ndarray:
+    """The fold of each row of `table`, from a fold file that must cover exactly its ids."""
+    if not path.is_file():
+        raise DataError(f"{path}: fold file not found; run the `folds` command first")
+    frame = pd.read_csv(path, dtype={"id": str})
+    if list(frame.columns[:2]) != ["id", "fold"]:
+        raise DataError(f"{path}: expected columns id, fold")
+    mapping = dict(zip(frame["id"], frame["fold"], strict=True))
+    missing = [image_id for image_id in table.ids if image_id not in mapping]
+    if missing:
+        raise DataError(f"{path}: no fold for id '{missing[0]}' ({len(missing)} ids); re-run `folds`")
+    return np.array([mapping[image_id] for image_id in table.ids], dtype=np.int64)
+
+
+def folds_to_train(folds: np.ndarray, only: list[int] | None) -> list[int]:
+    available = sorted(int(fold) for fold in np.unique(folds) if fold >= 0)
+    if only is None:
+        return available
+    unknown = sorted(set(only) - set(available))
+    if unknown:
+        raise DataError(f"folds.train_folds {unknown}: the fold file has folds {available}")
+    return sorted(only)

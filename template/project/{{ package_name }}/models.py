@@ -1,0 +1,54 @@
+"""timm backbones: name checks, offline weights from a local file, normalisation constants."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import timm
+import torch
+
+from .config import ModelConfig
+from .errors import ModelError
+
+
+def check_backbone(name: str) -> None:
+    if timm.is_model(name):
+        return
+    close = difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise ModelError(f"model.backbone '{name}' is not a timm model{hint}")
+
+
+def create_model(config: ModelConfig, num_classes: int, pretrained: bool | None = None) -> torch.nn.Module:
+    """`timm.create_model` with the config's knobs; `model.weights` loads pretrained weights from a file."""
+    check_backbone(config.backbone)
+    use_pretrained = config.pretrained if pretrained is None else pretrained
+    kwargs: dict = {
+        "num_classes": num_classes,
+        "drop_rate": config.drop_rate,
+        "in_chans": config.in_chans,
+    }
+    if config.drop_path_rate:
+        kwargs["drop_path_rate"] = config.drop_path_rate
+    if use_pretrained and config.weights is not None:
+        weights = Path(config.weights)
+        if not weights.is_file():
+            raise ModelError(f"model.weights {weights}: file not found")
+        kwargs["pretrained_cfg_overlay"] = {"file": str(weights)}
+    try:
+        return timm.create_model(config.backbone, pretrained=use_pretrained, **kwargs)
+    except (OSError, RuntimeError, ValueError) as error:
+        if use_pretrained and config.weights is None:
+            raise ModelError(
+                f"cannot get pretrained weights for '{config.backbone}' (offline?): download them once and "
+                "set model.weights=PATH, or set model.pretrained=false "
+                f"({type(error).__name__}: {' '.join(str(error).split())[:200]})"
+            ) from error
+        raise ModelError(f"cannot build '{config.backbone}': {' '.join(str(error).split())[:300]}") from error
+
+
+def normalisation(model: torch.nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Mean and std the backbone was pretrained with (timm's pretrained config)."""
+    data_config = timm.data.resolve_data_config({}, model=model)
+    return tuple(data_config["mean"]), tuple(data_config["std"])

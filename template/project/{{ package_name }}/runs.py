@@ -1,0 +1,153 @@
+"""The run folder: where every stage reads and writes, with atomic writes and the resolved config."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+
+from .config import Config, config_to_yaml
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Names of the files stages exchange inside `output_dir/experiment/`."""
+
+    root: Path
+    folds_override: Path | None = None
+
+    @classmethod
+    def from_config(cls, config: Config) -> RunPaths:
+        return cls(config.output_dir / config.experiment, config.folds.path)
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def run_info(self) -> Path:
+        return self.root / "run.json"
+
+    @property
+    def folds(self) -> Path:
+        return self.folds_override or self.root / "folds.csv"
+
+    @property
+    def classes(self) -> Path:
+        return self.root / "classes.json"
+
+    @property
+    def oof(self) -> Path:
+        return self.root / "oof.csv"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def predictions(self) -> Path:
+        return self.root / "predictions"
+
+    @property
+    def test_predictions(self) -> Path:
+        return self.predictions / "test.csv"
+
+    @property
+    def submissions(self) -> Path:
+        return self.root / "submissions"
+
+    def fold_dir(self, fold: int) -> Path:
+        return self.root / f"fold_{fold}"
+
+    def checkpoint(self, fold: int, which: str) -> Path:
+        return self.fold_dir(fold) / f"{which}.pt"
+
+    def history(self, fold: int) -> Path:
+        return self.fold_dir(fold) / "history.csv"
+
+    def fold_oof(self, fold: int) -> Path:
+        return self.fold_dir(fold) / "oof.csv"
+
+    def fold_metrics(self, fold: int) -> Path:
+        return self.fold_dir(fold) / "metrics.json"
+
+    def fold_test_predictions(self, fold: int) -> Path:
+        return self.predictions / f"test_fold_{fold}.csv"
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; it replaces `path` only if the block finishes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs should be readable like any file
+    try:
+        yield Path(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def write_atomic(path: Path, write: Callable[[IO[str]], Any]) -> Path:
+    with atomic_path(path) as temporary, open(temporary, "w") as handle:
+        write(handle)
+    return path
+
+
+def write_text(path: Path, text: str) -> Path:
+    return write_atomic(path, lambda handle: handle.write(text))
+
+
+def write_json(path: Path, data: Any) -> Path:
+    return write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def write_csv(path: Path, frame: pd.DataFrame) -> Path:
+    return write_atomic(path, lambda handle: frame.to_csv(handle, index=False))
+
+
+def save_torch(path: Path, obj: Any) -> Path:
+    import torch
+
+    with atomic_path(path) as temporary:
+        torch.save(obj, temporary)
+    return path
+
+
+def git_revision(cwd: Path = Path(".")) -> dict[str, Any]:
+    """The code's git hash and whether the tree had uncommitted changes (None outside git)."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": bool(dirty)}
+
+
+def save_resolved_config(config: Config, paths: RunPaths, stage: str) -> None:
+    """Keep what produced the run folder: the resolved config and the code's git revision."""
+    write_text(paths.config, config_to_yaml(config))
+    info = {"stage": stage, "time": datetime.now(timezone.utc).isoformat(), "git": git_revision()}
+    write_json(paths.run_info, info)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())

@@ -1,0 +1,114 @@
+"""Fixtures: a tiny competition made in tmp_path (coloured squares), offline settings, config builders."""
+
+from __future__ import annotations
+
+import os
+
+# huggingface_hub reads these when first imported, before any fixture runs: set them first.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from ..config import Config, load_config
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = __package__.split(".")[0]
+COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 60, 220)}
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No network, W&B off unless a test turns it on, caches in tmp, configs resolved from the project."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("NO_ALBUMENTATIONS_UPDATE", "1")
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb-cache"))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    monkeypatch.chdir(PROJECT_ROOT)
+
+
+def _image(colour: tuple[int, int, int], rng: np.random.Generator, size: int = 24) -> np.ndarray:
+    image = rng.integers(0, 40, (size, size, 3)).astype(np.int16)
+    top, left = rng.integers(0, size // 2, 2)
+    image[top : top + size // 2, left : left + size // 2] += np.array(colour, dtype=np.int16)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def write_competition(root: Path, n_train: int = 24, n_test: int = 6, multi_label: bool = False) -> Path:
+    """train.csv (id,label or id,tags), train/ and test/ PNGs, sample_submission.csv (id,label)."""
+    rng = np.random.default_rng(0)
+    names = list(COLOURS)
+    (root / "train").mkdir(parents=True)
+    (root / "test").mkdir()
+    rows = []
+    for i in range(n_train):
+        label = names[i % len(names)]
+        Image.fromarray(_image(COLOURS[label], rng)).save(root / "train" / f"tr{i:03d}.png")
+        tags = f"{label} {names[(i + 1) % 3]}" if multi_label and i % 2 else label
+        rows.append({"id": f"tr{i:03d}", "label": tags, "site": f"s{i % 6}"})
+    pd.DataFrame(rows).to_csv(root / "train.csv", index=False)
+    for i in range(n_test):
+        Image.fromarray(_image(COLOURS[names[i % 3]], rng)).save(root / "test" / f"te{i:03d}.png")
+    pd.DataFrame({"id": [f"te{i:03d}" for i in range(n_test)], "label": "red"}).to_csv(
+        root / "sample_submission.csv", index=False
+    )
+    return root
+
+
+def fast_overrides(data_root: Path, output_dir: Path) -> list[str]:
+    """A fast-dev run: tiny images, 2 folds, 1 epoch of 2 batches, no pretrained weights."""
+    return [
+        f"data.root={data_root}",
+        f"output_dir={output_dir}",
+        "data.num_workers=0",
+        "data.num_classes=null",
+        "data.classes=null",
+        "model.backbone=test_resnet",
+        "model.pretrained=false",
+        "model.image_size=32",
+        "folds.strategy=stratified_kfold",
+        "folds.n_splits=2",
+        "train.epochs=1",
+        "train.batch_size=4",
+        "train.max_steps_per_epoch=2",
+        "train.warmup_epochs=0",
+        "predict.batch_size=4",
+        "predict.tta=[identity,hflip,rot90]",
+        "wandb.mode=disabled",
+        "metric=accuracy",
+    ]
+
+
+@pytest.fixture
+def competition(tmp_path: Path) -> Path:
+    return write_competition(tmp_path / "data")
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, competition: Path) -> Callable[..., Config]:
+    def build(*overrides: str, data_root: Path | None = None) -> Config:
+        base = fast_overrides(data_root or competition, tmp_path / "outputs")
+        # The rendered data layout may differ from the tiny competition's: pin it here.
+        layout = [
+            "data.layout=csv",
+            "data.train_csv=train.csv",
+            "data.train_images=train",
+            "data.test_images=test",
+            "data.image_ext=.png",
+            "data.id_column=id",
+            "data.target_columns=[label]",
+            "data.multi_label=false",
+            "data.sample_submission=sample_submission.csv",
+        ]
+        return load_config([*layout, *base, *overrides])
+
+    return build

@@ -1,0 +1,96 @@
+"""The config loads, overrides keep their types, and bad keys or types get one clear message."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ..augment import create_transform, load_augmentations
+from ..config import load_config, parse_override
+from ..errors import ConfigError
+from ..tasks import create_task
+from ..train import create_optimizer, create_scheduler
+from .conftest import PROJECT_ROOT
+
+
+def test_default_config_validates() -> None:
+    config = load_config()
+    assert config.task == "classification"
+    assert config.folds.n_splits == 5
+    assert config.model.image_size >= 16
+
+
+def test_overrides_are_typed_and_nested() -> None:
+    config = load_config(["train.epochs=3", "train.lr=3e-4", "predict.tta=[identity,vflip]", "train.ema=true"])
+    assert config.train.epochs == 3
+    assert config.train.lr == pytest.approx(3e-4)
+    assert config.predict.tta == ["identity", "vflip"]
+    assert config.train.ema is True
+    assert parse_override("a.b.c=1") == {"a": {"b": {"c": 1}}}
+
+
+def test_unknown_key_names_the_key_and_the_closest_one() -> None:
+    with pytest.raises(ConfigError, match=r"config key 'train\.lrr' is not known; did you mean 'train\.lr'\?"):
+        load_config(["train.lrr=0.1"])
+
+
+def test_wrong_type_names_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"config key 'train\.epochs'.*'many'"):
+        load_config(["train.epochs=many"])
+    with pytest.raises(ConfigError, match=r"config key 'folds\.strategy'"):
+        load_config(["folds.strategy=random"])
+
+
+def test_override_without_equals_is_rejected() -> None:
+    with pytest.raises(ConfigError, match="expected key=value"):
+        load_config(["train.epochs"])
+
+
+def test_experiment_overlay_names_the_run(tmp_path) -> None:
+    config = load_config(experiment="smoke")
+    assert config.experiment == "smoke"
+    assert config.train.max_steps_per_epoch == 2
+    overlay = tmp_path / "extra.yaml"
+    overlay.write_text("train:\n  epochs: 7\n")
+    assert load_config(["train.batch_size=3"], config_files=[overlay]).train.epochs == 7
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(experiment="does-not-exist")
+
+
+@pytest.mark.parametrize("preset", sorted(p.name for p in (PROJECT_ROOT / "configs" / "aug").glob("*.yaml")))
+def test_every_aug_preset_builds_and_runs(preset: str) -> None:
+    import numpy as np
+
+    augmentations = load_augmentations(f"configs/aug/{preset}")
+    transform = create_transform(augmentations, image_size=32, mean=(0.5,) * 3, std=(0.5,) * 3)
+    out = transform(image=np.zeros((40, 50, 3), dtype=np.uint8))["image"]
+    assert tuple(out.shape) == (3, 32, 32)
+
+
+def test_bad_aug_file_is_one_line(tmp_path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("transform:\n  __class_fullname__: NoSuchTransform\n  p: 1.0\n")
+    with pytest.raises(ConfigError, match=r"aug: albumentations cannot load .*bad\.yaml"):
+        load_augmentations(str(bad))
+
+
+@pytest.mark.parametrize("scheduler", ["cosine", "cosine_restarts", "step", "multistep", "plateau", "poly", "none"])
+def test_every_scheduler_builds_and_steps(scheduler: str) -> None:
+    config = load_config([f"train.scheduler={scheduler}", "model.pretrained=false", "model.backbone=test_resnet"])
+    task = create_task(config, ["a", "b", "c"])
+    model = task.create_model()
+    optimizer = create_optimizer(model, config.train)
+    built = create_scheduler(optimizer, config.train, updates_per_epoch=4, maximize=True)
+    assert (built is None) == (scheduler == "none")
+    if built is not None:
+        built.step_update(num_updates=2)
+        built.step(1, 0.5)
+    assert optimizer.param_groups[0]["lr"] > 0
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 3)
+
+
+def test_unknown_optimizer_is_one_line() -> None:
+    config = load_config(["train.optimizer=adamzz", "model.pretrained=false", "model.backbone=test_resnet"])
+    model = create_task(config, ["a", "b"]).create_model()
+    with pytest.raises(ConfigError, match="train.optimizer 'adamzz'"):
+        create_optimizer(model, config.train)

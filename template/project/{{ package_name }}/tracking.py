@@ -1,0 +1,62 @@
+"""W&B tracking: one run per fold grouped by experiment; offline by default, a no-op when disabled."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from .config import Config
+
+log = logging.getLogger(__name__)
+
+
+class NullTracker:
+    def log(self, values: dict[str, Any], step: int | None = None) -> None:
+        pass
+
+    def summary(self, values: dict[str, Any]) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+class WandbTracker:
+    def __init__(self, run: Any) -> None:
+        self.run = run
+
+    def log(self, values: dict[str, Any], step: int | None = None) -> None:
+        self.run.log(values, step=step)
+
+    def summary(self, values: dict[str, Any]) -> None:
+        self.run.summary.update(values)
+
+    def finish(self) -> None:
+        self.run.finish()
+
+
+def create_tracker(config: Config, run_dir: Path, name: str, job_type: str) -> NullTracker | WandbTracker:
+    """A W&B run in `run_dir/wandb` (mode from config.wandb), or a no-op tracker."""
+    if config.wandb.mode == "disabled":
+        return NullTracker()
+    try:
+        import wandb
+    except ImportError:
+        log.warning("wandb is not installed: metrics are kept in the run folder only")
+        return NullTracker()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run = wandb.init(
+        project=config.wandb.project,
+        entity=config.wandb.entity,
+        group=config.experiment,
+        name=f"{config.experiment}-{name}",
+        job_type=job_type,
+        tags=config.wandb.tags,
+        config=config.model_dump(mode="json"),
+        mode=config.wandb.mode,
+        dir=str(run_dir),
+        reinit="finish_previous",
+        settings=wandb.Settings(silent=True, console="off"),
+    )
+    return WandbTracker(run)

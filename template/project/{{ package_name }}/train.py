@@ -1,0 +1,455 @@
+"""Training: `train(config) -> metrics` runs each fold, keeps checkpoints, history and OOF predictions in the
+run folder, and reports CV mean ± std. The loop knows nothing of the task: the task object does."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from timm.optim import create_optimizer_v2
+from timm.scheduler import create_scheduler_v2
+from timm.scheduler.scheduler import Scheduler
+from timm.utils import ModelEmaV3
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm.auto import tqdm
+
+from .augment import create_transform, load_augmentations
+from .config import Config, TrainConfig
+from .data import ImageDataset, LabelledTable, read_train_table
+from .distributed import Runtime, all_gather, barrier, init_runtime, shutdown
+from .errors import ConfigError
+from .folds import folds_to_train, read_folds
+from .models import normalisation
+from .runs import RunPaths, read_json, save_resolved_config, save_torch, write_csv, write_json
+from .tasks import create_task
+from .tracking import create_tracker
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    elif torch.cuda.is_available():
+        torch.backends.cudnn.benchmark = True
+
+
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """bf16 or fp16 for autocast; `auto` turns AMP on for CUDA only."""
+    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+        return None
+    if amp == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if amp == "bf16" else torch.float16
+
+
+def create_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    try:
+        return create_optimizer_v2(
+            model, opt=config.optimizer, lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum
+        )
+    except (AssertionError, ValueError) as error:
+        raise ConfigError(f"train.optimizer '{config.optimizer}': not a timm optimizer ({error})") from error
+
+
+def create_scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, updates_per_epoch: int, maximize: bool
+) -> Scheduler | None:
+    """A timm scheduler stepped per update (per epoch for plateau), or None."""
+    if config.scheduler == "none":
+        return None
+    name, epochs, cycles = config.scheduler, config.epochs, 1
+    if name == "cosine_restarts":
+        name, cycles = "cosine", config.restarts
+        epochs = math.ceil(config.epochs / cycles)
+    per_epoch = name == "plateau"
+    scheduler, _ = create_scheduler_v2(
+        optimizer,
+        sched=name,
+        num_epochs=epochs,
+        decay_epochs=config.decay_epochs,
+        decay_milestones=config.decay_milestones,
+        decay_rate=config.decay_rate,
+        patience_epochs=config.patience_epochs,
+        min_lr=config.min_lr,
+        warmup_lr=config.warmup_lr,
+        warmup_epochs=config.warmup_epochs,
+        cycle_limit=cycles,
+        plateau_mode="max" if maximize else "min",
+        step_on_epochs=per_epoch,
+        updates_per_epoch=updates_per_epoch,
+    )
+    return scheduler
+
+
+@dataclass
+class FoldState:
+    """What a fold needs to continue after an interruption (saved as last.pt)."""
+
+    epoch: int = 0  # epochs completed
+    num_updates: int = 0
+    best_score: float | None = None
+    best_epoch: int = -1
+    stale_epochs: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _loader(
+    dataset: ImageDataset, runtime: Runtime, batch_size: int, workers: int, shuffle: bool, seed: int
+) -> DataLoader:
+    sampler = None
+    if runtime.distributed:
+        sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=False)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=runtime.device.type == "cuda",
+        drop_last=shuffle and len(dataset) > batch_size * runtime.world_size,
+        persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def train_one_epoch(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    task: Any,
+    optimizer: torch.optim.Optimizer,
+    *,
+    runtime: Runtime,
+    config: TrainConfig,
+    scheduler: Any = None,
+    scaler: torch.amp.GradScaler | None = None,
+    ema: ModelEmaV3 | None = None,
+    amp_dtype: torch.dtype | None = None,
+    num_updates: int = 0,
+    description: str = "train",
+) -> tuple[float, int]:
+    """One pass over `loader` with accumulation, clipping, AMP, EMA; returns (mean loss, updates so far)."""
+    model.train()
+    device = runtime.device
+    channels_last = config.channels_last and device.type == "cuda"
+    total_steps = len(loader) if config.max_steps_per_epoch is None else min(len(loader), config.max_steps_per_epoch)
+    accumulate = config.accumulate_steps
+    running_loss = torch.zeros((), device=device)
+    optimizer.zero_grad(set_to_none=True)
+    progress = tqdm(
+        loader, total=total_steps, desc=description, leave=False, disable=True if not runtime.is_main else None
+    )
+    step = 0
+    for step, (images, targets) in enumerate(progress):
+        if step >= total_steps:
+            break
+        images = images.to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        targets = targets.to(device, non_blocking=True)
+        update_now = (step + 1) % accumulate == 0 or step + 1 == total_steps
+        # DDP all-reduces gradients only on the step that updates the weights.
+        sync = nullcontext() if update_now or not runtime.distributed else model.no_sync()
+        with sync:
+            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                loss = task.compute_loss(model(images), targets)
+            scaled = loss / accumulate
+            (scaler.scale(scaled) if scaler is not None else scaled).backward()
+        running_loss += loss.detach()
+        if update_now:
+            if config.grad_clip is not None:
+                if scaler is not None:
+                    scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            num_updates += 1
+            if scheduler is not None:
+                scheduler.step_update(num_updates=num_updates)
+            if ema is not None:
+                ema.update(model, step=num_updates)
+    progress.close()
+    return float(running_loss.item()) / max(step + 1, 1), num_updates
+
+
+@torch.inference_mode()
+def evaluate(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    task: Any,
+    *,
+    runtime: Runtime,
+    amp_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+    max_batches: int | None = None,
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """(mean loss, probabilities, dataset indices), gathered from every rank."""
+    model.eval()
+    device = runtime.device
+    order = list(loader.sampler) if isinstance(loader.sampler, DistributedSampler) else None
+    probabilities, losses, seen = [], [], 0
+    batches = loader if max_batches is None else (batch for i, batch in enumerate(loader) if i < max_batches)
+    for images, targets in tqdm(batches, desc="valid", leave=False, disable=True if not runtime.is_main else None):
+        images = images.to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        targets = targets.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            logits = model(images)
+        losses.append(float(task.compute_loss(logits, targets)) * len(images))
+        probabilities.append(task.probabilities(logits).cpu().numpy())
+        seen += len(images)
+    local_probabilities = np.concatenate(probabilities) if probabilities else np.zeros((0, task.num_outputs))
+    local_indices = np.asarray(order[:seen] if order is not None else range(seen))
+    parts = all_gather(runtime, (local_indices, local_probabilities, sum(losses), seen))
+    indices = np.concatenate([part[0] for part in parts])
+    gathered = np.concatenate([part[1] for part in parts])
+    # DistributedSampler pads shards with repeated samples: keep each index once.
+    indices, first = np.unique(indices, return_index=True)
+    loss = sum(part[2] for part in parts) / max(sum(part[3] for part in parts), 1)
+    return loss, gathered[first], indices
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def checkpoint_meta(config: Config, task: Any, mean: tuple, std: tuple) -> dict[str, Any]:
+    return {
+        "task": config.task,
+        "backbone": config.model.backbone,
+        "classes": task.classes,
+        "multi_label": config.data.multi_label,
+        "image_size": config.model.image_size,
+        "in_chans": config.model.in_chans,
+        "mean": list(mean),
+        "std": list(std),
+    }
+
+
+def train_fold(
+    config: Config,
+    task: Any,
+    table: LabelledTable,
+    folds: np.ndarray,
+    fold: int,
+    *,
+    runtime: Runtime,
+    paths: RunPaths,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Train one fold; write last.pt every epoch, best.pt and OOF on improvement, metrics.json at the end."""
+    train_config = config.train
+    seed_everything(config.seed + fold, train_config.deterministic)
+    train_index = np.flatnonzero(folds != fold)
+    valid_index = np.flatnonzero(folds == fold)
+
+    model = task.create_model()
+    mean, std = normalisation(model)
+    meta = checkpoint_meta(config, task, mean, std)
+    size = config.model.image_size
+    train_transform = create_transform(
+        load_augmentations(config.aug.train, "aug.train"), image_size=size, mean=mean, std=std
+    )
+    valid_transform = create_transform(
+        load_augmentations(config.aug.valid, "aug.valid"), image_size=size, mean=mean, std=std
+    )
+    paths_column = table.frame["path"].to_numpy()
+    channels = config.model.in_chans
+    train_set = ImageDataset(paths_column[train_index], table.targets[train_index], train_transform, channels)
+    valid_set = ImageDataset(paths_column[valid_index], table.targets[valid_index], valid_transform, channels)
+    workers = config.data.num_workers
+    train_loader = _loader(train_set, runtime, train_config.batch_size, workers, True, config.seed + fold)
+    valid_loader = _loader(valid_set, runtime, train_config.batch_size, workers, False, config.seed)
+
+    device = runtime.device
+    channels_last = train_config.channels_last and device.type == "cuda"
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    amp_dtype = autocast_dtype(train_config.amp, device)
+    scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
+    optimizer = create_optimizer(model, train_config)
+    steps = (
+        len(train_loader)
+        if train_config.max_steps_per_epoch is None
+        else min(len(train_loader), train_config.max_steps_per_epoch)
+    )
+    updates_per_epoch = max(math.ceil(steps / train_config.accumulate_steps), 1)
+    scheduler = create_scheduler(optimizer, train_config, updates_per_epoch, task.metric.higher_is_better)
+    ema = ModelEmaV3(model, decay=train_config.ema_decay) if train_config.ema else None
+
+    state = FoldState()
+    last_path = paths.checkpoint(fold, "last")
+    if resume and last_path.is_file():
+        saved = torch.load(last_path, map_location=device, weights_only=True)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        if scheduler is not None and saved.get("scheduler"):
+            scheduler.load_state_dict(saved["scheduler"])
+        if scaler is not None and saved.get("scaler"):
+            scaler.load_state_dict(saved["scaler"])
+        if ema is not None and saved.get("ema"):
+            ema.module.load_state_dict(saved["ema"])
+        state = FoldState(**saved["state"])
+        if runtime.is_main:
+            print(f"fold {fold}: resuming after epoch {state.epoch}")
+
+    if runtime.distributed:
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    tracker = create_tracker(config, paths.root, f"fold{fold}", "train") if runtime.is_main else None
+    for epoch in range(state.epoch, train_config.epochs):
+        started = time.perf_counter()
+        if isinstance(train_loader.sampler, DistributedSampler):
+            train_loader.sampler.set_epoch(epoch)
+        train_loss, state.num_updates = train_one_epoch(
+            model,
+            train_loader,
+            task,
+            optimizer,
+            runtime=runtime,
+            config=train_config,
+            scheduler=scheduler,
+            scaler=scaler,
+            ema=ema,
+            amp_dtype=amp_dtype,
+            num_updates=state.num_updates,
+            description=f"fold {fold} epoch {epoch + 1}/{train_config.epochs}",
+        )
+        eval_model = ema.module if ema is not None else model
+        valid_loss, probabilities, indices = evaluate(
+            eval_model,
+            valid_loader,
+            task,
+            runtime=runtime,
+            amp_dtype=amp_dtype,
+            channels_last=channels_last,
+            max_batches=train_config.max_eval_batches,
+        )
+        score = task.score(table.targets[valid_index][indices], probabilities)
+        if scheduler is not None:
+            scheduler.step(epoch + 1, score)
+        improved = task.metric.is_improvement(score, state.best_score)
+        state.stale_epochs = 0 if improved else state.stale_epochs + 1
+        if improved:
+            state.best_score, state.best_epoch = score, epoch
+        state.epoch = epoch + 1
+        row = {
+            "epoch": epoch + 1,
+            "lr": optimizer.param_groups[0]["lr"],
+            "train_loss": train_loss,
+            "valid_loss": valid_loss,
+            config.metric: score,
+            "seconds": time.perf_counter() - started,
+        }
+        state.history.append(row)
+        if runtime.is_main:
+            if improved:
+                weights = _unwrap(eval_model).state_dict()
+                save_torch(
+                    paths.checkpoint(fold, "best"), {"model": weights, "meta": meta, "epoch": epoch + 1, "score": score}
+                )
+                oof = task.prediction_frame(table.ids[valid_index][indices], probabilities)
+                oof.insert(1, "fold", fold)
+                write_csv(paths.fold_oof(fold), oof)
+            save_torch(
+                last_path,
+                {
+                    "model": _unwrap(model).state_dict(),
+                    "ema": ema.module.state_dict() if ema is not None else None,
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "scaler": scaler.state_dict() if scaler is not None else None,
+                    "state": state.__dict__,
+                    "meta": meta,
+                },
+            )
+            write_csv(paths.history(fold), pd.DataFrame(state.history))
+            tracker.log({f"{key}": value for key, value in row.items()}, step=epoch + 1)
+            print(
+                f"fold {fold} epoch {epoch + 1}: train_loss {train_loss:.4f} valid_loss {valid_loss:.4f} "
+                f"{config.metric} {score:.4f}{' *' if improved else ''}"
+            )
+        patience = train_config.early_stopping_patience
+        if patience is not None and state.stale_epochs >= patience:
+            if runtime.is_main:
+                print(f"fold {fold}: early stop after {patience} epochs without improvement")
+            break
+    result = {"fold": fold, "score": state.best_score, "best_epoch": state.best_epoch + 1, "epochs": state.epoch}
+    if runtime.is_main:
+        write_json(paths.fold_metrics(fold), result)
+        tracker.summary({f"best_{config.metric}": state.best_score, "best_epoch": state.best_epoch + 1})
+        tracker.finish()
+    barrier(runtime)
+    return result
+
+
+def summarise(config: Config, task: Any, table: LabelledTable, results: list[dict[str, Any]], paths: RunPaths) -> dict:
+    """CV mean ± std over folds and the score of the concatenated OOF predictions."""
+    scores = np.array([result["score"] for result in results], dtype=np.float64)
+    frames = [pd.read_csv(paths.fold_oof(r["fold"]), dtype={"id": str}) for r in results]
+    oof = pd.concat(frames, ignore_index=True)
+    write_csv(paths.oof, oof)
+    position = {image_id: i for i, image_id in enumerate(table.ids)}
+    rows = oof["id"].map(position).to_numpy()
+    oof_score = task.score(table.targets[rows], task.read_prediction_frame(oof))
+    return {
+        "metric": config.metric,
+        "higher_is_better": task.metric.higher_is_better,
+        "cv_mean": float(scores.mean()),
+        "cv_std": float(scores.std()),
+        "oof_score": float(oof_score),
+        "folds": {str(r["fold"]): r["score"] for r in results},
+        "best_epochs": {str(r["fold"]): r["best_epoch"] for r in results},
+        "experiment": config.experiment,
+        "backbone": config.model.backbone,
+    }
+
+
+def train(config: Config, *, resume: bool = False) -> dict[str, Any]:
+    """Train every fold of the fold file; return (and save as metrics.json) CV mean ± std and OOF score."""
+    runtime = init_runtime(config.train.device)
+    paths = RunPaths.from_config(config)
+    try:
+        if runtime.is_main:
+            save_resolved_config(config, paths, "train")
+        table = read_train_table(config.data)
+        folds = read_folds(paths.folds, table)
+        task = create_task(config, table.classes)
+        if runtime.is_main:
+            write_json(paths.classes, table.classes)
+        results = []
+        for fold in folds_to_train(folds, config.folds.train_folds):
+            if resume and paths.fold_metrics(fold).is_file():
+                results.append(read_json(paths.fold_metrics(fold)))
+                if runtime.is_main:
+                    print(f"fold {fold}: already trained, skipped (--resume)")
+                continue
+            results.append(train_fold(config, task, table, folds, fold, runtime=runtime, paths=paths, resume=resume))
+        metrics: dict[str, Any] = {}
+        if runtime.is_main:
+            metrics = summarise(config, task, table, results, paths)
+            write_json(paths.metrics, metrics)
+            tracker = create_tracker(config, paths.root, "cv", "summary")
+            tracker.summary({key: value for key, value in metrics.items() if isinstance(value, float)})
+            tracker.finish()
+        barrier(runtime)
+        return metrics
+    finally:
+        shutdown(runtime)

@@ -1,0 +1,55 @@
+"""Test-time augmentation: named views of an NCHW batch and the average of the model's probabilities."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+View = Callable[[torch.Tensor], torch.Tensor]
+
+TTA_VIEWS: dict[str, View] = {
+    "identity": lambda x: x,
+    "hflip": lambda x: x.flip(-1),
+    "vflip": lambda x: x.flip(-2),
+    "rot90": lambda x: torch.rot90(x, 1, dims=(-2, -1)),
+    "rot180": lambda x: torch.rot90(x, 2, dims=(-2, -1)),
+    "rot270": lambda x: torch.rot90(x, 3, dims=(-2, -1)),
+    "transpose": lambda x: x.transpose(-2, -1),
+}
+
+
+def _scale_view(factor: float) -> View:
+    def view(x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
+
+    return view
+
+
+def get_view(name: str) -> View:
+    """A registered view, or `scale_F` (resize by factor F, e.g. scale_1.25)."""
+    if name in TTA_VIEWS:
+        return TTA_VIEWS[name]
+    if name.startswith("scale_"):
+        try:
+            factor = float(name.removeprefix("scale_"))
+        except ValueError:
+            factor = 0.0
+        if factor > 0:
+            return _scale_view(factor)
+    known = ", ".join([*TTA_VIEWS, "scale_<factor>"])
+    raise ValueError(f"unknown TTA view '{name}'; expected one of {known}")
+
+
+def tta_probabilities(
+    predict: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, views: list[str]
+) -> torch.Tensor:
+    """Mean over views of `predict(view(images))` (probabilities, so the mean stays a distribution)."""
+    if not views:
+        raise ValueError("TTA needs at least one view, e.g. [identity]")
+    total = None
+    for name in views:
+        probabilities = predict(get_view(name)(images))
+        total = probabilities if total is None else total + probabilities
+    return total / len(views)
