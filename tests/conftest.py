@@ -1,0 +1,43 @@
+"""Generator test fixtures: an isolated template store, offline settings, git identity."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE_DIR = REPO_ROOT / "template"
+EXAMPLES_DIR = REPO_ROOT / "examples"
+
+
+@pytest.fixture(autouse=True)
+def isolated_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Each test gets its own template store (PODIUM_HOME) so versions never leak between tests."""
+    home = tmp_path / "podium-home"
+    monkeypatch.setenv("PODIUM_HOME", str(home))
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "tester")
+    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "tester@example.com")
+    monkeypatch.setenv("GIT_COMMITTER_NAME", "tester")
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "tester@example.com")
+    return home
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout
+
+
+@pytest.fixture
+def template_copy(tmp_path: Path) -> Path:
+    """A private copy of the bundled template, to change as a later template version would."""
+    copy = tmp_path / "template-copy"
+    shutil.copytree(TEMPLATE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return copy

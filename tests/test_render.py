@@ -1,0 +1,113 @@
+"""Render the real template over an answer matrix: exact file set, no Jinja left, config loads."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from podium.project import create_project, load_answers_file
+from podium.templates import content_hash
+
+from .conftest import EXAMPLES_DIR, TEMPLATE_DIR
+
+PACKAGE_FILES = {
+    "__init__.py", "__main__.py", "augment.py", "cli.py", "config.py", "data.py", "distributed.py", "errors.py",
+    "folds.py", "metrics.py", "models.py", "predict.py", "runs.py", "submit.py", "tracking.py", "train.py",
+    "tta.py", "bench.py", "tasks/__init__.py", "tasks/classification.py",
+    "tests/__init__.py", "tests/conftest.py", "tests/test_config.py", "tests/test_data.py", "tests/test_ddp.py",
+    "tests/test_folds.py", "tests/test_metrics.py", "tests/test_pipeline.py", "tests/test_submit.py",
+    "tests/test_tta.py",
+}
+TOP_FILES = {
+    ".copier-answers.yml", ".gitignore", "README.md", "pyproject.toml", "configs/default.yaml",
+    "configs/aug/light.yaml", "configs/aug/medium.yaml", "configs/aug/no_flip.yaml",
+    "configs/experiment/smoke.yaml", "configs/experiment/strong.yaml",
+}
+
+LAYOUTS = ["csv", "folders"]
+LABEL_MODES = ["single_label", "multi_label"]
+METRICS = ["accuracy", "f1_macro", "log_loss", "roc_auc"]
+WANDB_MODES = ["offline", "online", "disabled"]
+# Layout and label mode interact (folders are single-label); metric and W&B mode are cycled through.
+MATRIX = [
+    {"data_layout": layout, "label_mode": mode, "metric": METRICS[i % 4], "wandb_mode": WANDB_MODES[i % 3]}
+    for i, (layout, mode) in enumerate(itertools.product(LAYOUTS, LABEL_MODES))
+    if not (layout == "folders" and mode == "multi_label")
+]
+
+
+def rendered_files(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and ".git" not in p.parts}
+
+
+def load_rendered_config(project: Path, package: str) -> dict:
+    code = f"from {package}.config import load_config; import json; print(load_config().model_dump_json())"
+    result = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+@pytest.mark.parametrize("answers", MATRIX, ids=lambda a: "-".join(a.values()))
+def test_render_matrix(tmp_path: Path, answers: dict) -> None:
+    project = create_project(tmp_path / "p", data={"project_name": "Matrix", **answers}, defaults=True, quiet=True)
+    data_note = "data/README.md"
+    expected = TOP_FILES | {f"matrix/{name}" for name in PACKAGE_FILES} | {data_note}
+    assert rendered_files(project) == expected
+    for path in project.rglob("*"):
+        if path.is_file() and ".git" not in path.parts:
+            text = path.read_text()
+            assert "{{" not in text and "{%" not in text, path
+    config = load_rendered_config(project, "matrix")
+    assert config["data"]["layout"] == answers["data_layout"]
+    assert config["data"]["multi_label"] is (answers.get("label_mode") == "multi_label" and answers["data_layout"] == "csv")
+    assert config["metric"] == answers["metric"]
+    assert config["wandb"]["mode"] == answers["wandb_mode"]
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES_DIR.glob("*.yml")))
+def test_examples_render(tmp_path: Path, example: str) -> None:
+    answers = load_answers_file(EXAMPLES_DIR / example)
+    project = create_project(tmp_path / "p", data=answers, defaults=True, quiet=True)
+    config = load_rendered_config(project, answers["package_name"])
+    assert config["model"]["backbone"] == answers["backbone"]
+    assert config["data"]["id_column"] == answers["id_column"]
+    if answers["data_layout"] == "csv":
+        assert config["data"]["target_columns"] == [answers["target_columns"]]
+
+
+def test_comma_separated_targets_become_a_list(tmp_path: Path) -> None:
+    answers = {"project_name": "Cols", "label_mode": "multi_label", "target_columns": "cat, dog,bird"}
+    project = create_project(tmp_path / "p", data=answers, defaults=True, quiet=True)
+    assert load_rendered_config(project, "cols")["data"]["target_columns"] == ["cat", "dog", "bird"]
+
+
+@pytest.mark.parametrize(
+    ("answers", "message"),
+    [
+        ({"package_name": "my-comp"}, "lower-case Python identifier"),
+        ({"package_name": "torch"}, "shadow a library"),
+        ({"image_ext": "png"}, "must start with a dot"),
+        ({"image_size": 4}, "between 16 and 4096"),
+        ({"label_mode": "multi_label", "metric": "qwk"}, "needs single-label"),
+    ],
+)
+def test_validators_reject_bad_answers(tmp_path: Path, answers: dict, message: str) -> None:
+    from podium.errors import PodiumError
+
+    with pytest.raises(PodiumError, match=message):
+        create_project(tmp_path / "p", data=answers, defaults=True, quiet=True)
+
+
+def test_caches_in_the_template_never_reach_projects(tmp_path: Path, template_copy: Path) -> None:
+    cache = template_copy / "project" / "{{ package_name }}" / "__pycache__"
+    cache.mkdir()
+    (cache / "config.cpython-311.pyc").write_bytes(b"\0")
+    assert content_hash(template_copy) == content_hash(TEMPLATE_DIR)
+    # Rendering straight from the folder (no store) still drops it: copier.yml's _exclude names it.
+    project = create_project(tmp_path / "p", template=str(template_copy), defaults=True, quiet=True, init_git=False)
+    assert not [p for p in project.rglob("*") if "__pycache__" in p.parts]
