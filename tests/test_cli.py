@@ -8,10 +8,9 @@ from pathlib import Path
 from unittest import mock
 
 import yaml
-from typer.testing import CliRunner
-
 from podium import __version__
 from podium.cli import app
+from typer.testing import CliRunner
 
 from .conftest import EXAMPLES_DIR, git
 
@@ -54,6 +53,14 @@ def test_new_passes_answers_to_copier(tmp_path: Path) -> None:
     assert kwargs["defaults"] is True
     assert kwargs["vcs_ref"] == f"v{__version__}"
     assert kwargs["unsafe"] is False
+    assert kwargs["user_defaults"] == {"project_name": "p"}
+
+
+def test_folder_name_is_the_default_project_name(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["new", str(tmp_path / "my-comp"), "--defaults"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "my-comp" / "my_comp" / "cli.py").is_file()
+    assert "python -m my_comp run" in result.output
 
 
 def test_answers_file_and_data_override(tmp_path: Path) -> None:

@@ -9,24 +9,54 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from podium.project import create_project, load_answers_file
 from podium.templates import content_hash
 
 from .conftest import EXAMPLES_DIR, TEMPLATE_DIR
 
 PACKAGE_FILES = {
-    "__init__.py", "__main__.py", "augment.py", "cli.py", "config.py", "data.py", "distributed.py", "errors.py",
-    "folds.py", "metrics.py", "models.py", "predict.py", "runs.py", "submit.py", "tracking.py", "train.py",
-    "tta.py", "bench.py", "tasks/__init__.py", "tasks/classification.py",
-    "tests/__init__.py", "tests/conftest.py", "tests/test_config.py", "tests/test_data.py", "tests/test_ddp.py",
-    "tests/test_folds.py", "tests/test_metrics.py", "tests/test_pipeline.py", "tests/test_submit.py",
+    "__init__.py",
+    "__main__.py",
+    "augment.py",
+    "cli.py",
+    "config.py",
+    "data.py",
+    "distributed.py",
+    "errors.py",
+    "folds.py",
+    "metrics.py",
+    "models.py",
+    "predict.py",
+    "runs.py",
+    "submit.py",
+    "tracking.py",
+    "train.py",
+    "tta.py",
+    "bench.py",
+    "tasks/__init__.py",
+    "tasks/classification.py",
+    "tests/__init__.py",
+    "tests/conftest.py",
+    "tests/test_config.py",
+    "tests/test_data.py",
+    "tests/test_ddp.py",
+    "tests/test_folds.py",
+    "tests/test_metrics.py",
+    "tests/test_pipeline.py",
+    "tests/test_submit.py",
     "tests/test_tta.py",
 }
 TOP_FILES = {
-    ".copier-answers.yml", ".gitignore", "README.md", "pyproject.toml", "configs/default.yaml",
-    "configs/aug/light.yaml", "configs/aug/medium.yaml", "configs/aug/no_flip.yaml",
-    "configs/experiment/smoke.yaml", "configs/experiment/strong.yaml",
+    ".copier-answers.yml",
+    ".gitignore",
+    "README.md",
+    "pyproject.toml",
+    "configs/default.yaml",
+    "configs/aug/light.yaml",
+    "configs/aug/medium.yaml",
+    "configs/aug/no_flip.yaml",
+    "configs/experiment/smoke.yaml",
+    "configs/experiment/strong.yaml",
 }
 
 LAYOUTS = ["csv", "folders"]
@@ -64,7 +94,9 @@ def test_render_matrix(tmp_path: Path, answers: dict) -> None:
             assert "{{" not in text and "{%" not in text, path
     config = load_rendered_config(project, "matrix")
     assert config["data"]["layout"] == answers["data_layout"]
-    assert config["data"]["multi_label"] is (answers.get("label_mode") == "multi_label" and answers["data_layout"] == "csv")
+    assert config["data"]["multi_label"] is (
+        answers.get("label_mode") == "multi_label" and answers["data_layout"] == "csv"
+    )
     assert config["metric"] == answers["metric"]
     assert config["wandb"]["mode"] == answers["wandb_mode"]
 

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from podium.project import create_project
 
 

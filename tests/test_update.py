@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
-
 from podium import templates
 from podium.cli import app
+from typer.testing import CliRunner
 
 from .conftest import git
 
@@ -107,3 +106,20 @@ def test_update_rejects_unknown_conflict_mode(tmp_path: Path, bad: str) -> None:
     result = runner.invoke(app, ["update", str(tmp_path), "--conflict", bad])
     assert result.exit_code == 2
     assert "expected inline or rej" in result.output
+
+
+def test_template_tasks_run_only_with_trust(tmp_path: Path, template_copy: Path) -> None:
+    copier_yml = template_copy / "copier.yml"
+    copier_yml.write_text(copier_yml.read_text() + '\n_tasks:\n  - "touch task-ran.txt"\n')
+    git(template_copy, "init", "-q", "-b", "main")
+    git(template_copy, "add", "-A")
+    git(template_copy, "commit", "-qm", "fork with tasks")
+    git(template_copy, "tag", "v1.0.0")
+    refused = runner.invoke(app, ["new", str(tmp_path / "a"), "--template", str(template_copy), "--defaults"])
+    assert refused.exit_code == 2
+    assert "Re-run with --trust" in refused.output
+    trusted = runner.invoke(
+        app, ["new", str(tmp_path / "b"), "--template", str(template_copy), "--defaults", "--trust"]
+    )
+    assert trusted.exit_code == 0, trusted.output
+    assert (tmp_path / "b" / "task-ran.txt").is_file()

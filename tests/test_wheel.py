@@ -43,13 +43,17 @@ def test_wheel_in_a_fresh_venv_renders_and_updates(tmp_path: Path) -> None:
     outside.mkdir()
     env = {**os.environ, "PODIUM_HOME": str(tmp_path / "home"), "PYTHONPATH": ""}
     where = subprocess.run(
-        [str(python), "-c", "import podium; print(podium.__file__)"], cwd=outside, env=env, capture_output=True, text=True
+        [str(python), "-c", "import podium; print(podium.__file__)"],
+        cwd=outside,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert str(venv) in where.stdout, where.stdout + where.stderr
     podium = str(venv / "bin" / "podium")
     subprocess.run([podium, "new", "comp", "--defaults"], cwd=outside, env=env, check=True, capture_output=True)
     project = outside / "comp"
-    assert (project / "my_competition" / "train.py").is_file()
+    assert (project / "comp" / "train.py").is_file()
     readme = project / "README.md"
     readme.write_text(readme.read_text() + "\nour note\n")
     git(project, "commit", "-qam", "note")
@@ -64,6 +68,6 @@ def test_wheel_in_a_fresh_venv_renders_and_updates(tmp_path: Path) -> None:
     subprocess.run([*pip, str(build_wheel(source, tmp_path / "dist2"))], check=True)
     result = subprocess.run([podium, "update", "comp"], cwd=outside, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "RELEASE_99 = True" in (project / "my_competition" / "tta.py").read_text()
+    assert "RELEASE_99 = True" in (project / "comp" / "tta.py").read_text()
     assert "our note" in readme.read_text()
     assert yaml.safe_load((project / ".copier-answers.yml").read_text())["_commit"] == "v99.0.0"

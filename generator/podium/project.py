@@ -114,6 +114,8 @@ def create_project(
             source.path,
             dest,
             data=data or {},
+            # The folder name is the default project name, so `podium new my-comp` gives package my_comp.
+            user_defaults={"project_name": dest.name},
             vcs_ref=source.ref,
             defaults=defaults,
             overwrite=force,

@@ -33,6 +33,7 @@ Overrides = Annotated[
 ConfigFiles = Annotated[
     list[Path] | None, typer.Option("--config", "-c", help="Extra YAML overlay(s) on configs/default.yaml.")
 ]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue interrupted folds, skip finished ones.")]
 Experiment = Annotated[
     str | None, typer.Option("--experiment", "-e", help="Overlay configs/experiment/NAME.yaml; runs in outputs/NAME.")
 ]
@@ -84,7 +85,7 @@ def train(
     overrides: Overrides = None,
     config: ConfigFiles = None,
     experiment: Experiment = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue interrupted folds, skip finished ones.")] = False,
+    resume: Resume = False,
 ) -> None:
     """Train every fold (works under torchrun for DDP); prints CV mean ± std."""
     from .train import train as run_training
@@ -124,7 +125,7 @@ def run(
     overrides: Overrides = None,
     config: ConfigFiles = None,
     experiment: Experiment = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue interrupted folds, skip finished ones.")] = False,
+    resume: Resume = False,
 ) -> None:
     """All stages in order: folds -> train -> predict -> submit, with a summary at the end."""
     from .folds import make_folds

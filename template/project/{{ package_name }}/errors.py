@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
+# The last traceback line a DataLoader worker re-raises with: "pkg.errors.DataError: message".
+_EXCEPTION_PREFIX = re.compile(r"^[A-Za-z_][\w.]*: ")
+
 
 class ProjectError(Exception):
     """A problem with inputs or configuration; the message names the file, row or key."""
@@ -31,7 +36,5 @@ def one_line(error: BaseException) -> str:
     if not lines:
         return type(error).__name__
     if len(lines) > 1 and lines[0].startswith("Caught "):
-        last = lines[-1]
-        prefix = f"{type(error).__name__}: "
-        return last.removeprefix(prefix)
+        return _EXCEPTION_PREFIX.sub("", lines[-1])
     return lines[0]

@@ -21,6 +21,18 @@ from ..config import Config, load_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = __package__.split(".")[0]
+# The tiny competition's layout, whatever layout the project was rendered with.
+CSV_LAYOUT = [
+    "data.layout=csv",
+    "data.train_csv=train.csv",
+    "data.train_images=train",
+    "data.test_images=test",
+    "data.image_ext=.png",
+    "data.id_column=id",
+    "data.target_columns=[label]",
+    "data.multi_label=false",
+    "data.sample_submission=sample_submission.csv",
+]
 COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 60, 220)}
 
 
@@ -98,17 +110,6 @@ def make_config(tmp_path: Path, competition: Path) -> Callable[..., Config]:
     def build(*overrides: str, data_root: Path | None = None) -> Config:
         base = fast_overrides(data_root or competition, tmp_path / "outputs")
         # The rendered data layout may differ from the tiny competition's: pin it here.
-        layout = [
-            "data.layout=csv",
-            "data.train_csv=train.csv",
-            "data.train_images=train",
-            "data.test_images=test",
-            "data.image_ext=.png",
-            "data.id_column=id",
-            "data.target_columns=[label]",
-            "data.multi_label=false",
-            "data.sample_submission=sample_submission.csv",
-        ]
-        return load_config([*layout, *base, *overrides])
+        return load_config([*CSV_LAYOUT, *base, *overrides])
 
     return build

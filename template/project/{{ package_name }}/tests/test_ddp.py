@@ -10,14 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PACKAGE, PROJECT_ROOT, fast_overrides
-
-LAYOUT = ["data.layout=csv", "data.target_columns=[label]", "data.multi_label=false", "data.id_column=id"]
+from .conftest import CSV_LAYOUT, PACKAGE, PROJECT_ROOT, fast_overrides
 
 
 @pytest.mark.slow
 def test_torchrun_two_processes_with_gloo(tmp_path: Path, competition: Path) -> None:
-    overrides = [*LAYOUT, *fast_overrides(competition, tmp_path / "outputs"), "train.device=cpu"]
+    overrides = [*CSV_LAYOUT, *fast_overrides(competition, tmp_path / "outputs"), "train.device=cpu"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     folds = subprocess.run(
         [sys.executable, "-m", PACKAGE, "folds", *overrides], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True

@@ -18,19 +18,7 @@ from typer.testing import CliRunner
 from ..cli import app
 from ..errors import ModelError
 from ..models import create_model
-from .conftest import PACKAGE, PROJECT_ROOT, fast_overrides, write_competition
-
-LAYOUT = [
-    "data.layout=csv",
-    "data.train_csv=train.csv",
-    "data.train_images=train",
-    "data.test_images=test",
-    "data.image_ext=.png",
-    "data.id_column=id",
-    "data.target_columns=[label]",
-    "data.multi_label=false",
-    "data.sample_submission=sample_submission.csv",
-]
+from .conftest import CSV_LAYOUT, PACKAGE, PROJECT_ROOT, fast_overrides, write_competition
 
 
 def invoke(*args: str):
@@ -40,7 +28,7 @@ def invoke(*args: str):
 
 @pytest.fixture
 def overrides(tmp_path: Path, competition: Path) -> list[str]:
-    return [*LAYOUT, *fast_overrides(competition, tmp_path / "outputs")]
+    return [*CSV_LAYOUT, *fast_overrides(competition, tmp_path / "outputs")]
 
 
 def test_fast_dev_run_writes_every_stage_file(tmp_path: Path, overrides: list[str]) -> None:
@@ -114,7 +102,7 @@ def test_multi_label_ema_bf16_and_probability_submission(tmp_path: Path) -> None
         root / "sample_submission.csv", index=False
     )
     overrides = [
-        *LAYOUT,
+        *CSV_LAYOUT,
         *fast_overrides(root, tmp_path / "outputs"),
         "data.multi_label=true",
         "folds.strategy=multilabel_stratified_kfold",
@@ -163,20 +151,33 @@ def test_unknown_backbone_suggests_names(make_config) -> None:
         create_model(make_config("model.backbone=resnet1888").model, num_classes=3)
 
 
+def _corrupt_train_image(root: Path) -> None:
+    (root / "train" / "tr002.png").write_bytes(b"junk")
+
+
+def _extra_test_image(root: Path) -> None:
+    (root / "test" / "te009.png").write_bytes((root / "test" / "te000.png").read_bytes())
+
+
 @pytest.mark.parametrize(
-    ("breakage", "message"),
+    ("breakage", "workers", "message"),
     [
-        (lambda root: (root / "train" / "tr002.png").write_bytes(b"junk"), "tr002.png: cannot decode image"),
-        (
-            lambda root: (root / "test" / "te009.png").write_bytes((root / "test" / "te000.png").read_bytes()),
-            "ids differ from the test folder (test image 'te009' is not listed)",
-        ),
+        (_corrupt_train_image, 0, "tr002.png: cannot decode image"),
+        # From a DataLoader worker process, which re-raises the error with its whole traceback.
+        (_corrupt_train_image, 1, "tr002.png: cannot decode image"),
+        (_extra_test_image, 0, "ids differ from the test folder (test image 'te009' is not listed)"),
     ],
+    ids=["corrupt-image", "corrupt-image-in-worker", "sample-ids-differ"],
 )
-def test_cli_errors_are_one_line_without_traceback(competition, overrides, breakage, message: str) -> None:
+def test_cli_errors_are_one_line_without_traceback(
+    competition, overrides, breakage, workers: int, message: str
+) -> None:
     breakage(competition)
     result = subprocess.run(
-        [sys.executable, "-m", PACKAGE, "run", *overrides], cwd=PROJECT_ROOT, capture_output=True, text=True
+        [sys.executable, "-m", PACKAGE, "run", *overrides, f"data.num_workers={workers}"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stdout

@@ -1,0 +1,39 @@
+"""`podium demo --fast`: the bundled competition end to end, and its summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from podium.cli import app
+from typer.testing import CliRunner
+
+
+@pytest.mark.slow
+def test_fast_demo_writes_a_summary_and_a_valid_submission(tmp_path: Path) -> None:
+    dest = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", str(dest), "--fast"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((dest / "summary.json").read_text())
+    for key in ("task", "metric", "cv_mean", "cv_std", "test_score", "submission", "project_dir", "seconds"):
+        assert key in summary, key
+    assert summary["task"] == "classification" and summary["metric"] == "accuracy"
+    assert summary["n_folds"] == 2
+    # 6 epochs from scratch on 8x8 digits: well above chance (0.1), the full demo reaches >= 0.985.
+    assert summary["cv_mean"] > 0.8 and summary["test_score"] > 0.8
+    assert 0.9 < summary["baseline"]["cv_mean"] <= 1.0
+    submission = pd.read_csv(summary["submission"], dtype={"id": str})
+    truth = pd.read_csv(dest / "holdout" / "test_labels.csv", dtype={"id": str})
+    assert sorted(submission["id"]) == sorted(truth["id"])
+    accuracy = (submission.set_index("id")["label"].loc[truth["id"]].to_numpy() == truth["label"].to_numpy()).mean()
+    assert accuracy == pytest.approx(summary["test_score"])
+    assert "CV accuracy (2 folds)" in result.output
+
+
+def test_demo_refuses_a_non_empty_folder(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("x")
+    result = CliRunner().invoke(app, ["demo", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "is not empty" in result.output
