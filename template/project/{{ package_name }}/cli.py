@@ -130,14 +130,15 @@ def run(
     """All stages in order: folds -> train -> predict -> submit, with a summary at the end."""
     from .folds import make_folds
     from .predict import predict as run_prediction
+    from .runs import RunPaths
     from .submit import submit as write_submission
     from .train import train as run_training
 
     settings = _load(overrides, config, experiment)
     started = time.perf_counter()
-    if not (
-        resume and (settings.folds.path or Path(settings.output_dir / settings.experiment / "folds.csv")).is_file()
-    ):
+    fold_file = RunPaths.from_config(settings).folds
+    # A shared fold file (folds.path) is only read; the run's own is re-made unless resuming.
+    if not fold_file.is_file() or (settings.folds.path is None and not resume):
         make_folds(settings)
     metrics = run_training(settings, resume=resume)
     predictions = run_prediction(settings)

@@ -84,6 +84,7 @@ class TrainConfig(StrictModel):
     label_smoothing: float = Field(default=0.0, ge=0, lt=1)
     ema: bool = False  # evaluate and save an exponential moving average of the weights
     ema_decay: float = Field(default=0.999, gt=0, lt=1)
+    ema_warmup: bool = True  # ramp the decay up over the first updates (timm's use_warmup)
     early_stopping_patience: int | None = None  # epochs without improvement of the metric
     amp: Literal["auto", "bf16", "fp16", "off"] = "auto"  # auto: bf16 on CUDA when supported, else fp16
     channels_last: bool = True  # CUDA only

@@ -293,7 +293,9 @@ def train_fold(
     )
     updates_per_epoch = max(math.ceil(steps / train_config.accumulate_steps), 1)
     scheduler = create_scheduler(optimizer, train_config, updates_per_epoch, task.metric.higher_is_better)
-    ema = ModelEmaV3(model, decay=train_config.ema_decay) if train_config.ema else None
+    ema = None
+    if train_config.ema:
+        ema = ModelEmaV3(model, decay=train_config.ema_decay, use_warmup=train_config.ema_warmup)
 
     state = FoldState()
     last_path = paths.checkpoint(fold, "last")

@@ -54,7 +54,11 @@ def test_fast_dev_run_writes_every_stage_file(tmp_path: Path, overrides: list[st
     scores = list(metrics["folds"].values())
     assert metrics["cv_mean"] == pytest.approx(np.mean(scores))
     assert metrics["cv_std"] == pytest.approx(np.std(scores))
-    assert "git" in json.loads((run / "run.json").read_text())
+    stages = json.loads((run / "run.json").read_text())
+    assert set(stages) == {"train", "predict"}
+    assert set(stages["train"]["git"]) == {"commit", "dirty"}
+    assert "tta:\n  - identity\n  - hflip\n  - rot90" in (run / "config.predict.yaml").read_text()
+    assert "backbone: test_resnet" in (run / "config.yaml").read_text()
     oof = pd.read_csv(run / "oof.csv")
     assert list(oof.columns) == ["id", "fold", "blue", "green", "red"]
     test = pd.read_csv(run / "predictions" / "test.csv")
@@ -68,6 +72,21 @@ def test_fast_dev_run_writes_every_stage_file(tmp_path: Path, overrides: list[st
     assert submission["id"].tolist() == sample["id"].tolist()
     assert set(submission["label"]) <= {"red", "green", "blue"}
     assert "CV" in result.output and "submission" in result.output
+
+
+def test_run_reads_a_shared_fold_file_without_rewriting_it(tmp_path: Path, overrides: list[str]) -> None:
+    assert invoke("folds", *overrides, "experiment=first").exit_code == 0
+    shared = tmp_path / "outputs" / "first" / "folds.csv"
+    frame = pd.read_csv(shared)
+    frame["fold"] = 1 - frame["fold"]  # hand-made folds: must survive another experiment's run
+    frame.to_csv(shared, index=False)
+    before = shared.read_text()
+    result = invoke("run", *overrides, "experiment=second", f"folds.path={shared}")
+    assert result.exit_code == 0, result.output
+    assert shared.read_text() == before
+    assert not (tmp_path / "outputs" / "second" / "folds.csv").exists()
+    oof = pd.read_csv(tmp_path / "outputs" / "second" / "oof.csv", dtype={"id": str})
+    assert (oof.set_index("id")["fold"] == frame.set_index("id").loc[oof["id"], "fold"]).all()
 
 
 def test_submit_never_overwrites(tmp_path: Path, overrides: list[str]) -> None:
