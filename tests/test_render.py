@@ -44,7 +44,7 @@ PACKAGE_FILES = {
     "tests/test_metrics.py",
     "tests/test_pipeline.py",
     "tests/test_submit.py",
-    "tests/test_tta.py",
+    "tests/test_tta.py", "tests/test_ensemble.py", "tests/test_weights.py", "tests/test_pseudo.py",
 }
 TOP_FILES = {
     ".copier-answers.yml",

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .config import Config, load_config
+from .config import Config, load_config, with_overrides
 from .errors import ProjectError, one_line
 
 app = typer.Typer(
@@ -36,6 +36,12 @@ ConfigFiles = Annotated[
 Resume = Annotated[bool, typer.Option("--resume", help="Continue interrupted folds, skip finished ones.")]
 Experiment = Annotated[
     str | None, typer.Option("--experiment", "-e", help="Overlay configs/experiment/NAME.yaml; runs in outputs/NAME.")
+]
+Experiments = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--experiment", "-e", help="Overlay configs/experiment/NAME.yaml (repeat for a hyper-parameter ensemble)."
+    ),
 ]
 
 
@@ -58,13 +64,21 @@ def _load(overrides: list[str] | None, config_files: list[Path] | None, experime
     return load_config(overrides or [], config_files=config_files, experiment=experiment)
 
 
+def _load_all(
+    overrides: list[str] | None, config_files: list[Path] | None, experiments: list[str] | None
+) -> list[Config]:
+    return [_load(overrides, config_files, name) for name in experiments or [None]]
+
+
 def _metrics_table(metrics: dict[str, Any], title: str) -> Table:
     table = Table(title=title)
-    table.add_column("fold")
+    table.add_column("fold / member")
     table.add_column(metrics.get("metric", "score"), justify="right")
-    table.add_column("best epoch", justify="right")
+    table.add_column("best epoch / weight", justify="right")
     for fold, score in metrics.get("folds", {}).items():
         table.add_row(fold, f"{score:.4f}", str(metrics.get("best_epochs", {}).get(fold, "")))
+    for member, score in metrics.get("member_oof_scores", {}).items():
+        table.add_row(member, f"{score:.4f}", f"{metrics['weights'][member]:.3f}")
     table.add_section()
     table.add_row("CV", f"{metrics['cv_mean']:.4f} ± {metrics['cv_std']:.4f}", "")
     table.add_row("OOF", f"{metrics['oof_score']:.4f}", "")
@@ -84,23 +98,60 @@ def folds(overrides: Overrides = None, config: ConfigFiles = None, experiment: E
 def train(
     overrides: Overrides = None,
     config: ConfigFiles = None,
-    experiment: Experiment = None,
+    experiment: Experiments = None,
     resume: Resume = False,
 ) -> None:
-    """Train every fold (works under torchrun for DDP); prints CV mean ± std."""
+    """Train every fold (works under torchrun for DDP); prints CV mean ± std. seeds=[0,1,2] or several -e
+    train one run each, sharing the first run's fold file."""
+    from .runs import expand_variants
     from .train import train as run_training
 
-    metrics = run_training(_load(overrides, config, experiment), resume=resume)
-    if metrics:
-        console.print(_metrics_table(metrics, "Cross-validation"))
+    variants, _ = expand_variants(_load_all(overrides, config, experiment))
+    for settings in variants:
+        metrics = run_training(settings, resume=resume)
+        if metrics:
+            console.print(_metrics_table(metrics, f"{settings.experiment}: cross-validation"))
 
 
 @_command
 def predict(overrides: Overrides = None, config: ConfigFiles = None, experiment: Experiment = None) -> None:
-    """Predict the test images with every fold's checkpoint and the configured TTA views."""
+    """Predict the test images with every fold's checkpoint(s) and the configured TTA views."""
     from .predict import predict as run_prediction
 
     console.print(f"test predictions: {run_prediction(_load(overrides, config, experiment))}")
+
+
+@_command
+def ensemble(overrides: Overrides = None, config: ConfigFiles = None, experiment: Experiment = None) -> None:
+    """Blend prediction files of several runs (ensemble.members) into outputs/<experiment>/, weights on OOF."""
+    from .ensemble import ensemble as run_ensemble
+
+    settings = _load(overrides, config, experiment)
+    result = run_ensemble(settings)
+    console.print(_metrics_table({**result, "cv_mean": result["oof_score"], "cv_std": 0.0}, settings.experiment))
+
+
+@_command
+def soup(overrides: Overrides = None, config: ConfigFiles = None, experiment: Experiment = None) -> None:
+    """Average checkpoints of one architecture per fold (uniform or greedy soup) into fold_K/soup.pt."""
+    from .soup import soup as make_soup
+
+    make_soup(_load(overrides, config, experiment))
+    console.print("predict with the soups: predict.checkpoints=[soup]")
+
+
+@_command
+def pseudo(overrides: Overrides = None, config: ConfigFiles = None, experiment: Experiment = None) -> None:
+    """Label confident test predictions and retrain with them in every fold's training part."""
+    from .pseudo import pseudo as run_pseudo
+
+    table = Table(title="pseudo-labelling")
+    for column in ("round", "labelled", "CV before", "CV after", "run"):
+        table.add_column(column)
+    for item in run_pseudo(_load(overrides, config, experiment)):
+        labelled = f"{item['selected']}/{item['of']}"
+        table.add_row(str(item["round"]), labelled, f"{item['cv_before']:.4f}", f"{item['cv_after']:.4f}", item["run"])
+    console.print(table)
 
 
 @_command
@@ -124,28 +175,38 @@ def submit(
 def run(
     overrides: Overrides = None,
     config: ConfigFiles = None,
-    experiment: Experiment = None,
+    experiment: Experiments = None,
     resume: Resume = False,
 ) -> None:
-    """All stages in order: folds -> train -> predict -> submit, with a summary at the end."""
+    """All stages in order: folds -> train -> predict -> submit, with a summary at the end. With seeds=[...] or
+    several -e, every run is trained and predicted, then blended (mean) and the blend is submitted."""
+    from .ensemble import ensemble as run_ensemble
     from .folds import make_folds
     from .predict import predict as run_prediction
-    from .runs import RunPaths
+    from .runs import RunPaths, expand_variants
     from .submit import submit as write_submission
     from .train import train as run_training
 
-    settings = _load(overrides, config, experiment)
+    configs = _load_all(overrides, config, experiment)
+    variants, blend = expand_variants(configs)
     started = time.perf_counter()
-    fold_file = RunPaths.from_config(settings).folds
-    # A shared fold file (folds.path) is only read; the run's own is re-made unless resuming.
-    if not fold_file.is_file() or (settings.folds.path is None and not resume):
-        make_folds(settings)
-    metrics = run_training(settings, resume=resume)
-    predictions = run_prediction(settings)
-    submission, _ = write_submission(settings)
-    table = _metrics_table(metrics, f"{settings.experiment}: {settings.model.backbone}")
+    fold_file = RunPaths.from_config(variants[0]).folds
+    # A fold file the user named (folds.path) is only read, and so is ours when resuming.
+    if not fold_file.is_file() or not (configs[0].folds.path is not None or resume):
+        make_folds(variants[0])
+    for settings in variants:
+        metrics = run_training(settings, resume=resume)
+        run_prediction(settings)
+    final = variants[0]
+    if len(variants) > 1:
+        members = [str(RunPaths.from_config(variant).root) for variant in variants]
+        final = with_overrides(configs[0], {"experiment": blend, "seeds": None, "ensemble": {"members": members}})
+        result = run_ensemble(final)
+        metrics = {**result, "cv_mean": result["oof_score"], "cv_std": 0.0}
+    submission, _ = write_submission(final)
+    table = _metrics_table(metrics, f"{final.experiment}: {final.model.backbone}")
     table.add_section()
-    table.add_row("test predictions", str(predictions), "")
+    table.add_row("test predictions", str(RunPaths.from_config(final).test_predictions), "")
     table.add_row("submission", str(submission), "")
     table.add_row("seconds", f"{time.perf_counter() - started:.0f}", "")
     console.print(table)

@@ -34,6 +34,7 @@ class DataConfig(StrictModel):
     num_classes: int | None = None  # checked against the labels found, when set
     sample_submission: str = "sample_submission.csv"  # inside root
     num_workers: int = Field(default=2, ge=0)  # DataLoader worker processes
+    pseudo_labels: Path | None = None  # CSV of id, path, class probabilities added to every fold's training part
 
 
 class FoldsConfig(StrictModel):
@@ -90,6 +91,10 @@ class TrainConfig(StrictModel):
     channels_last: bool = True  # CUDA only
     device: str = "auto"  # auto, cpu, cuda, cuda:1, mps
     deterministic: bool = False
+    swa: bool = False  # stochastic weight averaging (torch.optim.swa_utils) from swa_start_epoch; saves swa.pt
+    swa_start_epoch: int = Field(default=5, ge=0)  # 0-based epoch from which weights are averaged
+    swa_lr: float = Field(default=1e-4, gt=0)  # SWALR's constant learning rate
+    snapshots: bool = False  # save snapshot_<k>.pt at the end of each cosine_restarts cycle
     max_steps_per_epoch: int | None = None  # cap batches per epoch (smoke runs)
     max_eval_batches: int | None = None  # cap validation batches (smoke runs)
 
@@ -104,7 +109,8 @@ class AugConfig(StrictModel):
 
 class PredictConfig(StrictModel):
     batch_size: int = Field(default=64, ge=1)
-    checkpoint: Literal["best", "last"] = "best"
+    # Checkpoints averaged per fold: best, last, swa, soup, snapshot_1, ... (a snapshot ensemble lists several).
+    checkpoints: list[str] = Field(default_factory=lambda: ["best"], min_length=1)
     tta: list[str] = Field(default_factory=lambda: ["identity", "hflip"])  # see tta.py for views
 
 
@@ -112,6 +118,27 @@ class SubmitConfig(StrictModel):
     format: Literal["auto", "labels", "probabilities"] = "auto"  # auto: follow the sample submission
     threshold: float = Field(default=0.5, ge=0, le=1)  # multi-label labels
     predictions: Path | None = None  # default <run>/predictions/test.csv
+
+
+class EnsembleConfig(StrictModel):
+    members: list[Path] = Field(default_factory=list)  # run folders (or folders with oof.csv, predictions/test.csv)
+    method: Literal["mean", "geometric", "rank", "majority"] = "mean"  # soft, geometric, rank or hard voting
+    weights: Literal["equal", "fit", "greedy"] | list[float] = "equal"  # fit: scipy on OOF; greedy: Caruana
+    greedy_iterations: int = Field(default=20, ge=1)
+    require_test: bool = True  # members must have test predictions (false: OOF study only)
+
+
+class SoupConfig(StrictModel):
+    method: Literal["uniform", "greedy"] = "greedy"  # greedy: add a checkpoint only if validation does not drop
+    checkpoints: list[str] = Field(default_factory=lambda: ["best", "last"])  # names in each fold folder
+    runs: list[Path] = Field(default_factory=list)  # other runs of the same architecture: their fold best.pt
+
+
+class PseudoConfig(StrictModel):
+    source: Path | None = None  # test predictions to label from; default <run>/predictions/test.csv
+    threshold: float = Field(default=0.9, ge=0, le=1)  # max probability needed to keep an image
+    soft: bool = False  # train on the probabilities instead of the argmax label
+    rounds: int = Field(default=1, ge=1)
 
 
 class WandbConfig(StrictModel):
@@ -126,6 +153,7 @@ class Config(StrictModel):
     experiment: str = "baseline"  # run folder name under output_dir
     output_dir: Path = Path("outputs")
     seed: int = 42
+    seeds: list[int] | None = None  # a seed ensemble: train/run once per seed into <experiment>-seed<k>
     metric: Literal["accuracy", "f1_macro", "log_loss", "roc_auc", "qwk"] = "accuracy"
     data: DataConfig = Field(default_factory=DataConfig)
     folds: FoldsConfig = Field(default_factory=FoldsConfig)
@@ -134,6 +162,9 @@ class Config(StrictModel):
     aug: AugConfig = Field(default_factory=AugConfig)
     predict: PredictConfig = Field(default_factory=PredictConfig)
     submit: SubmitConfig = Field(default_factory=SubmitConfig)
+    ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)
+    soup: SoupConfig = Field(default_factory=SoupConfig)
+    pseudo: PseudoConfig = Field(default_factory=PseudoConfig)
     wandb: WandbConfig = Field(default_factory=WandbConfig)
 
     @field_validator("experiment")
@@ -228,6 +259,11 @@ def load_config(
     for override in overrides or []:
         raw = deep_merge(raw, parse_override(override))
     return validate_config(raw)
+
+
+def with_overrides(config: Config, changes: dict[str, Any]) -> Config:
+    """A validated copy of `config` with nested `changes` merged in (e.g. {"train": {"epochs": 3}})."""
+    return validate_config(deep_merge(config.model_dump(mode="json"), changes))
 
 
 def config_to_yaml(config: Config) -> str:

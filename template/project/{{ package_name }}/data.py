@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 from .config import DataConfig
 from .errors import DataError
 
+PSEUDO_FOLD = -2  # fold of pseudo-labelled rows: in every fold's training part, never validated
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
@@ -196,6 +197,48 @@ def read_sample_submission(config: DataConfig) -> pd.DataFrame:
     _require_columns(frame, [config.id_column], source)
     _check_unique_ids(frame[config.id_column], source)
     return frame
+
+
+def read_pseudo_labels(path: Path, classes: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """A pseudo-label CSV (`id`, `path`, one probability column per class) as (frame, probabilities)."""
+    frame = _read_csv(path)
+    _require_columns(frame, ["id", "path", *classes], path)
+    _check_unique_ids(frame["id"], path)
+    values = frame[classes].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float32)
+    if np.isnan(values).any() or values.min() < 0 or values.max() > 1:
+        raise DataError(f"{path}: class columns must hold probabilities in [0, 1]")
+    _check_images_exist([Path(p) for p in frame["path"]], path)
+    return frame[["id", "path"]], values
+
+
+def with_pseudo_labels(
+    table: LabelledTable, folds: np.ndarray, path: Path, soft: bool
+) -> tuple[LabelledTable, np.ndarray, np.ndarray | None]:
+    """Add pseudo-labelled rows to the table with fold PSEUDO_FOLD; return (table, folds, training targets).
+
+    The training targets are the probabilities themselves when `soft`, else None (the table's hard labels).
+    """
+    frame, probabilities = read_pseudo_labels(path, table.classes)
+    clash = sorted(set(frame["id"]) & set(table.ids))
+    if clash:
+        raise DataError(f"{path}: id '{clash[0]}' is also a training id")
+    if table.multi_label:
+        hard = (probabilities >= 0.5).astype(np.float32)
+    else:
+        hard = probabilities.argmax(axis=1).astype(np.int64)
+    extended = LabelledTable(
+        pd.concat([table.frame, frame], ignore_index=True),
+        table.classes,
+        np.concatenate([table.targets, hard]),
+        table.multi_label,
+        table.source,
+    )
+    all_folds = np.concatenate([folds, np.full(len(frame), PSEUDO_FOLD, dtype=np.int64)])
+    training = None
+    if soft:
+        own = table.targets if table.multi_label else np.eye(len(table.classes), dtype=np.float32)[table.targets]
+        training = np.concatenate([own.astype(np.float32), probabilities])
+    return extended, all_folds, training
 
 
 def read_image(path: str, channels: int = 3) -> np.ndarray:

@@ -22,14 +22,19 @@ from .train import autocast_dtype
 from .tta import get_view, tta_probabilities
 
 
-def fold_checkpoints(paths: RunPaths, which: str) -> dict[int, Path]:
-    found = {}
+def fold_checkpoints(paths: RunPaths, names: list[str]) -> dict[int, list[Path]]:
+    """Each fold's checkpoint files named in `names` (all must exist in every trained fold)."""
+    found: dict[int, list[Path]] = {}
     for fold_dir in sorted(paths.root.glob("fold_*")):
-        checkpoint = fold_dir / f"{which}.pt"
-        if checkpoint.is_file():
-            found[int(fold_dir.name.removeprefix("fold_"))] = checkpoint
+        if not (fold_dir / "metrics.json").is_file() and not (fold_dir / "best.pt").is_file():
+            continue
+        files = [fold_dir / f"{name}.pt" for name in names]
+        missing = [path for path in files if not path.is_file()]
+        if missing:
+            raise ModelError(f"{missing[0]}: checkpoint not found (predict.checkpoints={names})")
+        found[int(fold_dir.name.removeprefix("fold_"))] = files
     if not found:
-        raise ModelError(f"{paths.root}: no fold_*/{which}.pt checkpoints; run the `train` command first")
+        raise ModelError(f"{paths.root}: no fold_*/best.pt checkpoints; run the `train` command first")
     return found
 
 
@@ -85,19 +90,24 @@ def predict(config: Config) -> Path:
     device = resolve_device(config.train.device)
     amp_dtype = autocast_dtype(config.train.amp, device)
     fold_probabilities = []
-    for fold, checkpoint in fold_checkpoints(paths, config.predict.checkpoint).items():
-        model, meta = load_checkpoint(task, checkpoint, device)
-        transform = create_transform(
-            load_augmentations(config.aug.test, "aug.test"),
-            image_size=config.model.image_size,
-            mean=tuple(meta["mean"]),
-            std=tuple(meta["std"]),
-        )
-        dataset = ImageDataset(test["path"].tolist(), None, transform, config.model.in_chans)
-        loader = DataLoader(dataset, batch_size=config.predict.batch_size, num_workers=config.data.num_workers)
-        probabilities = predict_loader(
-            task, model, loader, config.predict.tta, device, amp_dtype, f"predict fold {fold}"
-        )
+    for fold, checkpoints in fold_checkpoints(paths, config.predict.checkpoints).items():
+        per_checkpoint = []
+        for checkpoint in checkpoints:  # several: a snapshot (or checkpoint) ensemble within the fold
+            model, meta = load_checkpoint(task, checkpoint, device)
+            transform = create_transform(
+                load_augmentations(config.aug.test, "aug.test"),
+                image_size=config.model.image_size,
+                mean=tuple(meta["mean"]),
+                std=tuple(meta["std"]),
+            )
+            dataset = ImageDataset(test["path"].tolist(), None, transform, config.model.in_chans)
+            loader = DataLoader(dataset, batch_size=config.predict.batch_size, num_workers=config.data.num_workers)
+            per_checkpoint.append(
+                predict_loader(
+                    task, model, loader, config.predict.tta, device, amp_dtype, f"predict fold {fold} {checkpoint.stem}"
+                )
+            )
+        probabilities = np.mean(per_checkpoint, axis=0)
         write_csv(paths.fold_test_predictions(fold), task.prediction_frame(test["id"].to_numpy(), probabilities))
         fold_probabilities.append(probabilities)
     mean = np.mean(fold_probabilities, axis=0)

@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import pandas as pd
 
-from .config import Config, config_to_yaml
+from .config import Config, config_to_yaml, with_overrides
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -157,3 +157,24 @@ def save_resolved_config(config: Config, paths: RunPaths, stage: str) -> None:
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
+
+
+def expand_variants(configs: list[Config]) -> tuple[list[Config], str]:
+    """One config per run of a training-side ensemble, and the name of the run folder that blends them.
+
+    `seeds=[0,1,2]` gives <experiment>-seed<k> runs; several experiment overlays give one run each. All
+    variants share the first run's fold file (unless folds.path is set), so their OOF predictions line up.
+    """
+    base = configs[0]
+    shared_folds = str(RunPaths.from_config(base).folds)
+    variants = []
+    for config in configs:
+        for seed in config.seeds or [None]:
+            changes: dict = {"seeds": None}
+            if seed is not None:
+                changes.update(seed=seed, experiment=f"{config.experiment}-seed{seed}")
+            if config.folds.path is None and (seed is not None or len(configs) > 1):
+                changes["folds"] = {"path": shared_folds}
+            variants.append(with_overrides(config, changes))
+    blend = base.experiment if len(configs) == 1 else "ensemble"
+    return variants, blend

@@ -19,12 +19,13 @@ from timm.scheduler import create_scheduler_v2
 from timm.scheduler.scheduler import Scheduler
 from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
 from .augment import create_transform, load_augmentations
 from .config import Config, TrainConfig
-from .data import ImageDataset, LabelledTable, read_train_table
+from .data import ImageDataset, LabelledTable, read_train_table, with_pseudo_labels
 from .distributed import Runtime, all_gather, barrier, init_runtime, shutdown
 from .errors import ConfigError
 from .folds import folds_to_train, read_folds
@@ -243,6 +244,37 @@ def checkpoint_meta(config: Config, task: Any, mean: tuple, std: tuple) -> dict[
     }
 
 
+def fold_loaders(
+    config: Config,
+    table: LabelledTable,
+    train_index: np.ndarray,
+    valid_index: np.ndarray,
+    *,
+    runtime: Runtime,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    training_targets: np.ndarray | None = None,
+    seed: int = 0,
+) -> tuple[DataLoader, DataLoader]:
+    """The training loader (augmented, shuffled) and the validation loader of one fold."""
+    size = config.model.image_size
+    train_transform = create_transform(
+        load_augmentations(config.aug.train, "aug.train"), image_size=size, mean=mean, std=std
+    )
+    valid_transform = create_transform(
+        load_augmentations(config.aug.valid, "aug.valid"), image_size=size, mean=mean, std=std
+    )
+    image_paths = table.frame["path"].to_numpy()
+    channels = config.model.in_chans
+    targets = table.targets if training_targets is None else training_targets
+    train_set = ImageDataset(image_paths[train_index], targets[train_index], train_transform, channels)
+    valid_set = ImageDataset(image_paths[valid_index], table.targets[valid_index], valid_transform, channels)
+    batch, workers = config.train.batch_size, config.data.num_workers
+    train_loader = _loader(train_set, runtime, batch, workers, True, seed)
+    valid_loader = _loader(valid_set, runtime, batch, workers, False, config.seed)
+    return train_loader, valid_loader
+
+
 def train_fold(
     config: Config,
     task: Any,
@@ -253,8 +285,13 @@ def train_fold(
     runtime: Runtime,
     paths: RunPaths,
     resume: bool = False,
+    training_targets: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Train one fold; write last.pt every epoch, best.pt and OOF on improvement, metrics.json at the end."""
+    """Train one fold; write last.pt every epoch, best.pt and OOF on improvement, metrics.json at the end.
+
+    `training_targets` replaces the table's targets for training rows (soft pseudo-labels); validation always
+    scores against the table's own labels.
+    """
     train_config = config.train
     seed_everything(config.seed + fold, train_config.deterministic)
     train_index = np.flatnonzero(folds != fold)
@@ -263,20 +300,17 @@ def train_fold(
     model = task.create_model()
     mean, std = normalisation(model)
     meta = checkpoint_meta(config, task, mean, std)
-    size = config.model.image_size
-    train_transform = create_transform(
-        load_augmentations(config.aug.train, "aug.train"), image_size=size, mean=mean, std=std
+    train_loader, valid_loader = fold_loaders(
+        config,
+        table,
+        train_index,
+        valid_index,
+        runtime=runtime,
+        mean=mean,
+        std=std,
+        training_targets=training_targets,
+        seed=config.seed + fold,
     )
-    valid_transform = create_transform(
-        load_augmentations(config.aug.valid, "aug.valid"), image_size=size, mean=mean, std=std
-    )
-    paths_column = table.frame["path"].to_numpy()
-    channels = config.model.in_chans
-    train_set = ImageDataset(paths_column[train_index], table.targets[train_index], train_transform, channels)
-    valid_set = ImageDataset(paths_column[valid_index], table.targets[valid_index], valid_transform, channels)
-    workers = config.data.num_workers
-    train_loader = _loader(train_set, runtime, train_config.batch_size, workers, True, config.seed + fold)
-    valid_loader = _loader(valid_set, runtime, train_config.batch_size, workers, False, config.seed)
 
     device = runtime.device
     channels_last = train_config.channels_last and device.type == "cuda"
@@ -297,6 +331,11 @@ def train_fold(
     if train_config.ema:
         ema = ModelEmaV3(model, decay=train_config.ema_decay, use_warmup=train_config.ema_warmup)
 
+    swa_model = AveragedModel(model) if train_config.swa else None
+    swa_scheduler = SWALR(optimizer, swa_lr=train_config.swa_lr) if train_config.swa else None
+    cycle_epochs = math.ceil(train_config.epochs / train_config.restarts)
+    save_snapshots = train_config.snapshots and train_config.scheduler == "cosine_restarts"
+
     state = FoldState()
     last_path = paths.checkpoint(fold, "last")
     if resume and last_path.is_file():
@@ -309,6 +348,8 @@ def train_fold(
             scaler.load_state_dict(saved["scaler"])
         if ema is not None and saved.get("ema"):
             ema.module.load_state_dict(saved["ema"])
+        if swa_model is not None and saved.get("swa"):
+            swa_model.load_state_dict(saved["swa"])
         state = FoldState(**saved["state"])
         if runtime.is_main:
             print(f"fold {fold}: resuming after epoch {state.epoch}")
@@ -320,6 +361,7 @@ def train_fold(
         started = time.perf_counter()
         if isinstance(train_loader.sampler, DistributedSampler):
             train_loader.sampler.set_epoch(epoch)
+        in_swa = swa_model is not None and epoch >= train_config.swa_start_epoch
         train_loss, state.num_updates = train_one_epoch(
             model,
             train_loader,
@@ -327,7 +369,7 @@ def train_fold(
             optimizer,
             runtime=runtime,
             config=train_config,
-            scheduler=scheduler,
+            scheduler=None if in_swa else scheduler,
             scaler=scaler,
             ema=ema,
             amp_dtype=amp_dtype,
@@ -345,7 +387,10 @@ def train_fold(
             max_batches=train_config.max_eval_batches,
         )
         score = task.score(table.targets[valid_index][indices], probabilities)
-        if scheduler is not None:
+        if in_swa:
+            swa_model.update_parameters(_unwrap(model))
+            swa_scheduler.step()
+        elif scheduler is not None:
             scheduler.step(epoch + 1, score)
         improved = task.metric.is_improvement(score, state.best_score)
         state.stale_epochs = 0 if improved else state.stale_epochs + 1
@@ -378,10 +423,14 @@ def train_fold(
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
                     "scaler": scaler.state_dict() if scaler is not None else None,
+                    "swa": swa_model.state_dict() if swa_model is not None else None,
                     "state": state.__dict__,
                     "meta": meta,
                 },
             )
+            if save_snapshots and (epoch + 1) % cycle_epochs == 0:
+                snapshot = {"model": _unwrap(eval_model).state_dict(), "meta": meta, "epoch": epoch + 1, "score": score}
+                save_torch(paths.checkpoint(fold, f"snapshot_{(epoch + 1) // cycle_epochs}"), snapshot)
             write_csv(paths.history(fold), pd.DataFrame(state.history))
             tracker.log({f"{key}": value for key, value in row.items()}, step=epoch + 1)
             print(
@@ -394,12 +443,33 @@ def train_fold(
                 print(f"fold {fold}: early stop after {patience} epochs without improvement")
             break
     result = {"fold": fold, "score": state.best_score, "best_epoch": state.best_epoch + 1, "epochs": state.epoch}
+    if swa_model is not None and int(swa_model.n_averaged) > 0:
+        result["swa_score"] = _finish_swa(swa_model, train_loader, valid_loader, task, table, valid_index, runtime)
+        if runtime.is_main:
+            swa_checkpoint = {"model": swa_model.module.state_dict(), "meta": meta, "score": result["swa_score"]}
+            save_torch(paths.checkpoint(fold, "swa"), swa_checkpoint)
+            print(f"fold {fold} SWA of {int(swa_model.n_averaged)} epochs: {config.metric} {result['swa_score']:.4f}")
     if runtime.is_main:
         write_json(paths.fold_metrics(fold), result)
         tracker.summary({f"best_{config.metric}": state.best_score, "best_epoch": state.best_epoch + 1})
         tracker.finish()
     barrier(runtime)
     return result
+
+
+def _finish_swa(
+    swa_model: AveragedModel,
+    train_loader: DataLoader,
+    valid_loader: DataLoader,
+    task: Any,
+    table: LabelledTable,
+    valid_index: np.ndarray,
+    runtime: Runtime,
+) -> float:
+    """Recompute batch-norm statistics for the averaged weights, then score them on the fold's validation."""
+    update_bn(train_loader, swa_model, device=runtime.device)
+    _, probabilities, indices = evaluate(swa_model.module, valid_loader, task, runtime=runtime)
+    return float(task.score(table.targets[valid_index][indices], probabilities))
 
 
 def summarise(config: Config, task: Any, table: LabelledTable, results: list[dict[str, Any]], paths: RunPaths) -> dict:
@@ -436,6 +506,11 @@ def train(config: Config, *, resume: bool = False) -> dict[str, Any]:
         task = create_task(config, table.classes)
         if runtime.is_main:
             write_json(paths.classes, table.classes)
+        training_targets = None
+        if config.data.pseudo_labels is not None:
+            table, folds, training_targets = with_pseudo_labels(
+                table, folds, config.data.pseudo_labels, soft=config.pseudo.soft
+            )
         results = []
         for fold in folds_to_train(folds, config.folds.train_folds):
             if resume and paths.fold_metrics(fold).is_file():
@@ -443,7 +518,19 @@ def train(config: Config, *, resume: bool = False) -> dict[str, Any]:
                 if runtime.is_main:
                     print(f"fold {fold}: already trained, skipped (--resume)")
                 continue
-            results.append(train_fold(config, task, table, folds, fold, runtime=runtime, paths=paths, resume=resume))
+            results.append(
+                train_fold(
+                    config,
+                    task,
+                    table,
+                    folds,
+                    fold,
+                    runtime=runtime,
+                    paths=paths,
+                    resume=resume,
+                    training_targets=training_targets,
+                )
+            )
         metrics: dict[str, Any] = {}
         if runtime.is_main:
             metrics = summarise(config, task, table, results, paths)
