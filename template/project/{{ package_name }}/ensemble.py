@@ -14,7 +14,7 @@ from scipy.stats import rankdata
 
 from .config import Config
 from .data import read_train_table
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .metrics import Metric, create_metric
 from .runs import RunPaths, read_json, write_csv, write_json
 from .tracking import create_tracker
@@ -198,7 +198,10 @@ def ensemble(config: Config) -> dict:
     elif settings.weights == "equal":
         weights = _normalised(None, len(members))
     else:
-        weights = _normalised(np.asarray(settings.weights), len(members))
+        try:
+            weights = _normalised(np.asarray(settings.weights), len(members))
+        except ValueError as error:
+            raise ConfigError(f"ensemble.weights: {error}") from error
     combined_oof = combine(oof, weights)
     member_scores = {name: score(member) for name, member in zip(names, oof, strict=True)}
     result = {
@@ -224,6 +227,13 @@ def ensemble(config: Config) -> dict:
     write_json(paths.metrics, {**result, "cv_mean": result["oof_score"], "cv_std": 0.0, "folds": {}})
     write_json(paths.root / "ensemble.json", result)
     tracker = create_tracker(config, paths.root, "ensemble", "ensemble")
-    tracker.summary({"oof_score": result["oof_score"], **{f"weight/{k}": v for k, v in result["weights"].items()}})
+    tracker.summary(
+        {
+            "oof_score": result["oof_score"],
+            "correlation": result["correlation"],
+            **{f"weight/{name}": weight for name, weight in result["weights"].items()},
+            **{f"member_oof/{name}": value for name, value in member_scores.items()},
+        }
+    )
     tracker.finish()
     return result

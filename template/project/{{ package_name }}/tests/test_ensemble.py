@@ -149,6 +149,10 @@ def test_mismatched_members_get_one_line(two_runs, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["ensemble", *overrides, members, "experiment=c"])
     assert result.exit_code == 2
     assert "OOF ids differ" in result.output
+    wrong_weights = [f"ensemble.members=[{outputs / 'pair-seed0'},{outputs / 'pair-seed1'}]", "ensemble.weights=[1.0]"]
+    result = CliRunner().invoke(app, ["ensemble", *overrides, *wrong_weights, "experiment=c"])
+    assert result.exit_code == 2
+    assert "ensemble.weights: weights must be 2 non-negative numbers" in result.output
     oof.rename(columns={"red": "crimson"}).to_csv(other / "oof.csv", index=False)
     result = CliRunner().invoke(app, ["ensemble", *overrides, members, "experiment=c"])
     assert result.exit_code == 2

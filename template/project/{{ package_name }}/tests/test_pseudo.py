@@ -49,6 +49,8 @@ def test_pseudo_rows_join_every_training_part_and_no_validation(make_config, com
     extended, all_folds, soft = with_pseudo_labels(table, folds, tmp_path / "pseudo.csv", soft=True)
     pseudo_rows = np.flatnonzero(all_folds == PSEUDO_FOLD)
     assert len(pseudo_rows) == len(test_images)
+    assert extended.frame["id"].iloc[pseudo_rows].tolist() == [p.stem for p in test_images]
+    assert extended.targets[pseudo_rows].tolist() == [i % 3 for i in range(len(test_images))]  # hard = argmax
     assert folds_to_train(all_folds, None) == [0, 1]
     for fold in (0, 1):
         assert not set(np.flatnonzero(all_folds == fold)) & set(pseudo_rows)  # never validated

@@ -30,7 +30,11 @@ def test_soup_of_one_equals_it() -> None:
 
 def test_greedy_soup_keeps_only_what_holds_the_score() -> None:
     # Score = minus distance of w to 1.0: a (w=1) is best; b (w=3) would move the soup away; c (w=1) is kept.
-    candidates = [("b", {"w": torch.tensor([3.0])}), ("a", {"w": torch.tensor([1.0])}), ("c", {"w": torch.tensor([1.0])})]
+    candidates = [
+        ("b", {"w": torch.tensor([3.0])}),
+        ("a", {"w": torch.tensor([1.0])}),
+        ("c", {"w": torch.tensor([1.0])}),
+    ]
     state, chosen, score = greedy_soup(candidates, lambda s: -abs(float(s["w"]) - 1.0))
     assert chosen == ["a", "c"]
     assert float(state["w"]) == pytest.approx(1.0) and score == pytest.approx(0.0)
@@ -52,7 +56,10 @@ def invoke(*args: str):
 
 def test_swa_snapshots_and_soup_are_ensemble_members(tmp_path: Path, overrides: list[str]) -> None:
     train = [
-        "train.swa=true", "train.swa_start_epoch=2", "train.scheduler=cosine_restarts", "train.restarts=2",
+        "train.swa=true",
+        "train.swa_start_epoch=2",
+        "train.scheduler=cosine_restarts",
+        "train.restarts=2",
         "train.snapshots=true",
     ]
     result = invoke("run", *overrides, *train)
