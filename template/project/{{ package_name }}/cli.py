@@ -190,10 +190,15 @@ def run(
     configs = _load_all(overrides, config, experiment)
     variants, blend = expand_variants(configs)
     started = time.perf_counter()
-    fold_file = RunPaths.from_config(variants[0]).folds
-    # A fold file the user named (folds.path) is only read, and so is ours when resuming.
-    if not fold_file.is_file() or not (configs[0].folds.path is not None or resume):
-        make_folds(variants[0])
+    # Fold files the user named (folds.path) are only read, and so are ours when resuming.
+    user_files = {RunPaths.from_config(c).folds for c in configs if c.folds.path is not None}
+    made: set[Path] = set()
+    for variant in variants:
+        fold_file = RunPaths.from_config(variant).folds
+        if fold_file in made or (fold_file.is_file() and (fold_file in user_files or resume)):
+            continue
+        make_folds(variant)
+        made.add(fold_file)
     for settings in variants:
         metrics = run_training(settings, resume=resume)
         run_prediction(settings)

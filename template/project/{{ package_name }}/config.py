@@ -253,9 +253,13 @@ def load_config(
     for overlay in config_files or []:
         raw = deep_merge(raw, _read_yaml(Path(overlay)))
     if experiment:
-        experiment_raw = _read_yaml(EXPERIMENT_DIR / f"{experiment}.yaml")
+        # A name means configs/experiment/NAME.yaml; a path to a .yaml file is taken as it is.
+        path = Path(experiment)
+        if path.suffix not in (".yaml", ".yml"):
+            path = EXPERIMENT_DIR / f"{experiment}.yaml"
+        experiment_raw = _read_yaml(path)
         # The run folder is named after the experiment unless its file names one.
-        raw = deep_merge(raw, {"experiment": experiment, **experiment_raw})
+        raw = deep_merge(raw, {"experiment": path.stem, **experiment_raw})
     for override in overrides or []:
         raw = deep_merge(raw, parse_override(override))
     return validate_config(raw)

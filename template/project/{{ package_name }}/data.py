@@ -204,6 +204,8 @@ def read_pseudo_labels(path: Path, classes: list[str]) -> tuple[pd.DataFrame, np
     frame = _read_csv(path)
     _require_columns(frame, ["id", "path", *classes], path)
     _check_unique_ids(frame["id"], path)
+    if frame.empty:
+        raise DataError(f"{path}: no pseudo-labelled rows")
     values = frame[classes].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float32)
     if np.isnan(values).any() or values.min() < 0 or values.max() > 1:
         raise DataError(f"{path}: class columns must hold probabilities in [0, 1]")

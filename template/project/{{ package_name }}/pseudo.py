@@ -69,6 +69,12 @@ def pseudo(config: Config) -> list[dict[str, Any]]:
         labels = pseudo_label_frame(
             predictions, image_paths, classes, config.pseudo.threshold, config.data.multi_label, config.pseudo.soft
         )
+        if labels.empty:
+            top = predictions[classes].to_numpy().max()
+            raise DataError(
+                f"{source}: no prediction reaches pseudo.threshold={config.pseudo.threshold} "
+                f"(the highest is {top:.3f}; label smoothing caps confidence): lower the threshold"
+            )
         round_dir = RunPaths(config.output_dir / f"{config.experiment}-pseudo{round_number}")
         label_file = write_csv(round_dir.root / "pseudo_labels.csv", labels)
         round_config = with_overrides(

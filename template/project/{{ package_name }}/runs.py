@@ -162,19 +162,23 @@ def read_json(path: Path) -> Any:
 def expand_variants(configs: list[Config]) -> tuple[list[Config], str]:
     """One config per run of a training-side ensemble, and the name of the run folder that blends them.
 
-    `seeds=[0,1,2]` gives <experiment>-seed<k> runs; several experiment overlays give one run each. All
-    variants share the first run's fold file (unless folds.path is set), so their OOF predictions line up.
+    `seeds=[0,1,2]` gives <experiment>-seed<k> runs; several experiment overlays give one run each. Variants
+    with the same fold settings share the first run's fold file (unless folds.path is set), so their OOF
+    predictions come from the same splits; one with other fold settings (a data ensemble) keeps its own.
     """
     base = configs[0]
     shared_folds = str(RunPaths.from_config(base).folds)
     variants = []
     for config in configs:
+        # A variant with other fold settings (a data ensemble) keeps its own fold file.
+        same_split = config.folds.model_dump(exclude={"path"}) == base.folds.model_dump(exclude={"path"})
+        own_folds = str(RunPaths.from_config(config).folds)
         for seed in config.seeds or [None]:
             changes: dict = {"seeds": None}
             if seed is not None:
                 changes.update(seed=seed, experiment=f"{config.experiment}-seed{seed}")
             if config.folds.path is None and (seed is not None or len(configs) > 1):
-                changes["folds"] = {"path": shared_folds}
+                changes["folds"] = {"path": shared_folds if same_split else own_folds}
             variants.append(with_overrides(config, changes))
     blend = base.experiment if len(configs) == 1 else "ensemble"
     return variants, blend

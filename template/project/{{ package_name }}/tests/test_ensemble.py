@@ -157,3 +157,19 @@ def test_mismatched_members_get_one_line(two_runs, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["ensemble", *overrides, members, "experiment=c"])
     assert result.exit_code == 2
     assert "class columns" in result.output
+
+
+def test_data_ensemble_of_two_fold_splits(tmp_path: Path, competition: Path) -> None:
+    overrides = [*CSV_LAYOUT, *fast_overrides(competition, tmp_path / "outputs")]
+    split_a, split_b = tmp_path / "split_a.yaml", tmp_path / "split_b.yaml"
+    split_a.write_text("folds:\n  seed: 1\n")
+    split_b.write_text("folds:\n  seed: 2\n")
+    result = CliRunner().invoke(app, ["run", *overrides, "-e", str(split_a), "-e", str(split_b)])
+    assert result.exit_code == 0, result.output
+    outputs = tmp_path / "outputs"
+    folds_a = pd.read_csv(outputs / "split_a" / "folds.csv").set_index("id")["fold"]
+    folds_b = pd.read_csv(outputs / "split_b" / "folds.csv").set_index("id")["fold"]
+    assert (folds_a != folds_b.loc[folds_a.index]).any()  # two different splits
+    report = json.loads((outputs / "ensemble" / "ensemble.json").read_text())
+    assert len(report["weights"]) == 2
+    assert (outputs / "ensemble" / "submissions" / "submission.csv").is_file()

@@ -76,3 +76,12 @@ def test_pseudo_command_reports_rounds_and_keeps_validation_clean(tmp_path: Path
         assert not any(i.startswith("te") for i in oof_ids)  # pseudo-labelled test images never validated
         assert len(pd.read_csv(run / "pseudo_labels.csv")) == 6
     assert rounds[1]["cv_before"] == pytest.approx(rounds[0]["cv_after"])
+
+
+def test_nothing_confident_enough_is_one_line(tmp_path: Path, competition: Path) -> None:
+    overrides = [*CSV_LAYOUT, *fast_overrides(competition, tmp_path / "outputs")]
+    assert CliRunner().invoke(app, ["run", *overrides]).exit_code == 0
+    result = CliRunner().invoke(app, ["pseudo", *overrides, "pseudo.threshold=1.0"])
+    assert result.exit_code == 2
+    assert "no prediction reaches pseudo.threshold=1.0" in result.output
+    assert not (tmp_path / "outputs" / "baseline-pseudo1").exists()
