@@ -33,6 +33,9 @@ PACKAGE_FILES = {
     "train.py",
     "tta.py",
     "bench.py",
+    "ensemble.py",
+    "soup.py",
+    "pseudo.py",
     "tasks/__init__.py",
     "tasks/classification.py",
     "tests/__init__.py",
@@ -44,7 +47,10 @@ PACKAGE_FILES = {
     "tests/test_metrics.py",
     "tests/test_pipeline.py",
     "tests/test_submit.py",
-    "tests/test_tta.py", "tests/test_ensemble.py", "tests/test_weights.py", "tests/test_pseudo.py",
+    "tests/test_tta.py",
+    "tests/test_ensemble.py",
+    "tests/test_weights.py",
+    "tests/test_pseudo.py",
 }
 TOP_FILES = {
     ".copier-answers.yml",
