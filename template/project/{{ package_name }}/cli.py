@@ -172,6 +172,40 @@ def submit(
 
 
 @_command
+def analyze(overrides: Overrides = None, config: ConfigFiles = None, experiment: Experiment = None) -> None:
+    """Report on a run's predictions (HTML + W&B): errors, distributions, correlations, Grad-CAM, CV vs LB."""
+    from .analyze import analyze as run_analysis
+
+    console.print(f"analysis: {run_analysis(_load(overrides, config, experiment))}")
+
+
+@_command
+def lb(
+    submission: Annotated[str | None, typer.Argument(help="Submission file (path or name) to score.")] = None,
+    score: Annotated[float | None, typer.Argument(help="Its public leaderboard score.")] = None,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="Config override key=value.")] = None,
+    kaggle: Annotated[
+        str | None, typer.Option(help="Fetch public scores of all submissions from the kaggle CLI: COMPETITION.")
+    ] = None,
+) -> None:
+    """Record public leaderboard scores in outputs/submissions.csv (by hand, or --kaggle COMPETITION)."""
+    from .submit import kaggle_scores, read_ledger, record_lb
+
+    settings = _load(overrides, None, None)
+    if kaggle:
+        scores = kaggle_scores(kaggle)
+        known = set(read_ledger(settings.output_dir)["file"].map(lambda f: Path(f).name))
+        for name, value in scores.items():
+            if name in known:
+                record_lb(settings.output_dir, name, value)
+    elif submission is None or score is None:
+        raise ProjectError("lb: give SUBMISSION SCORE, or --kaggle COMPETITION")
+    else:
+        record_lb(settings.output_dir, submission, score)
+    console.print(read_ledger(settings.output_dir).to_string(index=False))
+
+
+@_command
 def run(
     overrides: Overrides = None,
     config: ConfigFiles = None,

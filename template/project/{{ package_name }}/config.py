@@ -141,6 +141,15 @@ class PseudoConfig(StrictModel):
     rounds: int = Field(default=1, ge=1)
 
 
+class AnalyzeConfig(StrictModel):
+    examples: int = Field(default=8, ge=1)  # images per grid (wrong, right, Grad-CAM)
+    max_images: int = Field(default=2000, ge=1)  # cap for attribute and transformation analysis
+    cam_method: Literal["gradcam", "gradcam++", "eigencam"] = "gradcam"
+    cam_layer: str | None = None  # dotted module path; default chosen per timm family
+    label_noise_threshold: float = Field(default=0.1, ge=0, le=1)  # OOF probability of the given label
+    shift_warning: float = Field(default=0.1, ge=0, le=1)  # total variation distance that raises a warning
+
+
 class WandbConfig(StrictModel):
     project: str = "competition"
     entity: str | None = None
@@ -165,6 +174,7 @@ class Config(StrictModel):
     ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)
     soup: SoupConfig = Field(default_factory=SoupConfig)
     pseudo: PseudoConfig = Field(default_factory=PseudoConfig)
+    analyze: AnalyzeConfig = Field(default_factory=AnalyzeConfig)
     wandb: WandbConfig = Field(default_factory=WandbConfig)
 
     @field_validator("experiment")

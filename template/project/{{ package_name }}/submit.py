@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -103,6 +104,50 @@ def check_test_ids(sample: pd.DataFrame, test_ids: pd.Series, id_column: str, sa
         raise SubmissionError(f"{sample_source}: ids differ from the test folder ({example})")
 
 
+LEDGER_COLUMNS = ["file", "time", "experiment", "cv", "public_lb"]
+
+
+def read_ledger(output_dir: Path) -> pd.DataFrame:
+    """`output_dir/submissions.csv`: every submission written, its CV, and its public LB once recorded."""
+    path = output_dir / "submissions.csv"
+    if not path.is_file():
+        return pd.DataFrame(columns=LEDGER_COLUMNS)
+    return pd.read_csv(path, dtype={"file": str, "experiment": str})
+
+
+def _append_ledger(output_dir: Path, row: dict) -> None:
+    ledger = read_ledger(output_dir)
+    write_csv(output_dir / "submissions.csv", pd.concat([ledger, pd.DataFrame([row])], ignore_index=True))
+
+
+def record_lb(output_dir: Path, submission: str, score: float) -> pd.DataFrame:
+    """Set the public LB score of a submission in the ledger (matched by path or file name)."""
+    ledger = read_ledger(output_dir)
+    match = (ledger["file"] == submission) | (ledger["file"].map(lambda f: Path(f).name) == Path(submission).name)
+    if not match.any():
+        raise SubmissionError(f"{output_dir / 'submissions.csv'}: no submission '{submission}' (run submit first)")
+    ledger.loc[match, "public_lb"] = score
+    write_csv(output_dir / "submissions.csv", ledger)
+    return ledger
+
+
+def kaggle_scores(competition: str) -> dict[str, float]:
+    """File name -> public score from the kaggle CLI (installed and configured by the user)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("kaggle") is None:
+        raise SubmissionError("the kaggle CLI is not installed (pip install kaggle) or not on PATH")
+    result = subprocess.run(
+        ["kaggle", "competitions", "submissions", "-c", competition, "--csv"], capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        raise SubmissionError(f"kaggle competitions submissions -c {competition}: {result.stderr.strip()[:200]}")
+    frame = pd.read_csv(io.StringIO(result.stdout))
+    scored = frame.dropna(subset=["publicScore"])
+    return dict(zip(scored["fileName"], scored["publicScore"].astype(float), strict=True))
+
+
 def _unique_path(folder: Path, stamp: str) -> Path:
     path, counter = folder / f"submission_{stamp}.csv", 1
     while path.exists():
@@ -138,4 +183,14 @@ def submit(config: Config, predictions: Path | None = None) -> tuple[Path, dict]
     with atomic_path(paths.submissions / "submission.csv") as temporary:
         shutil.copyfile(path, temporary)
     metrics = read_json(paths.metrics) if paths.metrics.is_file() else {}
+    _append_ledger(
+        config.output_dir,
+        {
+            "file": str(path),
+            "time": datetime.now().isoformat(timespec="seconds"),
+            "experiment": config.experiment,
+            "cv": metrics.get("cv_mean"),
+            "public_lb": None,
+        },
+    )
     return path, metrics

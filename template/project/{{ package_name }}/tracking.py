@@ -15,6 +15,9 @@ class NullTracker:
     def log(self, values: dict[str, Any], step: int | None = None) -> None:
         pass
 
+    def log_report(self, images: dict[str, Path], tables: dict[str, Any], confusion: tuple | None) -> None:
+        pass
+
     def summary(self, values: dict[str, Any]) -> None:
         pass
 
@@ -31,6 +34,19 @@ class WandbTracker:
 
     def summary(self, values: dict[str, Any]) -> None:
         self.run.summary.update(values)
+
+    def log_report(self, images: dict[str, Path], tables: dict[str, Any], confusion: tuple | None) -> None:
+        """PNG files as W&B images, DataFrames as W&B tables, and W&B's confusion-matrix plot."""
+        import wandb
+
+        values: dict[str, Any] = {f"analysis/{name}": wandb.Image(str(path)) for name, path in images.items()}
+        values.update({f"analysis/{name}": wandb.Table(dataframe=frame) for name, frame in tables.items()})
+        if confusion is not None:
+            targets, predicted, classes = confusion
+            values["analysis/confusion_matrix_plot"] = wandb.plot.confusion_matrix(
+                y_true=targets.tolist(), preds=predicted.tolist(), class_names=classes
+            )
+        self.run.log(values)
 
     def finish(self) -> None:
         self.run.finish()
