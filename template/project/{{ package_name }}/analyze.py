@@ -306,7 +306,10 @@ def analyze(config: Config) -> Path:
         report.table("label_noise_candidates", candidates.head(50))
 
     # Model-based sections: accuracy under transformations, Grad-CAM / attention.
-    if not multi:
+    has_checkpoints = any(paths.root.glob("fold_*/best.pt"))
+    if not has_checkpoints:
+        report.section("Model-based sections", "skipped: this run has no fold checkpoints (an ensemble of files?)")
+    if not multi and has_checkpoints:
         device = resolve_device(config.train.device)
         models = _fold_models(config, task, paths, device)
         folds = read_folds(paths.folds, table)

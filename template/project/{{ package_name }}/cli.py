@@ -173,10 +173,18 @@ def submit(
 
 @_command
 def analyze(overrides: Overrides = None, config: ConfigFiles = None, experiment: Experiment = None) -> None:
-    """Report on a run's predictions (HTML + W&B): errors, distributions, correlations, Grad-CAM, CV vs LB."""
+    """Report on a run's predictions (HTML + W&B): errors, distributions, correlations, Grad-CAM, CV vs LB.
+    Name the run as a folder (analyze outputs/blend), with -e NAME, or with experiment=NAME."""
     from .analyze import analyze as run_analysis
 
-    console.print(f"analysis: {run_analysis(_load(overrides, config, experiment))}")
+    words = list(overrides or [])
+    folders = [word for word in words if "=" not in word]
+    if folders:
+        run_dir = Path(folders[0])
+        if not run_dir.is_dir():
+            raise ProjectError(f"analyze: run folder {run_dir} not found")
+        words = [w for w in words if "=" in w] + [f"output_dir={run_dir.parent}", f"experiment={run_dir.name}"]
+    console.print(f"analysis: {run_analysis(_load(words, config, experiment))}")
 
 
 @_command

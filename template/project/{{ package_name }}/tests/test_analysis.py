@@ -4,6 +4,7 @@ and W&B media of a tiny run, the CV-vs-LB ledger, and one-line errors."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -189,3 +190,31 @@ def test_lb_for_an_unknown_submission_is_one_line(tmp_path: Path, trained: list[
     result = CliRunner().invoke(app, ["lb", "nope.csv", "0.5", "--set", f"output_dir={tmp_path / 'outputs'}"])
     assert result.exit_code == 2
     assert "no submission 'nope.csv'" in result.output
+
+
+def test_analyze_an_ensemble_folder_given_as_a_path(tmp_path: Path, trained: list[str]) -> None:
+    outputs = tmp_path / "outputs"
+    members = f"ensemble.members=[{outputs / 'baseline'},{outputs / 'baseline'}]"
+    assert CliRunner().invoke(app, ["ensemble", *trained, members, "experiment=blend"]).exit_code == 0
+    result = CliRunner().invoke(app, ["analyze", str(outputs / "blend"), *trained])
+    assert result.exit_code == 0, result.output
+    numbers = json.loads((outputs / "blend" / "reports" / "analysis.json").read_text())
+    assert "confusion_matrix" in numbers and "accuracy_under_transformations" not in numbers
+    assert "skipped: this run has no fold checkpoints" in (outputs / "blend" / "reports" / "analysis.html").read_text()
+
+
+def test_lb_scores_from_the_kaggle_cli(tmp_path: Path, trained: list[str], monkeypatch) -> None:
+    submission = next((tmp_path / "outputs" / "baseline" / "submissions").glob("submission_*.csv"))
+    fake = tmp_path / "bin" / "kaggle"
+    fake.parent.mkdir()
+    fake.write_text(
+        "#!/bin/sh\necho 'fileName,date,description,status,publicScore,privateScore'\n"
+        f"echo '{submission.name},2026-01-01,,complete,0.8765,'\necho 'other.csv,2026-01-01,,complete,0.5,'\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    result = CliRunner().invoke(
+        app, ["lb", "--kaggle", "digit-recognizer", "--set", f"output_dir={tmp_path / 'outputs'}"]
+    )
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(tmp_path / "outputs" / "submissions.csv")["public_lb"].tolist() == [0.8765]
