@@ -137,7 +137,7 @@ def _fold_models(config: Config, task: Any, paths: RunPaths, device: torch.devic
 @torch.inference_mode()
 def _transform_accuracy(models: dict, table: Any, folds: np.ndarray, config: Config, cap: int) -> pd.DataFrame:
     """Accuracy of each fold's model on its own validation images under each view (rotations, flips)."""
-    device = next(iter(models.values()))[0].parameters().__next__().device
+    device = next(next(iter(models.values()))[0].parameters()).device
     correct = {view: 0 for view in TRANSFORM_VIEWS}
     seen = 0
     for fold, (model, meta) in models.items():

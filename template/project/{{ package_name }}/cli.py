@@ -172,6 +172,23 @@ def submit(
 
 
 @_command
+def augment_preview(
+    overrides: Overrides = None,
+    config: ConfigFiles = None,
+    experiment: Experiment = None,
+    output: Annotated[Path | None, typer.Option(help="PNG path (default <run>/reports/augment_preview.png).")] = None,
+) -> None:
+    """Draw n training images and their augmented versions (n=16 by default) with aug.train."""
+    from .preview import preview_augmentations
+
+    words = [word for word in overrides or [] if not word.startswith("n=")]
+    counts = [word for word in overrides or [] if word.startswith("n=")]
+    count = int(counts[-1].removeprefix("n=")) if counts and counts[-1].removeprefix("n=").isdigit() else 16
+    path = preview_augmentations(_load(words, config, experiment), count, output)
+    console.print(f"augmentation preview: {path}")
+
+
+@_command
 def analyze(overrides: Overrides = None, config: ConfigFiles = None, experiment: Experiment = None) -> None:
     """Report on a run's predictions (HTML + W&B): errors, distributions, correlations, Grad-CAM, CV vs LB.
     Name the run as a folder (analyze outputs/blend), with -e NAME, or with experiment=NAME."""

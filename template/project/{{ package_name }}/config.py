@@ -83,6 +83,10 @@ class TrainConfig(StrictModel):
     patience_epochs: int = 2  # plateau
     grad_clip: float | None = None  # max gradient norm
     label_smoothing: float = Field(default=0.0, ge=0, lt=1)
+    mixup_alpha: float = Field(default=0.0, ge=0)  # batch Mixup (timm); 0 = off
+    cutmix_alpha: float = Field(default=0.0, ge=0)  # batch CutMix (timm); 0 = off
+    mixup_prob: float = Field(default=1.0, ge=0, le=1)  # share of batches mixed
+    mixup_switch_prob: float = Field(default=0.5, ge=0, le=1)  # CutMix instead of Mixup when both are on
     ema: bool = False  # evaluate and save an exponential moving average of the weights
     ema_decay: float = Field(default=0.999, gt=0, lt=1)
     ema_warmup: bool = True  # ramp the decay up over the first updates (timm's use_warmup)

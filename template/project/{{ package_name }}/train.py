@@ -137,6 +137,7 @@ def train_one_epoch(
     scheduler: Any = None,
     scaler: torch.amp.GradScaler | None = None,
     ema: ModelEmaV3 | None = None,
+    mixup: Any = None,
     amp_dtype: torch.dtype | None = None,
     num_updates: int = 0,
     description: str = "train",
@@ -160,6 +161,8 @@ def train_one_epoch(
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         targets = targets.to(device, non_blocking=True)
+        if mixup is not None and len(images) % 2 == 0:  # timm mixes a batch with its reverse: even sizes only
+            images, targets = mixup(images, targets)
         update_now = (step + 1) % accumulate == 0 or step + 1 == total_steps
         # DDP all-reduces gradients only on the step that updates the weights.
         sync = nullcontext() if update_now or not runtime.distributed else model.no_sync()
@@ -331,6 +334,7 @@ def train_fold(
     if train_config.ema:
         ema = ModelEmaV3(model, decay=train_config.ema_decay, use_warmup=train_config.ema_warmup)
 
+    mixup = task.create_mixup()
     swa_model = AveragedModel(model) if train_config.swa else None
     swa_scheduler = SWALR(optimizer, swa_lr=train_config.swa_lr) if train_config.swa else None
     cycle_epochs = math.ceil(train_config.epochs / train_config.restarts)
@@ -372,6 +376,7 @@ def train_fold(
             scheduler=None if in_swa else scheduler,
             scaler=scaler,
             ema=ema,
+            mixup=mixup,
             amp_dtype=amp_dtype,
             num_updates=state.num_updates,
             description=f"fold {fold} epoch {epoch + 1}/{train_config.epochs}",

@@ -1,0 +1,64 @@
+"""Batch Mixup/CutMix with label smoothing, and the augmentation preview."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from ..cli import app
+from ..errors import ConfigError
+from ..tasks import create_task
+from .conftest import CSV_LAYOUT, fast_overrides
+
+
+def test_mixup_targets_are_soft_and_smoothed(make_config) -> None:
+    task = create_task(make_config("train.mixup_alpha=0.4", "train.label_smoothing=0.1"), ["a", "b", "c", "d"])
+    mixup = task.create_mixup()
+    torch.manual_seed(0)
+    batch = torch.rand(4, 3, 8, 8)
+    images, targets = mixup(batch.clone(), torch.tensor([0, 1, 2, 3]))
+    assert images.shape == batch.shape and not torch.equal(images, batch)  # the batch was mixed
+    assert targets.shape == (4, 4)
+    assert torch.allclose(targets.sum(dim=1), torch.ones(4))
+    assert targets.min() >= 0.1 / 4 - 1e-6  # smoothing spread over the classes, folded into the mixed target
+    loss = task.compute_loss(torch.zeros(4, 4), targets)
+    assert loss.item() == pytest.approx(torch.log(torch.tensor(4.0)).item(), rel=1e-5)  # uniform logits
+
+
+def test_mixup_is_off_by_default_and_refused_for_multi_label(make_config) -> None:
+    assert create_task(make_config(), ["a", "b"]).create_mixup() is None
+    task = create_task(make_config("data.multi_label=true", "train.cutmix_alpha=1.0"), ["a", "b"])
+    with pytest.raises(ConfigError, match="need single-label targets"):
+        task.create_mixup()
+
+
+def test_training_with_mixup_and_cutmix(tmp_path: Path, competition: Path) -> None:
+    overrides = [
+        *CSV_LAYOUT,
+        *fast_overrides(competition, tmp_path / "outputs"),
+        "train.mixup_alpha=0.2",
+        "train.cutmix_alpha=1.0",
+        "train.label_smoothing=0.1",
+    ]
+    assert CliRunner().invoke(app, ["folds", *overrides]).exit_code == 0
+    result = CliRunner().invoke(app, ["train", *overrides])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "outputs" / "baseline" / "metrics.json").is_file()
+
+
+@pytest.mark.parametrize("preset", ["light", "medium", "heavy", "document", "no_flip"])
+def test_augment_preview_draws_a_grid(tmp_path: Path, competition: Path, preset: str) -> None:
+    overrides = [
+        *CSV_LAYOUT,
+        *fast_overrides(competition, tmp_path / "outputs"),
+        f"aug.train=configs/aug/{preset}.yaml",
+    ]
+    result = CliRunner().invoke(app, ["augment-preview", *overrides, "n=4"])
+    assert result.exit_code == 0, result.output
+    png = tmp_path / "outputs" / "baseline" / "reports" / "augment_preview.png"
+    with Image.open(png) as image:
+        assert image.width > 400 and image.height > 50  # one row: 4 pairs of original and augmented
