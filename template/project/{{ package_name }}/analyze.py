@@ -4,16 +4,9 @@ image attribute and under transformations, Grad-CAM / attention maps, label-nois
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
@@ -36,6 +29,7 @@ from .errors import DataError
 from .explain import attention_rollout, cam_heatmaps, is_vit
 from .folds import read_folds
 from .predict import fold_checkpoints, load_checkpoint
+from .report import Report, bar_chart, heatmap, image_grid, scatter_plot
 from .runs import RunPaths, read_json, write_json, write_text
 from .submit import read_ledger
 from .tasks import create_task
@@ -43,85 +37,6 @@ from .tracking import create_tracker
 from .tta import get_view
 
 TRANSFORM_VIEWS = ["identity", "hflip", "vflip", "rot90", "rot180", "rot270"]
-
-
-def _figure_png(figure: plt.Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    plt.close(figure)
-    return buffer.getvalue()
-
-
-def _image_grid(paths: list[str], titles: list[str], size: int = 96, overlays: list[np.ndarray] | None = None) -> bytes:
-    columns = min(len(paths), 8) or 1
-    rows = max(1, -(-len(paths) // columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(1.8 * columns, 2.0 * rows), squeeze=False)
-    for axis in axes.flat:
-        axis.axis("off")
-    for index, (path, title) in enumerate(zip(paths, titles, strict=True)):
-        axis = axes.flat[index]
-        image = read_image(path)
-        axis.imshow(image)
-        if overlays is not None:
-            axis.imshow(overlays[index], cmap="jet", alpha=0.45, extent=(0, image.shape[1], image.shape[0], 0))
-        axis.set_title(title, fontsize=7)
-    return _figure_png(figure)
-
-
-def _bars(series: dict[str, np.ndarray], labels: list[str], title: str) -> bytes:
-    figure, axis = plt.subplots(figsize=(max(4, 0.5 * len(labels) + 2), 3))
-    width = 0.8 / len(series)
-    for offset, (name, values) in enumerate(series.items()):
-        axis.bar(np.arange(len(labels)) + offset * width, values, width, label=name)
-    axis.set_xticks(np.arange(len(labels)) + 0.4 - width / 2, labels, rotation=45, fontsize=7)
-    axis.set_title(title)
-    axis.legend(fontsize=7)
-    return _figure_png(figure)
-
-
-def _heatmap(matrix: np.ndarray, labels: list[str], title: str, fmt: str = "{:.2f}") -> bytes:
-    figure, axis = plt.subplots(figsize=(max(3, 0.45 * len(labels) + 2),) * 2)
-    axis.imshow(matrix, cmap="viridis")
-    axis.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
-    axis.set_yticks(range(len(labels)), labels, fontsize=7)
-    if len(labels) <= 20:
-        for (row, column), value in np.ndenumerate(matrix):
-            axis.text(column, row, fmt.format(value), ha="center", va="center", fontsize=6, color="white")
-    axis.set_title(title)
-    return _figure_png(figure)
-
-
-class Report:
-    """Sections of HTML with embedded PNGs; the same images and tables go to W&B."""
-
-    def __init__(self, title: str) -> None:
-        self.title = title
-        self.parts: list[str] = []
-        self.images: dict[str, bytes] = {}
-        self.tables: dict[str, pd.DataFrame] = {}
-
-    def section(self, heading: str, text: str = "") -> None:
-        self.parts.append(f"<h2>{html.escape(heading)}</h2>" + (f"<p>{html.escape(text)}</p>" if text else ""))
-
-    def image(self, name: str, png: bytes) -> None:
-        self.images[name] = png
-        encoded = base64.b64encode(png).decode()
-        self.parts.append(f'<figure><img alt="{name}" src="data:image/png;base64,{encoded}"></figure>')
-
-    def table(self, name: str, frame: pd.DataFrame) -> None:
-        self.tables[name] = frame
-        self.parts.append(frame.to_html(index=False, float_format=lambda v: f"{v:.4f}", border=0))
-
-    def html(self) -> str:
-        style = (
-            "body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse}"
-            "td,th{padding:2px 8px;border-bottom:1px solid #ddd;font-size:13px}img{max-width:100%}"
-        )
-        body = "\n".join(self.parts)
-        return (
-            f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
-            f"<style>{style}</style></head><body><h1>{html.escape(self.title)}</h1>{body}</body></html>\n"
-        )
 
 
 def _require(path: Path, paths: RunPaths, what: str) -> Path:
@@ -186,12 +101,12 @@ def _explanations(
     with torch.enable_grad():
         maps = cam_heatmaps(model, images, predicted.tolist(), config.analyze.cam_method, config.analyze.cam_layer)
     report.section(f"{config.analyze.cam_method} (fold {fold}): wrong and right examples, predicted class")
-    report.image("gradcam", _image_grid(image_paths, titles, overlays=list(maps)))
+    report.image("gradcam", image_grid(image_paths, titles, overlays=list(maps)))
     result = {"cam_method": config.analyze.cam_method, "cam_images": len(picked)}
     if is_vit(model):
         rollout = attention_rollout(model, images)
         report.section("Attention rollout")
-        report.image("attention_rollout", _image_grid(image_paths, titles, overlays=list(rollout)))
+        report.image("attention_rollout", image_grid(image_paths, titles, overlays=list(rollout)))
         result["attention_rollout"] = True
     return result
 
@@ -234,7 +149,7 @@ def analyze(config: Config) -> Path:
     ]
     numbers["warnings"] = [f"{k} = {numbers[k]:.3f} > {config.analyze.shift_warning}" for k in shifted]
     report.section("Class distributions", "; ".join(numbers["warnings"]) or "no shift above the warning level")
-    report.image("class_distribution", _bars(series, classes, "class shares"))
+    report.image("class_distribution", bar_chart(series, classes, "class shares"))
 
     # Per-class scores and confusion matrix.
     per_class = per_class_report(targets, predicted, classes)
@@ -245,7 +160,7 @@ def analyze(config: Config) -> Path:
         matrix = confusion(targets, predicted, len(classes))
         numbers["confusion_matrix"] = matrix.tolist()
         report.section("Confusion matrix (rows: truth, columns: prediction)")
-        report.image("confusion_matrix", _heatmap(matrix, classes, "confusion", "{:.0f}"))
+        report.image("confusion_matrix", heatmap(matrix, classes, "confusion", "{:.0f}"))
 
     # Examples sorted by loss.
     image_paths = table.frame["path"].to_numpy()
@@ -258,7 +173,7 @@ def analyze(config: Config) -> Path:
                     for i in picked
                 ]
                 report.section(f"Validation images: {name} (truth -> prediction, probability)")
-                report.image(name.replace(" ", "_"), _image_grid(image_paths[rows[picked]].tolist(), titles))
+                report.image(name.replace(" ", "_"), image_grid(image_paths[rows[picked]].tolist(), titles))
 
     # Correlation between folds (test predictions) and between ensemble members (OOF).
     fold_files = sorted(paths.predictions.glob("test_fold_*.csv"))
@@ -267,12 +182,12 @@ def analyze(config: Config) -> Path:
         matrix = np.corrcoef(stacked)
         numbers["fold_correlation"] = matrix.round(4).tolist()
         report.section("Correlation of the folds' test predictions")
-        report.image("fold_correlation", _heatmap(matrix, [f.stem.removeprefix("test_") for f in fold_files], "folds"))
+        report.image("fold_correlation", heatmap(matrix, [f.stem.removeprefix("test_") for f in fold_files], "folds"))
     if (paths.root / "ensemble.json").is_file():
         blend = read_json(paths.root / "ensemble.json")
         names = [Path(n).name for n in blend["weights"]]
         report.section("Correlation of ensemble members (OOF): low values add diversity")
-        report.image("member_correlation", _heatmap(np.array(blend["correlation"]), names, "members"))
+        report.image("member_correlation", heatmap(np.array(blend["correlation"]), names, "members"))
 
     # Error rate by image attribute bins.
     sample = np.arange(len(rows))[: config.analyze.max_images]
@@ -332,11 +247,7 @@ def analyze(config: Config) -> Path:
         )
         report.table("submissions", ledger)
         if len(scored):
-            figure, axis = plt.subplots(figsize=(4, 3))
-            axis.scatter(scored["cv"], scored["public_lb"])
-            axis.set_xlabel("CV")
-            axis.set_ylabel("public LB")
-            report.image("cv_vs_lb", _figure_png(figure))
+            report.image("cv_vs_lb", scatter_plot(scored["cv"], scored["public_lb"], "CV", "public LB"))
 
     out = paths.root / "reports"
     html_path = write_text(out / "analysis.html", report.html())

@@ -172,6 +172,24 @@ def submit(
 
 
 @_command
+def eda(
+    overrides: Overrides = None,
+    config: ConfigFiles = None,
+    experiment: Experiment = None,
+    output: Annotated[Path, typer.Option(help="Folder for eda.html and eda.json.")] = Path("reports"),
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
+    suggested: Annotated[Path, typer.Option(help="Where to write the proposed augmentations.")] = Path(
+        "configs/aug/suggested.yaml"
+    ),
+) -> None:
+    """Explore train and test images: distributions, outliers, duplicates, shift; propose augmentations."""
+    from .eda import eda as run_eda
+
+    path = run_eda(_load(overrides, config, experiment), output, workers, suggested)
+    console.print(f"EDA report: {path}; proposed augmentations: {suggested} (adopt: aug.train={suggested})")
+
+
+@_command
 def augment_preview(
     overrides: Overrides = None,
     config: ConfigFiles = None,

@@ -123,7 +123,7 @@ def _multi_label_targets(frame: pd.DataFrame, config: DataConfig, source: Path) 
     return classes, targets
 
 
-def _read_csv_layout(config: DataConfig) -> LabelledTable:
+def _read_csv_layout(config: DataConfig, check_images: bool = True) -> LabelledTable:
     source = config.root / config.train_csv
     frame = _read_csv(source)
     _require_columns(frame, [config.id_column, *config.target_columns], source)
@@ -141,12 +141,13 @@ def _read_csv_layout(config: DataConfig) -> LabelledTable:
     _check_unique_ids(frame["id"], source)
     folder = config.root / config.train_images
     paths = [image_path(folder, image_id, config.image_ext) for image_id in frame["id"]]
-    _check_images_exist(paths, source)
+    if check_images:
+        _check_images_exist(paths, source)
     frame["path"] = [str(path) for path in paths]
     return LabelledTable(frame, classes, targets, config.multi_label, source)
 
 
-def _read_folder_layout(config: DataConfig) -> LabelledTable:
+def _read_folder_layout(config: DataConfig, check_images: bool = True) -> LabelledTable:
     folder = config.root / config.train_images
     if not folder.is_dir():
         raise DataError(f"{folder}: folder not found (expected one sub-folder per class)")
@@ -166,15 +167,16 @@ def _read_folder_layout(config: DataConfig) -> LabelledTable:
     return LabelledTable(frame, classes, frame["label"].map(index).to_numpy(np.int64), False, folder)
 
 
-TABLE_READERS: dict[str, Callable[[DataConfig], LabelledTable]] = {
+TABLE_READERS: dict[str, Callable[..., LabelledTable]] = {
     "csv": _read_csv_layout,
     "folders": _read_folder_layout,
 }
 
 
-def read_train_table(config: DataConfig) -> LabelledTable:
-    """Read and check the training labels; every error names the file and row."""
-    table = TABLE_READERS[config.layout](config)
+def read_train_table(config: DataConfig, check_images: bool = True) -> LabelledTable:
+    """Read and check the training labels; every error names the file and row. EDA passes
+    `check_images=False` to list missing images as issues instead of stopping."""
+    table = TABLE_READERS[config.layout](config, check_images)
     if len(table.frame) == 0:
         raise DataError(f"{table.source}: no training images")
     return table
