@@ -72,6 +72,10 @@ TOP_FILES = {
     "configs/aug/document.yaml",
     "configs/aug/medium.yaml",
     "configs/aug/no_flip.yaml",
+    "configs/aug/tv_autoaugment.yaml",
+    "configs/aug/tv_randaugment.yaml",
+    "configs/aug/tv_trivialaugment.yaml",
+    "configs/aug/tv_medium.yaml",
     "configs/experiment/smoke.yaml",
     "configs/experiment/strong.yaml",
 }

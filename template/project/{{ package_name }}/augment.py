@@ -1,5 +1,5 @@
-"""albumentations pipelines from config (albumentations' own YAML/dict serialisation), framed by resize and
-the backbone's normalisation."""
+"""Augmentation pipelines from config: albumentations (its own YAML/dict serialisation) or torchvision v2
+(`backend: torchvision`), framed by resize and the backbone's normalisation."""
 
 from __future__ import annotations
 
@@ -10,21 +10,68 @@ from typing import Any
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no version check over the network
 
 import albumentations as A
+import numpy as np
+import torch
+import yaml
 from albumentations.pytorch import ToTensorV2
 
 from .errors import ConfigError
 
 
-def load_augmentations(spec: str | dict[str, Any] | None, key: str = "aug") -> A.BaseCompose | None:
-    """A serialised albumentations pipeline: a file saved by `A.save`, or an `A.to_dict` mapping."""
+class TorchvisionAugmentations:
+    """torchvision.transforms.v2 transforms from a spec: [{name: AutoAugment, policy: IMAGENET}, ...]."""
+
+    def __init__(self, spec: list[dict[str, Any]], key: str) -> None:
+        self.transforms = [self._build(item, key) for item in spec]
+
+    @staticmethod
+    def _build(item: dict[str, Any], key: str) -> Any:
+        from torchvision.transforms import v2
+
+        kwargs = dict(item)
+        name = str(kwargs.pop("name", ""))
+        factory = getattr(v2, name, None)
+        if factory is None or not isinstance(factory, type):
+            raise ConfigError(f"{key}: '{name}' is not a torchvision.transforms.v2 transform")
+        if isinstance(kwargs.get("policy"), str):  # AutoAugment: IMAGENET, CIFAR10 or SVHN
+            kwargs["policy"] = v2.AutoAugmentPolicy[kwargs["policy"].upper()]
+        if isinstance(kwargs.get("transforms"), list):  # RandomApply, RandomChoice, Compose nest specs
+            kwargs["transforms"] = [TorchvisionAugmentations._build(inner, key) for inner in kwargs["transforms"]]
+        try:
+            return factory(**kwargs)
+        except (TypeError, ValueError, KeyError) as error:
+            raise ConfigError(f"{key}: torchvision {name}: {' '.join(str(error).split())}") from error
+
+
+class TorchvisionTransform:
+    """A torchvision v2 pipeline behind albumentations' call signature: transform(image=HWC uint8)["image"]."""
+
+    def __init__(self, pipeline: Any) -> None:
+        self.pipeline = pipeline
+
+    def __call__(self, *, image: np.ndarray) -> dict[str, torch.Tensor]:
+        return {"image": self.pipeline(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1))}
+
+
+def load_augmentations(
+    spec: str | dict[str, Any] | None, key: str = "aug"
+) -> A.BaseCompose | TorchvisionAugmentations | None:
+    """A serialised albumentations pipeline (a file saved by `A.save`, or an `A.to_dict` mapping), or a
+    torchvision v2 pipeline: a YAML file or mapping with `backend: torchvision` and a `transforms` list."""
     if spec is None:
         return None
     try:
         if isinstance(spec, dict):
+            if spec.get("backend") == "torchvision":
+                return TorchvisionAugmentations(spec.get("transforms", []), key)
             return A.from_dict(spec)
         path = Path(spec)
         if not path.is_file():
             raise ConfigError(f"{key}: augmentation file {path} not found")
+        if path.suffix in (".yaml", ".yml"):
+            raw = yaml.safe_load(path.read_text())
+            if isinstance(raw, dict) and raw.get("backend") == "torchvision":
+                return TorchvisionAugmentations(raw.get("transforms", []), f"{key} ({path})")
         data_format = "json" if path.suffix == ".json" else "yaml"
         return A.load(str(path), data_format=data_format)
     except ConfigError:
@@ -35,13 +82,26 @@ def load_augmentations(spec: str | dict[str, Any] | None, key: str = "aug") -> A
 
 
 def create_transform(
-    augmentations: A.BaseCompose | None,
+    augmentations: A.BaseCompose | TorchvisionAugmentations | None,
     *,
     image_size: int,
     mean: tuple[float, ...],
     std: tuple[float, ...],
-) -> A.Compose:
+) -> A.Compose | TorchvisionTransform:
     """Resize, then the configured augmentations, then normalisation and a CHW float tensor."""
+    if isinstance(augmentations, TorchvisionAugmentations):
+        from torchvision.transforms import v2
+
+        return TorchvisionTransform(
+            v2.Compose(
+                [
+                    v2.Resize((image_size, image_size), antialias=True),
+                    *augmentations.transforms,
+                    v2.ToDtype(torch.float32, scale=True),
+                    v2.Normalize(mean=list(mean), std=list(std)),
+                ]
+            )
+        )
     steps: list[Any] = [A.Resize(image_size, image_size)]
     if augmentations is not None:
         steps.append(augmentations)

@@ -90,7 +90,8 @@ def scan(paths: list[str], workers: int, description: str) -> pd.DataFrame:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             iterator = pool.imap(image_features, paths, chunksize=32)
             records = list(tqdm(iterator, total=len(paths), desc=description, disable=None))
-    return pd.DataFrame(records)
+    frame = pd.DataFrame(records)
+    return frame.reindex(columns=list(dict.fromkeys(["path", "readable", "error", *frame.columns])))
 
 
 def duplicate_groups(hashes: pd.Series, max_distance: int = 0) -> list[list[int]]:

@@ -62,3 +62,49 @@ def test_augment_preview_draws_a_grid(tmp_path: Path, competition: Path, preset:
     png = tmp_path / "outputs" / "baseline" / "reports" / "augment_preview.png"
     with Image.open(png) as image:
         assert image.width > 400 and image.height > 50  # one row: 4 pairs of original and augmented
+
+
+@pytest.mark.parametrize("preset", ["tv_autoaugment", "tv_randaugment", "tv_trivialaugment", "tv_medium"])
+def test_torchvision_presets_give_normalised_tensors(preset: str) -> None:
+    import numpy as np
+
+    from ..augment import TorchvisionTransform, create_transform, load_augmentations
+
+    transform = create_transform(
+        load_augmentations(f"configs/aug/{preset}.yaml"), image_size=32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)
+    )
+    assert isinstance(transform, TorchvisionTransform)
+    out = transform(image=np.full((40, 50, 3), 255, np.uint8))["image"]
+    assert out.shape == (3, 32, 32) and out.dtype == torch.float32
+    assert out.max() <= 1.0 + 1e-6  # (1 - 0.5) / 0.5 for white pixels
+
+
+@pytest.mark.parametrize("policy", ["IMAGENET", "CIFAR10", "SVHN"])
+def test_autoaugment_policies(policy: str) -> None:
+    from torchvision.transforms import v2
+
+    from ..augment import load_augmentations
+
+    spec = {"backend": "torchvision", "transforms": [{"name": "AutoAugment", "policy": policy}]}
+    built = load_augmentations(spec).transforms[0]
+    assert isinstance(built, v2.AutoAugment) and built.policy == v2.AutoAugmentPolicy[policy]
+
+
+def test_unknown_torchvision_transform_is_one_line() -> None:
+    from ..augment import load_augmentations
+
+    with pytest.raises(ConfigError, match="'RandomSpin' is not a torchvision.transforms.v2 transform"):
+        load_augmentations({"backend": "torchvision", "transforms": [{"name": "RandomSpin"}]})
+    with pytest.raises(ConfigError, match="torchvision RandomAffine"):
+        load_augmentations({"backend": "torchvision", "transforms": [{"name": "RandomAffine", "degree": 3}]})
+
+
+def test_training_with_the_torchvision_backend(tmp_path: Path, competition: Path) -> None:
+    overrides = [
+        *CSV_LAYOUT,
+        *fast_overrides(competition, tmp_path / "outputs"),
+        "aug.train=configs/aug/tv_trivialaugment.yaml",
+    ]
+    assert CliRunner().invoke(app, ["folds", *overrides]).exit_code == 0
+    result = CliRunner().invoke(app, ["train", *overrides])
+    assert result.exit_code == 0, result.output
