@@ -62,6 +62,19 @@ def test_image_features_report_unreadable_files(tmp_path: Path) -> None:
     assert image_features(str(tmp_path / "none.png"))["error"].startswith("unreadable")
 
 
+def test_noise_sigma_matches_added_noise_and_skimage() -> None:
+    from skimage.restoration import estimate_sigma
+
+    from ..eda import noise_sigma
+
+    rng = np.random.default_rng(0)
+    smooth = np.tile(np.linspace(40, 200, 128, dtype=np.float32), (128, 1))
+    for sigma in (5.0, 15.0):
+        noisy = np.clip(smooth + rng.normal(0, sigma, smooth.shape), 0, 255).astype(np.uint8)
+        assert noise_sigma(noisy) == pytest.approx(sigma, rel=0.15)
+        assert noise_sigma(noisy) == pytest.approx(estimate_sigma(noisy), rel=0.15)
+
+
 def test_duplicate_groups_exact_and_near() -> None:
     hashes = pd.Series(["ff00ff00ff00ff00", "ff00ff00ff00ff00", "ff00ff00ff00ff01", "0123456789abcdef"])
     assert duplicate_groups(hashes) == [[0, 1]]
