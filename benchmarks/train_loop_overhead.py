@@ -1,25 +1,13 @@
-"""Render the template into a temporary folder and run its training-loop benchmark (ratio to bare PyTorch).
+"""The training loop's time per step over a bare PyTorch loop's (target <= 1.10), in a freshly rendered project.
 
-python benchmarks/train_loop_overhead.py [bench options, e.g. --backbone resnet18 --steps 20]
+python benchmarks/train_loop_overhead.py [--backbone resnet18 --steps 20]
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
-from podium.project import create_project
-
-
-def main() -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        project = create_project(Path(folder) / "bench", data={"project_name": "Bench"}, defaults=True, quiet=True)
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled", "NO_ALBUMENTATIONS_UPDATE": "1"}
-        subprocess.run([sys.executable, "-m", "bench.bench", *sys.argv[1:]], cwd=project, env=env, check=True)
-
+from _project import run_in_project
 
 if __name__ == "__main__":
-    main()
+    run_in_project("bench", ["train-loop", *sys.argv[1:]])

@@ -1,6 +1,9 @@
-"""Benchmark: the training loop's time per step over a bare PyTorch loop's, same model and batches.
+"""Benchmarks printing ratios against a baseline measured in the same run.
 
-python -m <package>.bench [--backbone resnet18 --image-size 64 --batch-size 32 --steps 20 --repeats 5]
+python -m <package>.bench [train-loop] [--backbone resnet18 --image-size 64 --batch-size 32 --steps 20]
+    the training loop's time per step over a bare PyTorch loop's, same model and batches (target <= 1.10)
+python -m <package>.bench augment [--image-size 224 --images 200]
+    images/s of the albumentations medium preset over its torchvision v2 counterpart, one process (target >= 2)
 """
 
 from __future__ import annotations
@@ -27,15 +30,51 @@ def bare_loop(model: torch.nn.Module, batches: list, optimizer: torch.optim.Opti
         optimizer.step()
 
 
+def bench_augment(image_size: int, count: int, repeats: int) -> None:
+    import numpy as np
+
+    from .augment import create_transform, load_augmentations
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (256, 320, 3), dtype=np.uint8) for _ in range(count)]
+    stats = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+    pipelines = {
+        "albumentations medium": create_transform(
+            load_augmentations("configs/aug/medium.yaml"), image_size=image_size, **stats
+        ),
+        "torchvision v2 medium": create_transform(
+            load_augmentations("configs/aug/tv_medium.yaml"), image_size=image_size, **stats
+        ),
+    }
+    rates: dict[str, list[float]] = {name: [] for name in pipelines}
+    for _ in range(repeats):
+        for name, transform in pipelines.items():
+            started = time.perf_counter()
+            for image in images:
+                transform(image=image)
+            rates[name].append(count / (time.perf_counter() - started))
+    album, vision = (statistics.median(rates[name]) for name in pipelines)
+    print(f"{count} images of 256x320 to {image_size} px, one process, {torch.get_num_threads()} torch threads")
+    print(f"albumentations medium: {album:.0f} images/s")
+    print(f"torchvision v2 medium: {vision:.0f} images/s")
+    print(f"ratio albumentations/torchvision: {album / vision:.2f} (target >= 2.0)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("mode", nargs="?", default="train-loop", choices=["train-loop", "augment"])
+    parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--backbone", default="resnet18")
-    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--image-size", type=int, default=None, help="default 64 (train-loop), 224 (augment)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    if args.mode == "augment":
+        bench_augment(args.image_size or 224, args.images, args.repeats)
+        return
     torch.manual_seed(0)
+    args.image_size = args.image_size or 64
     config = load_config(
         [f"model.backbone={args.backbone}", "model.pretrained=false", "train.warmup_epochs=0", "train.device=cpu"]
     )
