@@ -109,24 +109,28 @@ def scan(paths: list[str], workers: int, description: str) -> pd.DataFrame:
 
 
 def duplicate_groups(hashes: pd.Series, max_distance: int = 0) -> list[list[int]]:
-    """Row groups whose hashes (hex strings) are equal, or within `max_distance` bits of each other."""
+    """Row groups whose 64-bit hashes (hex strings) are equal, or within `max_distance` bits of each other."""
+    if max_distance == 0:
+        rows = pd.Series(np.arange(len(hashes)), index=hashes.to_numpy())
+        return [group.tolist() for _, group in rows.groupby(level=0) if len(group) > 1]
     values = np.array([int(h, 16) for h in hashes], dtype=np.uint64)
-    parent = list(range(len(values)))
+    parent = np.arange(len(values))
 
     def find(i: int) -> int:
         while parent[i] != i:
             parent[i] = parent[parent[i]]
             i = parent[i]
-        return i
+        return int(i)
 
-    for start in range(0, len(values), 512):  # blocks keep the pairwise XOR matrix small
-        block = values[start : start + 512]
-        xor = block[:, None] ^ values[None, :]
-        distance = np.unpackbits(xor.view(np.uint8).reshape(*xor.shape, 8), axis=-1).sum(axis=-1)
-        for i, j in zip(*np.nonzero(distance <= max_distance), strict=True):
-            a, b = find(start + int(i)), find(int(j))
-            if a != b:
-                parent[b] = a
+    for start in range(0, len(values), 1024):  # blocks keep the pairwise distance matrix at a few MB
+        block = values[start : start + 1024]
+        distance = np.bitwise_count(block[:, None] ^ values[None, :])
+        rows, columns = np.nonzero(distance <= max_distance)
+        for i, j in zip(rows + start, columns, strict=True):
+            if i < j:
+                a, b = find(int(i)), find(int(j))
+                if a != b:
+                    parent[b] = a
     groups: dict[int, list[int]] = {}
     for i in range(len(values)):
         groups.setdefault(find(i), []).append(i)
@@ -140,13 +144,16 @@ def adversarial_validation(train: pd.DataFrame, test: pd.DataFrame, seed: int = 
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
+    # A few thousand images per side tell a shift as well as all of them, at a bounded cost.
+    train = train.sample(min(len(train), 5000), random_state=seed)
+    test = test.sample(min(len(test), 5000), random_state=seed)
     features = pd.concat([train[FEATURES], test[FEATURES]], ignore_index=True).to_numpy(np.float64)
     is_test = np.r_[np.zeros(len(train)), np.ones(len(test))]
     folds = min(5, int(min(len(train), len(test))))
     if folds < 2:
         return float("nan"), pd.DataFrame(columns=["feature", "separation"])
     # A forest with small leaves works from a few dozen images to hundreds of thousands.
-    model = RandomForestClassifier(n_estimators=100, min_samples_leaf=1, n_jobs=-1, random_state=seed)
+    model = RandomForestClassifier(n_estimators=100, max_depth=10, n_jobs=-1, random_state=seed)
     cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
     scores = cross_val_predict(model, features, is_test, cv=cv, method="predict_proba")[:, 1]
     auc = float(roc_auc_score(is_test, scores))
@@ -274,7 +281,7 @@ def eda(
 
     # Duplicates: exact (same bytes) and near (perceptual hash within a few bits), also across train and test.
     both = pd.concat([train_ok.assign(split="train"), test_ok.assign(split="test")], ignore_index=True)
-    exact = duplicate_groups(both["md5"].map(lambda h: h[:16])) if len(both) else []
+    exact = duplicate_groups(both["md5"]) if len(both) else []
     near = duplicate_groups(both["phash"], max_distance=4) if len(both) else []
     stats["exact_duplicates"] = [both.loc[g, "path"].tolist() for g in exact]
     stats["near_duplicates"] = [both.loc[g, "path"].tolist() for g in near]
