@@ -70,6 +70,7 @@ TOP_FILES = {
     "configs/aug/light.yaml",
     "configs/aug/heavy.yaml",
     "configs/aug/document.yaml",
+    "configs/aug/document_augraphy.yaml",
     "configs/aug/medium.yaml",
     "configs/aug/no_flip.yaml",
     "configs/aug/tv_autoaugment.yaml",

@@ -18,6 +18,62 @@ from albumentations.pytorch import ToTensorV2
 from .errors import ConfigError
 
 
+class AugraphyDocument(A.ImageOnlyTransform):
+    """Augraphy's ink, paper and post phases as one albumentations transform, for document images.
+
+    Only augmentations that need no fonts and no downloads are used, so it runs offline and writes nothing into
+    the working directory (augraphy's default pipeline fetches fonts and keeps caches there).
+    """
+
+    def __init__(self, p: float = 0.5, cache_dir: str = "outputs/augraphy") -> None:
+        super().__init__(p=p)
+        self.cache_dir = cache_dir
+        self._pipeline: Any = None
+
+    @classmethod
+    def get_class_fullname(cls) -> str:
+        return "AugraphyDocument"  # serialised without the package name, so preset files fit any project
+
+    @staticmethod
+    def _build() -> Any:
+        try:
+            import augraphy as ag
+        except ImportError as error:
+            raise ConfigError("AugraphyDocument needs augraphy: pip install -e '.[documents]'") from error
+        ink = [ag.InkBleed(p=0.4), ag.LowInkRandomLines(p=0.3), ag.LowInkPeriodicLines(p=0.2)]
+        paper = [ag.ColorPaper(p=0.3), ag.NoiseTexturize(p=0.4), ag.BrightnessTexturize(p=0.4)]
+        post = [ag.SubtleNoise(p=0.4), ag.Jpeg(p=0.4), ag.LightingGradient(p=0.3), ag.DirtyDrum(p=0.2)]
+        return ag.AugraphyPipeline(ink_phase=ink, paper_phase=paper, post_phase=post)
+
+    def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
+        if self._pipeline is None:
+            self._pipeline = self._build()
+        # AugraphyPipeline keeps copies of its inputs in <cwd>/augraphy_cache: point the cwd at our cache folder
+        # for the call (per process, so DataLoader workers are unaffected by each other).
+        cache = Path(self.cache_dir).resolve()
+        cache.mkdir(parents=True, exist_ok=True)
+        previous = os.getcwd()
+        os.chdir(cache)
+        try:
+            out = self._pipeline(np.ascontiguousarray(img))
+        finally:
+            os.chdir(previous)
+        if out.ndim == 2 and img.ndim == 3:
+            out = np.repeat(out[:, :, None], img.shape[2], axis=2)
+        return out.astype(img.dtype, copy=False)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("cache_dir",)
+
+
+def redirect_caches(augmentations: Any, directory: Path) -> None:
+    """Send every AugraphyDocument's cache into `directory` (the run folder), however deeply nested."""
+    for transform in getattr(augmentations, "transforms", []):
+        if isinstance(transform, AugraphyDocument):
+            transform.cache_dir = str(directory)
+        redirect_caches(transform, directory)
+
+
 class TorchvisionAugmentations:
     """torchvision.transforms.v2 transforms from a spec: [{name: AutoAugment, policy: IMAGENET}, ...]."""
 

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .augment import load_augmentations
+from .augment import load_augmentations, redirect_caches
 from .config import Config
 from .data import read_image, read_train_table
 from .runs import RunPaths, atomic_path
@@ -20,6 +20,7 @@ def preview_augmentations(config: Config, count: int = 16, output: Path | None =
     """Apply `aug.train` to `count` training images (original first in each pair); return the PNG path."""
     table = read_train_table(config.data)
     augmentations = load_augmentations(config.aug.train, "aug.train")
+    redirect_caches(augmentations, RunPaths.from_config(config).root / "augraphy")
     rng = np.random.default_rng(config.seed)
     rows = rng.choice(len(table.frame), size=min(count, len(table.frame)), replace=False)
     columns = 8

@@ -23,7 +23,7 @@ from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
-from .augment import create_transform, load_augmentations
+from .augment import create_transform, load_augmentations, redirect_caches
 from .config import Config, TrainConfig
 from .data import ImageDataset, LabelledTable, read_train_table, with_pseudo_labels
 from .distributed import Runtime, all_gather, barrier, init_runtime, shutdown
@@ -261,9 +261,9 @@ def fold_loaders(
 ) -> tuple[DataLoader, DataLoader]:
     """The training loader (augmented, shuffled) and the validation loader of one fold."""
     size = config.model.image_size
-    train_transform = create_transform(
-        load_augmentations(config.aug.train, "aug.train"), image_size=size, mean=mean, std=std
-    )
+    train_augmentations = load_augmentations(config.aug.train, "aug.train")
+    redirect_caches(train_augmentations, RunPaths.from_config(config).root / "augraphy")
+    train_transform = create_transform(train_augmentations, image_size=size, mean=mean, std=std)
     valid_transform = create_transform(
         load_augmentations(config.aug.valid, "aug.valid"), image_size=size, mean=mean, std=std
     )

@@ -50,7 +50,7 @@ def test_training_with_mixup_and_cutmix(tmp_path: Path, competition: Path) -> No
     assert (tmp_path / "outputs" / "baseline" / "metrics.json").is_file()
 
 
-@pytest.mark.parametrize("preset", ["light", "medium", "heavy", "document", "no_flip"])
+@pytest.mark.parametrize("preset", ["light", "medium", "heavy", "document", "document_augraphy", "no_flip"])
 def test_augment_preview_draws_a_grid(tmp_path: Path, competition: Path, preset: str) -> None:
     overrides = [
         *CSV_LAYOUT,
@@ -108,3 +108,38 @@ def test_training_with_the_torchvision_backend(tmp_path: Path, competition: Path
     assert CliRunner().invoke(app, ["folds", *overrides]).exit_code == 0
     result = CliRunner().invoke(app, ["train", *overrides])
     assert result.exit_code == 0, result.output
+
+
+def test_augraphy_runs_offline_and_caches_in_the_given_folder(tmp_path: Path, monkeypatch) -> None:
+    import numpy as np
+
+    from ..augment import AugraphyDocument
+
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    page = np.full((96, 80, 3), 235, np.uint8)
+    page[20:23, 8:70] = 15
+    out = AugraphyDocument(p=1.0, cache_dir=str(tmp_path / "run" / "augraphy"))(image=page)["image"]
+    assert out.shape == page.shape and out.dtype == np.uint8
+    assert list(work.iterdir()) == []  # no augraphy_cache/ and no fonts/ in the working directory
+    assert list((tmp_path / "run" / "augraphy" / "augraphy_cache").glob("*.png"))
+
+
+def test_document_augraphy_preset_redirects_its_cache_to_the_run(tmp_path: Path, competition: Path) -> None:
+    from ..augment import AugraphyDocument, load_augmentations, redirect_caches
+
+    pipeline = load_augmentations("configs/aug/document_augraphy.yaml")
+    redirect_caches(pipeline, tmp_path / "run")
+    documents = [t for t in pipeline.transforms if isinstance(t, AugraphyDocument)]
+    assert len(documents) == 1 and documents[0].cache_dir == str(tmp_path / "run")
+    overrides = [
+        *CSV_LAYOUT,
+        *fast_overrides(competition, tmp_path / "outputs"),
+        "aug.train=configs/aug/document_augraphy.yaml",
+    ]
+    assert CliRunner().invoke(app, ["folds", *overrides]).exit_code == 0
+    result = CliRunner().invoke(app, ["train", *overrides])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "outputs" / "baseline" / "augraphy" / "augraphy_cache").is_dir()
+    assert not Path("augraphy_cache").exists() and not Path("fonts").exists()

@@ -58,10 +58,13 @@ def test_experiment_overlay_names_the_run(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("preset", sorted(p.name for p in (PROJECT_ROOT / "configs" / "aug").glob("*.yaml")))
-def test_every_aug_preset_builds_and_runs(preset: str) -> None:
+def test_every_aug_preset_builds_and_runs(preset: str, tmp_path) -> None:
     import numpy as np
 
+    from ..augment import redirect_caches
+
     augmentations = load_augmentations(f"configs/aug/{preset}")
+    redirect_caches(augmentations, tmp_path)
     transform = create_transform(augmentations, image_size=32, mean=(0.5,) * 3, std=(0.5,) * 3)
     out = transform(image=np.zeros((40, 50, 3), dtype=np.uint8))["image"]
     assert tuple(out.shape) == (3, 32, 32)
