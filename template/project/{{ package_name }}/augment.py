@@ -46,6 +46,8 @@ class AugraphyDocument(A.ImageOnlyTransform):
         return ag.AugraphyPipeline(ink_phase=ink, paper_phase=paper, post_phase=post)
 
     def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
+        if min(img.shape[:2]) <= 30:  # augraphy refuses images of 30 px or less: leave those unchanged
+            return img
         if self._pipeline is None:
             self._pipeline = self._build()
         # AugraphyPipeline keeps copies of its inputs in <cwd>/augraphy_cache: point the cwd at our cache folder
