@@ -134,7 +134,10 @@ def load_augmentations(
         return A.load(str(path), data_format=data_format)
     except ConfigError:
         raise
-    except Exception as error:  # albumentations raises ValueError/KeyError/TypeError on unknown transforms
+    except KeyError as error:  # albumentations' registry has no transform of that name
+        where = spec if isinstance(spec, str) else "inline pipeline"
+        raise ConfigError(f"{key}: albumentations cannot load {where}: unknown transform {error}") from error
+    except Exception as error:  # ValueError/TypeError: a known transform with arguments it does not take
         where = spec if isinstance(spec, str) else "inline pipeline"
         raise ConfigError(f"{key}: albumentations cannot load {where}: {' '.join(str(error).split())}") from error
 

@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 
 from .config import Config
 from .data import IMAGE_SUFFIXES, read_train_table
-from .runs import atomic_path, write_json, write_text
+from .folds import read_folds
+from .runs import RunPaths, atomic_path, write_json, write_text
 
 FEATURES = [
     "height",
@@ -149,11 +150,11 @@ def adversarial_validation(train: pd.DataFrame, test: pd.DataFrame, seed: int = 
     test = test.sample(min(len(test), 5000), random_state=seed)
     features = pd.concat([train[FEATURES], test[FEATURES]], ignore_index=True).to_numpy(np.float64)
     is_test = np.r_[np.zeros(len(train)), np.ones(len(test))]
-    folds = min(5, int(min(len(train), len(test))))
+    folds = min(3, int(min(len(train), len(test))))
     if folds < 2:
         return float("nan"), pd.DataFrame(columns=["feature", "separation"])
     # A forest with small leaves works from a few dozen images to hundreds of thousands.
-    model = RandomForestClassifier(n_estimators=100, max_depth=10, n_jobs=-1, random_state=seed)
+    model = RandomForestClassifier(n_estimators=60, max_depth=10, n_jobs=-1, random_state=seed)
     cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
     scores = cross_val_predict(model, features, is_test, cv=cv, method="predict_proba")[:, 1]
     auc = float(roc_auc_score(is_test, scores))
@@ -247,7 +248,21 @@ def eda(
     stats["class_counts"] = dict(zip(table.classes, counts.astype(int).tolist(), strict=True))
     stats["imbalance_ratio"] = float(counts.max() / max(counts.min(), 1))
     report.section("Class counts", f"imbalance ratio (largest / smallest class) {stats['imbalance_ratio']:.1f}")
-    report.image("class_counts", bar_chart({"train": counts / counts.sum()}, table.classes, "class shares"))
+    shares = {"train": counts / counts.sum()}
+    fold_file = RunPaths.from_config(config).folds
+    if fold_file.is_file():  # class counts per fold, once the folds exist
+        folds = read_folds(fold_file, table)
+        per_fold = {}
+        for fold in sorted(f for f in set(folds.tolist()) if f >= 0):
+            members = targets[folds == fold]
+            fold_counts = (
+                members.sum(axis=0) if table.multi_label else np.bincount(members, minlength=len(table.classes))
+            )
+            per_fold[str(fold)] = dict(zip(table.classes, np.asarray(fold_counts).astype(int).tolist(), strict=True))
+            shares[f"fold {fold}"] = fold_counts / max(fold_counts.sum(), 1)
+        stats["class_counts_per_fold"] = per_fold
+        report.table("class_counts_per_fold", pd.DataFrame(per_fold).T.reset_index(names="fold"))
+    report.image("class_counts", bar_chart(shares, table.classes, "class shares"))
     if table.multi_label:
         co = (targets.T @ targets).astype(int)
         stats["co_occurrence"] = co.tolist()
@@ -342,7 +357,11 @@ def eda(
     # Augmentation proposal.
     proposals = recommend(stats)
     if stats["imbalance_ratio"] > 10:
-        stats["imbalance_advice"] = "heavy class imbalance: consider class weights or a balanced sampler"
+        stats["imbalance_advice"] = (
+            f"heavy class imbalance (ratio {stats['imbalance_ratio']:.0f}): use a balanced sampler or class weights "
+            "in the loss, and a stratified fold strategy"
+        )
+        report.section("Class imbalance", stats["imbalance_advice"])
     stats["recommendations"] = [{"transform": t["__class_fullname__"], "reason": r} for t, r in proposals]
     pipeline = A.Compose([A.from_dict({"transform": t}) for t, _ in proposals])
     with atomic_path(suggested) as temporary:

@@ -72,8 +72,13 @@ def test_every_aug_preset_builds_and_runs(preset: str, tmp_path) -> None:
 
 def test_bad_aug_file_is_one_line(tmp_path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("transform:\n  __class_fullname__: NoSuchTransform\n  p: 1.0\n")
-    with pytest.raises(ConfigError, match=r"aug: albumentations cannot load .*bad\.yaml"):
+    bad.write_text(
+        "transform:\n  __class_fullname__: Compose\n  transforms:\n"
+        "  - __class_fullname__: HorizontalFlip\n    p: 0.5\n  - __class_fullname__: RandomSpinny\n    p: 1.0\n"
+    )
+    with pytest.raises(
+        ConfigError, match=r"aug: albumentations cannot load .*bad\.yaml: unknown transform 'RandomSpinny'"
+    ):
         load_augmentations(str(bad))
 
 

@@ -116,9 +116,26 @@ def test_eda_report_finds_what_the_images_hold(tmp_path: Path, documents: Path) 
     assert stats["adversarial_auc"] > 0.9
     assert stats["adversarial_features"][0]["feature"] == "orientation"
     assert stats["class_counts"] == {"a": 8, "b": 8} and stats["imbalance_ratio"] == 1.0
+    assert "class_counts_per_fold" not in stats  # no fold file yet
     reasons = {r["transform"]: r["reason"] for r in stats["recommendations"]}
     assert "RandomRotate90" in reasons and "rotated" in reasons["RandomRotate90"]
     pipeline = A.load(str(suggested), data_format="yaml")
     assert any(type(t).__name__ == "RandomRotate90" for t in pipeline.transforms)
     page = (tmp_path / "reports" / "eda.html").read_text()
     assert "data:image/png;base64," in page and "adversarial validation AUC" in page
+
+
+def test_eda_counts_classes_per_fold_and_flags_imbalance(tmp_path: Path, competition: Path) -> None:
+    frame = pd.read_csv(competition / "train.csv")
+    frame["label"] = ["red"] * 22 + ["blue"] * 2
+    frame.to_csv(competition / "train.csv", index=False)
+    overrides = [*CSV_LAYOUT, *fast_overrides(competition, tmp_path / "outputs")]
+    assert CliRunner().invoke(app, ["folds", *overrides]).exit_code == 0
+    result = CliRunner().invoke(
+        app,
+        ["eda", *overrides, "--output", str(tmp_path / "r"), "--workers", "1", "--suggested", str(tmp_path / "s.yaml")],
+    )
+    assert result.exit_code == 0, result.output
+    stats = json.loads((tmp_path / "r" / "eda.json").read_text())
+    assert stats["imbalance_ratio"] == 11.0 and "balanced sampler" in stats["imbalance_advice"]
+    assert stats["class_counts_per_fold"] == {"0": {"blue": 1, "red": 11}, "1": {"blue": 1, "red": 11}}
