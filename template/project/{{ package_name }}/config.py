@@ -83,6 +83,7 @@ class TrainConfig(StrictModel):
     patience_epochs: int = 2  # plateau
     grad_clip: float | None = None  # max gradient norm
     label_smoothing: float = Field(default=0.0, ge=0, lt=1)
+    class_weights: Literal["none", "balanced"] = "none"  # balanced: loss weights from the fold's class counts
     mixup_alpha: float = Field(default=0.0, ge=0)  # batch Mixup (timm); 0 = off
     cutmix_alpha: float = Field(default=0.0, ge=0)  # batch CutMix (timm); 0 = off
     mixup_prob: float = Field(default=1.0, ge=0, le=1)  # share of batches mixed

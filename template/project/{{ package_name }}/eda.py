@@ -358,8 +358,8 @@ def eda(
     proposals = recommend(stats)
     if stats["imbalance_ratio"] > 10:
         stats["imbalance_advice"] = (
-            f"heavy class imbalance (ratio {stats['imbalance_ratio']:.0f}): use a balanced sampler or class weights "
-            "in the loss, and a stratified fold strategy"
+            f"heavy class imbalance (ratio {stats['imbalance_ratio']:.0f}): weight the loss "
+            "(train.class_weights=balanced) and keep a stratified fold strategy"
         )
         report.section("Class imbalance", stats["imbalance_advice"])
     stats["recommendations"] = [{"transform": t["__class_fullname__"], "reason": r} for t, r in proposals]

@@ -334,6 +334,8 @@ def train_fold(
     if train_config.ema:
         ema = ModelEmaV3(model, decay=train_config.ema_decay, use_warmup=train_config.ema_warmup)
 
+    if train_config.class_weights == "balanced":
+        task.balance_classes(table.targets[train_index], device)
     mixup = task.create_mixup()
     swa_model = AveragedModel(model) if train_config.swa else None
     swa_scheduler = SWALR(optimizer, swa_lr=train_config.swa_lr) if train_config.swa else None

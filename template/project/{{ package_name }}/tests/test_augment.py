@@ -143,3 +143,24 @@ def test_document_augraphy_preset_redirects_its_cache_to_the_run(tmp_path: Path,
     assert result.exit_code == 0, result.output
     assert (tmp_path / "outputs" / "baseline" / "augraphy" / "augraphy_cache").is_dir()
     assert not Path("augraphy_cache").exists() and not Path("fonts").exists()
+
+
+def test_balanced_class_weights_follow_sklearn(make_config) -> None:
+    import numpy as np
+
+    task = create_task(make_config("train.class_weights=balanced"), ["a", "b", "c"])
+    weights = task.balance_classes(np.array([0, 0, 0, 0, 0, 0, 1, 1, 2]), torch.device("cpu"))
+    assert weights.tolist() == pytest.approx([9 / (3 * 6), 9 / (3 * 2), 9 / (3 * 1)])
+    assert torch.allclose(task.loss.weight, torch.tensor(weights, dtype=torch.float32))
+    multi = create_task(make_config("data.multi_label=true"), ["a", "b"])
+    assert multi.balance_classes(np.array([[1, 0], [1, 0], [0, 1], [1, 1.0]]), torch.device("cpu")).tolist() == [
+        pytest.approx(1 / 3),
+        pytest.approx(2 / 2),
+    ]
+
+
+def test_training_with_balanced_class_weights(tmp_path: Path, competition: Path) -> None:
+    overrides = [*CSV_LAYOUT, *fast_overrides(competition, tmp_path / "outputs"), "train.class_weights=balanced"]
+    assert CliRunner().invoke(app, ["folds", *overrides]).exit_code == 0
+    result = CliRunner().invoke(app, ["train", *overrides])
+    assert result.exit_code == 0, result.output

@@ -137,5 +137,5 @@ def test_eda_counts_classes_per_fold_and_flags_imbalance(tmp_path: Path, competi
     )
     assert result.exit_code == 0, result.output
     stats = json.loads((tmp_path / "r" / "eda.json").read_text())
-    assert stats["imbalance_ratio"] == 11.0 and "balanced sampler" in stats["imbalance_advice"]
+    assert stats["imbalance_ratio"] == 11.0 and "train.class_weights=balanced" in stats["imbalance_advice"]
     assert stats["class_counts_per_fold"] == {"0": {"blue": 1, "red": 11}, "1": {"blue": 1, "red": 11}}
