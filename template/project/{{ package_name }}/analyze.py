@@ -45,7 +45,7 @@ def _require(path: Path, paths: RunPaths, what: str) -> Path:
     return path
 
 
-def _fold_models(config: Config, task: Any, paths: RunPaths, device: torch.device) -> dict[int, tuple]:
+def _fold_models(task: Any, paths: RunPaths, device: torch.device) -> dict[int, tuple]:
     return {fold: load_checkpoint(task, files[0], device) for fold, files in fold_checkpoints(paths, ["best"]).items()}
 
 
@@ -53,7 +53,7 @@ def _fold_models(config: Config, task: Any, paths: RunPaths, device: torch.devic
 def _transform_accuracy(models: dict, table: Any, folds: np.ndarray, config: Config, cap: int) -> pd.DataFrame:
     """Accuracy of each fold's model on its own validation images under each view (rotations, flips)."""
     device = next(next(iter(models.values()))[0].parameters()).device
-    correct = {view: 0 for view in TRANSFORM_VIEWS}
+    correct = dict.fromkeys(TRANSFORM_VIEWS, 0)
     seen = 0
     for fold, (model, meta) in models.items():
         rows = np.flatnonzero(folds == fold)[: max(cap // len(models), 1)]
@@ -226,7 +226,7 @@ def analyze(config: Config) -> Path:
         report.section("Model-based sections", "skipped: this run has no fold checkpoints (an ensemble of files?)")
     if not multi and has_checkpoints:
         device = resolve_device(config.train.device)
-        models = _fold_models(config, task, paths, device)
+        models = _fold_models(task, paths, device)
         folds = read_folds(paths.folds, table)
         under = _transform_accuracy(models, table, folds, config, config.analyze.max_images)
         numbers["accuracy_under_transformations"] = under.to_dict("records")

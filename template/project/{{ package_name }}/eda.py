@@ -110,32 +110,26 @@ def scan(paths: list[str], workers: int, description: str) -> pd.DataFrame:
 
 
 def duplicate_groups(hashes: pd.Series, max_distance: int = 0) -> list[list[int]]:
-    """Row groups whose 64-bit hashes (hex strings) are equal, or within `max_distance` bits of each other."""
+    """Row groups whose 64-bit hashes (hex strings) are equal, or within `max_distance` bits of each other
+    (groups are the connected components of the near-pairs graph)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     if max_distance == 0:
         rows = pd.Series(np.arange(len(hashes)), index=hashes.to_numpy())
         return [group.tolist() for _, group in rows.groupby(level=0) if len(group) > 1]
     values = np.array([int(h, 16) for h in hashes], dtype=np.uint64)
-    parent = np.arange(len(values))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return int(i)
-
+    pairs = []
     for start in range(0, len(values), 1024):  # blocks keep the pairwise distance matrix at a few MB
-        block = values[start : start + 1024]
-        distance = np.bitwise_count(block[:, None] ^ values[None, :])
-        rows, columns = np.nonzero(distance <= max_distance)
-        for i, j in zip(rows + start, columns, strict=True):
-            if i < j:
-                a, b = find(int(i)), find(int(j))
-                if a != b:
-                    parent[b] = a
-    groups: dict[int, list[int]] = {}
-    for i in range(len(values)):
-        groups.setdefault(find(i), []).append(i)
-    return [g for g in groups.values() if len(g) > 1]
+        rows, columns = np.nonzero(
+            np.bitwise_count(values[start : start + 1024, None] ^ values[None, :]) <= max_distance
+        )
+        pairs.append((rows + start, columns))
+    rows, columns = (np.concatenate(parts) for parts in zip(*pairs, strict=True)) if pairs else ([], [])
+    graph = coo_matrix((np.ones(len(rows)), (rows, columns)), shape=(len(values), len(values)))
+    _, labels = connected_components(graph, directed=False)
+    groups = pd.Series(np.arange(len(values))).groupby(labels)
+    return [group.tolist() for _, group in groups if len(group) > 1]
 
 
 def adversarial_validation(train: pd.DataFrame, test: pd.DataFrame, seed: int = 0) -> tuple[float, pd.DataFrame]:

@@ -22,8 +22,7 @@ from .conftest import CSV_LAYOUT, PACKAGE, PROJECT_ROOT, fast_overrides, write_c
 
 
 def invoke(*args: str):
-    result = CliRunner().invoke(app, list(args))
-    return result
+    return CliRunner().invoke(app, list(args))
 
 
 @pytest.fixture
