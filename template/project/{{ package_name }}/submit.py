@@ -133,7 +133,6 @@ def record_lb(output_dir: Path, submission: str, score: float) -> pd.DataFrame:
 
 def kaggle_scores(competition: str) -> dict[str, float]:
     """File name -> public score from the kaggle CLI (installed and configured by the user)."""
-    import shutil
     import subprocess
 
     if shutil.which("kaggle") is None:
