@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -33,10 +34,19 @@ def test_wheel_in_a_fresh_venv_renders_and_updates(tmp_path: Path) -> None:
     assert "podium/_template/project/{{ package_name }}/train.py" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
 
-    # System site-packages provide torch & co.; podium itself comes only from the wheel.
+    # The environment running the tests (system or a venv) provides torch & co. through a .pth file placed
+    # after the new venv's own site-packages; podium itself comes only from the wheel.
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    parent = dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
+    (Path(purelib) / "_parent_environment.pth").write_text("\n".join(parent) + "\n")
     pip = [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--force-reinstall"]
     subprocess.run([*pip, str(wheel)], check=True)
     outside = tmp_path / "elsewhere"
