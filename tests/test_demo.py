@@ -32,6 +32,39 @@ def test_fast_demo_writes_a_summary_and_a_valid_submission(tmp_path: Path) -> No
     assert "CV accuracy (2 folds)" in result.output
 
 
+@pytest.mark.slow
+def test_fast_detection_demo_scores_the_held_out_boxes(tmp_path: Path) -> None:
+    dest = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", str(dest), "--task", "detection", "--fast"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((dest / "summary.json").read_text())
+    assert summary["task"] == "detection" and summary["metric"] == "map50"
+    assert summary["n_folds"] == 2 and "baseline" not in summary
+    assert 0.0 <= summary["cv_mean"] <= 1.0 and 0.0 <= summary["test_score"] <= 1.0
+    submission = pd.read_csv(summary["submission"], dtype={"id": str}, keep_default_na=False)
+    sample = pd.read_csv(Path(summary["project_dir"]) / "data" / "sample_submission.csv", dtype={"id": str})
+    assert submission["id"].tolist() == sample["id"].tolist()
+    assert list(submission.columns) == ["id", "PredictionString"]
+    tokens = " ".join(submission["PredictionString"]).split()
+    assert len(tokens) % 6 == 0 and set(tokens[::6]) <= {str(d) for d in range(10)}
+    assert (dest / "holdout" / "test_boxes.csv").is_file()
+    assert "CV map50 (2 folds)" in result.output
+
+
+@pytest.mark.slow
+def test_fast_segmentation_demo_scores_the_held_out_masks(tmp_path: Path) -> None:
+    dest = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", str(dest), "--task", "segmentation", "--fast"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((dest / "summary.json").read_text())
+    assert summary["task"] == "segmentation" and summary["metric"] == "dice"
+    assert 0.0 <= summary["cv_mean"] <= 1.0 and 0.0 <= summary["test_score"] <= 1.0
+    submission = pd.read_csv(summary["submission"], dtype=str, keep_default_na=False)
+    sample = pd.read_csv(Path(summary["project_dir"]) / "data" / "sample_submission.csv", dtype=str)
+    assert submission[["id", "ClassId"]].equals(sample[["id", "ClassId"]])
+    assert "CV dice (2 folds)" in result.output
+
+
 def test_demo_refuses_a_non_empty_folder(tmp_path: Path) -> None:
     (tmp_path / "keep.txt").write_text("x")
     result = CliRunner().invoke(app, ["demo", str(tmp_path)])

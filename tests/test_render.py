@@ -42,24 +42,33 @@ PACKAGE_FILES = {
     "preview.py",
     "eda.py",
     "report.py",
+    "boxes.py",
+    "masks.py",
     "tasks/__init__.py",
-    "tasks/classification.py",
     "tests/__init__.py",
     "tests/conftest.py",
     "tests/test_config.py",
-    "tests/test_data.py",
-    "tests/test_ddp.py",
     "tests/test_folds.py",
     "tests/test_metrics.py",
-    "tests/test_pipeline.py",
     "tests/test_submit.py",
     "tests/test_tta.py",
-    "tests/test_analysis.py",
-    "tests/test_augment.py",
-    "tests/test_eda.py",
-    "tests/test_ensemble.py",
-    "tests/test_weights.py",
-    "tests/test_pseudo.py",
+}
+# Each task renders its own module and the tests of the stages it supports.
+TASK_FILES = {
+    "classification": {
+        "tasks/classification.py",
+        "tests/test_data.py",
+        "tests/test_ddp.py",
+        "tests/test_pipeline.py",
+        "tests/test_analysis.py",
+        "tests/test_augment.py",
+        "tests/test_eda.py",
+        "tests/test_ensemble.py",
+        "tests/test_weights.py",
+        "tests/test_pseudo.py",
+    },
+    "detection": {"tasks/detection.py", "tests/test_detection.py"},
+    "segmentation": {"tasks/segmentation.py", "tests/test_segmentation.py"},
 }
 TOP_FILES = {
     ".copier-answers.yml",
@@ -77,6 +86,9 @@ TOP_FILES = {
     "configs/aug/tv_randaugment.yaml",
     "configs/aug/tv_trivialaugment.yaml",
     "configs/aug/tv_medium.yaml",
+    "configs/aug/detection.yaml",
+    "configs/aug/detection_no_flip.yaml",
+    "configs/aug/segmentation.yaml",
     "configs/experiment/smoke.yaml",
     "configs/experiment/strong.yaml",
 }
@@ -90,6 +102,12 @@ MATRIX = [
     {"data_layout": layout, "label_mode": mode, "metric": METRICS[i % 4], "wandb_mode": WANDB_MODES[i % 3]}
     for i, (layout, mode) in enumerate(itertools.product(LAYOUTS, LABEL_MODES))
     if not (layout == "folders" and mode == "multi_label")
+] + [
+    {"task": "detection", "data_layout": layout, "metric": metric, "wandb_mode": "disabled"}
+    for layout, metric in (("coco", "map"), ("boxes_csv", "map50"), ("voc", "kaggle_map"))
+] + [
+    {"task": "segmentation", "data_layout": layout, "metric": metric, "wandb_mode": "offline"}
+    for layout, metric in (("masks", "dice"), ("rle_csv", "iou"), ("coco_polygons", "dice"))
 ]
 
 
@@ -108,7 +126,8 @@ def load_rendered_config(project: Path, package: str) -> dict:
 def test_render_matrix(tmp_path: Path, answers: dict) -> None:
     project = create_project(tmp_path / "p", data={"project_name": "Matrix", **answers}, defaults=True, quiet=True)
     data_note = "data/README.md"
-    expected = TOP_FILES | {f"matrix/{name}" for name in PACKAGE_FILES} | {data_note}
+    package_files = PACKAGE_FILES | TASK_FILES[answers.get("task", "classification")]
+    expected = TOP_FILES | {f"matrix/{name}" for name in package_files} | {data_note}
     assert rendered_files(project) == expected
     for path in project.rglob("*"):
         if path.is_file() and ".git" not in path.parts:
@@ -116,6 +135,7 @@ def test_render_matrix(tmp_path: Path, answers: dict) -> None:
             assert "{{" not in text and "{%" not in text, path
     config = load_rendered_config(project, "matrix")
     assert config["data"]["layout"] == answers["data_layout"]
+    assert config["task"] == answers.get("task", "classification")
     assert config["data"]["multi_label"] is (
         answers.get("label_mode") == "multi_label" and answers["data_layout"] == "csv"
     )
@@ -130,8 +150,14 @@ def test_examples_render(tmp_path: Path, example: str) -> None:
     config = load_rendered_config(project, answers["package_name"])
     assert config["model"]["backbone"] == answers["backbone"]
     assert config["data"]["id_column"] == answers["id_column"]
-    if answers["data_layout"] == "csv":
+    if answers["data_layout"] in ("csv", "boxes_csv"):
         assert config["data"]["target_columns"] == [answers["target_columns"]]
+    if answers.get("task") == "detection":
+        assert config["detection"]["architecture"] == answers["architecture"]
+        assert config["folds"]["strategy"] == "multilabel_stratified_kfold"
+    if answers.get("task") == "segmentation":
+        assert config["segmentation"]["architecture"] == answers["segmentation_architecture"]
+        assert config["data"]["rle_column"] == answers["rle_column"]
 
 
 def test_comma_separated_targets_become_a_list(tmp_path: Path) -> None:

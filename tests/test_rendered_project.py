@@ -12,8 +12,10 @@ from podium.project import create_project
 
 
 @pytest.mark.slow
-def test_rendered_project_passes_its_own_tests(tmp_path: Path) -> None:
-    project = create_project(tmp_path / "comp", data={"project_name": "Rendered Comp"}, defaults=True, quiet=True)
+@pytest.mark.parametrize("task", ["classification", "detection", "segmentation"])
+def test_rendered_project_passes_its_own_tests(tmp_path: Path, task: str) -> None:
+    answers = {"project_name": "Rendered Comp", "task": task}
+    project = create_project(tmp_path / "comp", data=answers, defaults=True, quiet=True)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled", "NO_ALBUMENTATIONS_UPDATE": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],

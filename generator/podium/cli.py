@@ -13,7 +13,7 @@ import typer
 from podium import __version__
 from podium.errors import PodiumError
 
-TASKS = ("classification",)
+TASKS = ("classification", "detection", "segmentation")
 
 app = typer.Typer(
     name="podium",

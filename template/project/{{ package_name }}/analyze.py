@@ -32,7 +32,7 @@ from .predict import fold_checkpoints, load_checkpoint
 from .report import Report, bar_chart, heatmap, image_grid, scatter_plot
 from .runs import RunPaths, read_json, write_json, write_text
 from .submit import read_ledger
-from .tasks import create_task
+from .tasks import create_task, require_task
 from .tracking import create_tracker
 from .tta import get_view
 
@@ -113,6 +113,7 @@ def _explanations(
 
 def analyze(config: Config) -> Path:
     """Write <run>/reports/analysis.html and analysis.json, and log the same to W&B; returns the HTML path."""
+    require_task(config, "analyze")
     paths = RunPaths.from_config(config)
     oof = pd.read_csv(_require(paths.oof, paths, "OOF predictions"), dtype={"id": str})
     classes = read_json(_require(paths.classes, paths, "class list"))

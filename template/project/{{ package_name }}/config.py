@@ -21,7 +21,10 @@ class StrictModel(BaseModel):
 
 class DataConfig(StrictModel):
     root: Path = Path("data")  # folder of the competition files
-    layout: Literal["csv", "folders"] = "csv"  # train CSV + images, or one folder per class
+    # classification: csv (train CSV + images) | folders (one folder per class);
+    # detection: coco (COCO JSON) | boxes_csv (one box per row) | voc (Pascal VOC XML folder);
+    # segmentation: masks (PNG per image) | rle_csv (run-length encodings) | coco_polygons (COCO segmentation)
+    layout: Literal["csv", "folders", "coco", "boxes_csv", "voc", "masks", "rle_csv", "coco_polygons"] = "csv"
     train_csv: str = "train.csv"  # inside root
     train_images: str = "train"  # inside root
     test_images: str = "test"  # inside root
@@ -35,6 +38,16 @@ class DataConfig(StrictModel):
     sample_submission: str = "sample_submission.csv"  # inside root
     num_workers: int = Field(default=2, ge=0)  # DataLoader worker processes
     pseudo_labels: Path | None = None  # CSV of id, path, class probabilities added to every fold's training part
+    annotations: str = "annotations.json"  # detection: COCO JSON file or VOC XML folder, inside root
+    box_columns: list[str] = Field(default_factory=lambda: ["bbox"])  # boxes_csv: 4 columns, or 1 holding [a,b,c,d]
+    box_format: Literal["xywh", "xyxy", "cxcywh"] = "xywh"  # boxes_csv: order of the four numbers
+    box_normalized: bool = False  # boxes_csv: numbers are fractions of the image width/height
+    out_of_bounds: Literal["clip", "error"] = "clip"  # boxes crossing the image border: clip (counted) or stop
+    masks: str = "masks"  # segmentation: folder of mask PNGs named like the images, inside root
+    mask_values: Literal["index", "binary"] = "index"  # masks: 0 background, k class k | any non-zero is one class
+    rle_column: str = "rle"  # rle_csv (and the sample submission): the run-length column
+    rle_order: Literal["F", "C"] = "F"  # pixel numbering: F column-major (Kaggle's usual) | C row-major
+    rle_start: int = Field(default=1, ge=0)  # number of the first pixel (Kaggle: 1)
 
 
 class FoldsConfig(StrictModel):
@@ -64,6 +77,55 @@ class ModelConfig(StrictModel):
     in_chans: int = Field(default=3, ge=1)
 
 
+class DetectionConfig(StrictModel):
+    # fcos/fasterrcnn/retinanet on a timm FPN backbone (model.backbone), or a torchvision model with COCO
+    # weights: fasterrcnn_resnet50_fpn_v2, fasterrcnn_mobilenet_v3_large_fpn, retinanet_resnet50_fpn_v2,
+    # fcos_resnet50_fpn, ssdlite320_mobilenet_v3_large
+    architecture: str = "fasterrcnn_resnet50_fpn_v2"
+    fpn_channels: int = Field(default=256, ge=32, multiple_of=32)  # timm-backbone detectors (GroupNorm of 32)
+    head_convs: int = Field(default=4, ge=1)  # fcos head depth (timm-backbone detectors)
+    out_indices: list[int] | None = None  # timm feature levels under the FPN; default the last three
+    roi_head_channels: int = Field(default=1024, ge=16)  # fasterrcnn on timm: width of the two-layer box head
+    rpn_batch_size: int = Field(default=256, ge=16)  # fasterrcnn on timm: anchors sampled per image for the RPN
+    roi_batch_size: int = Field(default=512, ge=16)  # fasterrcnn on timm: proposals sampled per image for the head
+    anchor_sizes: list[int] = Field(default_factory=lambda: [32, 64, 128, 256, 512])  # one per pyramid level
+    aspect_ratios: list[float] = Field(default_factory=lambda: [0.5, 1.0, 2.0])  # anchor-based detectors
+    score_threshold: float = Field(default=0.05, ge=0, le=1)  # detections below are dropped
+    nms_threshold: float = Field(default=0.5, gt=0, le=1)  # the detector's own NMS IoU
+    detections_per_image: int = Field(default=100, ge=1)
+    min_visibility: float = Field(default=0.3, ge=0, le=1)  # augmentation drops boxes less visible than this
+    min_area: float = Field(default=4.0, ge=0)  # augmentation drops boxes smaller than this (pixels)
+    mosaic_p: float = Field(default=0.0, ge=0, le=1)  # albumentations Mosaic of 4 training images
+    copy_paste_p: float = Field(default=0.0, ge=0, le=1)  # paste objects cut from other training images
+    copy_paste_max: int = Field(default=3, ge=1)  # objects pasted per image
+    merge: Literal["wbf", "nms", "soft_nms", "nmw"] = "wbf"  # ensemble-boxes method for TTA views and folds
+    merge_iou: float = Field(default=0.55, gt=0, le=1)
+    merge_skip: float = Field(default=0.0, ge=0, le=1)  # boxes below this score are ignored when merging
+    iou_thresholds: list[float] = Field(default_factory=lambda: [0.5, 0.55, 0.6, 0.65, 0.7, 0.75])  # metric=kaggle_map
+    submission_tokens: str = "label score x y w h"  # PredictionString token order (x1 y1 x2 y2 or x y w h)
+    submission_normalized: bool = False  # PredictionString coordinates as fractions of the image size
+    submission_label: Literal["name", "index"] = "name"  # class token: its name, or its 0-based index
+
+
+class SegmentationConfig(StrictModel):
+    architecture: str = (
+        "Unet"  # any segmentation-models-pytorch architecture: Unet, UnetPlusPlus, FPN, DeepLabV3Plus, ...
+    )
+    mode: Literal["multiclass", "multilabel"] = "multiclass"  # softmax over background + classes | sigmoid per class
+    decoder_channels: list[int] | None = None  # Unet-like decoders; default smp's
+    losses: dict[str, float] = Field(
+        default_factory=lambda: {"dice": 1.0, "ce": 1.0}
+    )  # dice focal lovasz jaccard tversky ce
+    ignore_index: int | None = None  # multiclass mask value left out of loss and metric
+    threshold: float = Field(default=0.5, gt=0, lt=1)  # multilabel probability threshold (tuned per class on OOF)
+    min_area: int = Field(default=0, ge=0)  # a class mask with fewer pixels is emptied (tuned on OOF)
+    tune: bool = True  # tune per-class thresholds and min areas on OOF after training (postprocess.json)
+    tta_merge: Literal["soft", "hard"] = "soft"  # mean of probabilities | per-pixel majority of the views' masks
+    train_crop: int | None = Field(default=None, ge=32, multiple_of=32)  # train on crops around objects of this size
+    copy_paste_p: float = Field(default=0.0, ge=0, le=1)  # paste another training image's objects (with masks)
+    submission: Literal["rle", "png"] = "rle"  # RLE CSV in the sample's shape | PNG index masks in a folder
+
+
 class TrainConfig(StrictModel):
     epochs: int = Field(default=10, ge=1)
     batch_size: int = Field(default=32, ge=1)  # per process
@@ -91,7 +153,8 @@ class TrainConfig(StrictModel):
     ema: bool = False  # evaluate and save an exponential moving average of the weights
     ema_decay: float = Field(default=0.999, gt=0, lt=1)
     ema_warmup: bool = True  # ramp the decay up over the first updates (timm's use_warmup)
-    early_stopping_patience: int | None = None  # epochs without improvement of the metric
+    early_stopping_patience: int | None = None  # evaluations without improvement of the metric
+    eval_every: int = Field(default=1, ge=1)  # validate every N epochs (and after the last)
     amp: Literal["auto", "bf16", "fp16", "off"] = "auto"  # auto: bf16 on CUDA when supported, else fp16
     channels_last: bool = True  # CUDA only
     device: str = "auto"  # auto, cpu, cuda, cuda:1, mps
@@ -163,15 +226,22 @@ class WandbConfig(StrictModel):
 
 
 class Config(StrictModel):
-    task: Literal["classification"] = "classification"
+    task: Literal["classification", "detection", "segmentation"] = "classification"
     experiment: str = "baseline"  # run folder name under output_dir
     output_dir: Path = Path("outputs")
     seed: int = 42
     seeds: list[int] | None = None  # a seed ensemble: train/run once per seed into <experiment>-seed<k>
-    metric: Literal["accuracy", "f1_macro", "log_loss", "roc_auc", "qwk"] = "accuracy"
+    # classification: accuracy | f1_macro | log_loss | roc_auc | qwk;
+    # detection: map (COCO mAP@[.5:.95]) | map50 | kaggle_map (mean precision over detection.iou_thresholds);
+    # segmentation: dice | iou (per image and class, empty prediction of an empty mask = 1, then averaged)
+    metric: Literal[
+        "accuracy", "f1_macro", "log_loss", "roc_auc", "qwk", "map", "map50", "kaggle_map", "dice", "iou"
+    ] = "accuracy"
     data: DataConfig = Field(default_factory=DataConfig)
     folds: FoldsConfig = Field(default_factory=FoldsConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
+    detection: DetectionConfig = Field(default_factory=DetectionConfig)
+    segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     aug: AugConfig = Field(default_factory=AugConfig)
     predict: PredictConfig = Field(default_factory=PredictConfig)

@@ -29,6 +29,7 @@ class LabelledTable:
     targets: np.ndarray  # (N,) class indices, or (N, C) 0/1 for multi-label
     multi_label: bool
     source: Path
+    strata: np.ndarray | None = None  # what stratified splitters balance, when not the targets (detection)
 
     @property
     def ids(self) -> np.ndarray:
@@ -167,9 +168,25 @@ def _read_folder_layout(config: DataConfig, check_images: bool = True) -> Labell
     return LabelledTable(frame, classes, frame["label"].map(index).to_numpy(np.int64), False, folder)
 
 
+def _lazy_reader(module: str, name: str) -> Callable[..., LabelledTable]:
+    def read(config: DataConfig, check_images: bool = True) -> LabelledTable:
+        import importlib
+
+        # Detection and segmentation readers import this module: load them on first use.
+        return getattr(importlib.import_module(f".{module}", __package__), name)(config, check_images)
+
+    return read
+
+
 TABLE_READERS: dict[str, Callable[..., LabelledTable]] = {
     "csv": _read_csv_layout,
     "folders": _read_folder_layout,
+    "coco": _lazy_reader("boxes", "read_coco"),
+    "boxes_csv": _lazy_reader("boxes", "read_boxes_csv"),
+    "voc": _lazy_reader("boxes", "read_voc"),
+    "masks": _lazy_reader("masks", "read_mask_folder"),
+    "rle_csv": _lazy_reader("masks", "read_rle_csv"),
+    "coco_polygons": _lazy_reader("masks", "read_coco_polygons"),
 }
 
 
@@ -193,11 +210,17 @@ def read_test_table(config: DataConfig) -> pd.DataFrame:
     return pd.DataFrame({"id": [p.stem for p in paths], "path": [str(p) for p in paths]})
 
 
-def read_sample_submission(config: DataConfig) -> pd.DataFrame:
+def read_sample_submission(config: DataConfig, per_class: bool = False) -> pd.DataFrame:
+    """The sample submission; ids are unique, or with `per_class` (segmentation's one row per image and class)
+    unique together with the class column."""
     source = config.root / config.sample_submission
     frame = _read_csv(source)
     _require_columns(frame, [config.id_column], source)
-    _check_unique_ids(frame[config.id_column], source)
+    keys = frame[config.id_column]
+    class_columns = [c for c in config.target_columns if c in frame.columns] if per_class else []
+    if class_columns:
+        keys = keys.str.cat(frame[class_columns[0]], sep="/")
+    _check_unique_ids(keys, source)
     return frame
 
 

@@ -211,6 +211,10 @@ def eda(
     """Write reports/eda.html, reports/eda.json and configs/aug/suggested.yaml; returns the HTML path."""
     import albumentations as A
 
+    from .tasks import require_task
+
+    require_task(config, "eda")
+
     from .report import Report, bar_chart, image_grid
 
     workers = workers if workers is not None else max(os.cpu_count() or 1, 1)

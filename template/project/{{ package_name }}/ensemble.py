@@ -17,6 +17,7 @@ from .data import read_train_table
 from .errors import ConfigError, DataError
 from .metrics import Metric, create_metric
 from .runs import RunPaths, read_json, write_csv, write_json
+from .tasks import require_task
 from .tracking import create_tracker
 
 Combiner = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (members [M, N, C], weights [M]) -> [N, C]
@@ -169,6 +170,7 @@ def align(frames: list[pd.DataFrame], names: list[str], classes: list[str], kind
 
 def ensemble(config: Config) -> dict:
     """Combine `ensemble.members` into `outputs/<experiment>/`: OOF, test predictions, weights, scores."""
+    require_task(config, "ensemble")
     settings = config.ensemble
     if len(settings.members) < 1:
         raise DataError("ensemble.members is empty: name run folders, e.g. ensemble.members=[outputs/a,outputs/b]")

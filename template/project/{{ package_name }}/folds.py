@@ -102,7 +102,7 @@ def make_folds(config: Config, table: LabelledTable | None = None) -> Path:
             raise DataError(f"{table.source}: missing group column '{config.folds.group_column}'")
         groups = table.frame[config.folds.group_column].to_numpy()
     folds = assign_folds(
-        table.targets,
+        table.targets if table.strata is None else table.strata,
         strategy=config.folds.strategy,
         n_splits=config.folds.n_splits,
         seed=config.folds.seed,

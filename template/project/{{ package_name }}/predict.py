@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .augment import create_transform, load_augmentations
+from .augment import load_augmentations
 from .config import Config
-from .data import ImageDataset, read_test_table
+from .data import read_test_table
 from .distributed import resolve_device
 from .errors import DataError, ModelError
-from .runs import RunPaths, read_json, save_resolved_config, write_csv
-from .tasks import create_task
+from .runs import RunPaths, read_json, save_resolved_config
+from .tasks import Task, create_task
 from .train import autocast_dtype
-from .tta import get_view, tta_probabilities
+from .tta import get_view
 
 
 def fold_checkpoints(paths: RunPaths, names: list[str]) -> dict[int, list[Path]]:
@@ -38,7 +36,7 @@ def fold_checkpoints(paths: RunPaths, names: list[str]) -> dict[int, list[Path]]
     return found
 
 
-def load_checkpoint(task: Any, path: Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
+def load_checkpoint(task: Task, path: Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
     """A model with the checkpoint's weights (read with weights_only=True) and its metadata."""
     saved = torch.load(path, map_location=device, weights_only=True)
     meta = saved.get("meta", {})
@@ -56,7 +54,7 @@ def load_checkpoint(task: Any, path: Path, device: torch.device) -> tuple[torch.
 
 @torch.inference_mode()
 def predict_loader(
-    task: Any,
+    task: Task,
     model: torch.nn.Module,
     loader: DataLoader,
     views: list[str],
@@ -64,18 +62,16 @@ def predict_loader(
     amp_dtype: torch.dtype | None,
     description: str,
 ) -> np.ndarray:
-    def predict_batch(images: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            return task.probabilities(model(images))
-
+    """The task's per-image outputs over `loader` (TTA views merged the task's way)."""
     outputs = []
-    for images, _ in tqdm(loader, desc=description, leave=False, disable=None):
-        outputs.append(tta_probabilities(predict_batch, images.to(device), views).cpu().numpy())
+    for images, meta in tqdm(loader, desc=description, leave=False, disable=None):
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            outputs.append(task.predict_batch(model, images.to(device), meta, views))
     return np.concatenate(outputs)
 
 
 def predict(config: Config) -> Path:
-    """Write predictions/test_fold_K.csv for each fold and their mean as predictions/test.csv."""
+    """Write predictions/test_fold_K for each fold and the merge of all folds as predictions/test."""
     paths = RunPaths.from_config(config)
     if not paths.classes.is_file():
         raise DataError(f"{paths.classes}: not found; run the `train` command first")
@@ -87,29 +83,28 @@ def predict(config: Config) -> Path:
     save_resolved_config(config, paths, "predict")
     task = create_task(config, read_json(paths.classes))
     test = read_test_table(config.data)
+    ids = test["id"].to_numpy()
     device = resolve_device(config.train.device)
     amp_dtype = autocast_dtype(config.train.amp, device)
-    fold_probabilities = []
+    fold_outputs = []
     for fold, checkpoints in fold_checkpoints(paths, config.predict.checkpoints).items():
         per_checkpoint = []
         for checkpoint in checkpoints:  # several: a snapshot (or checkpoint) ensemble within the fold
             model, meta = load_checkpoint(task, checkpoint, device)
-            transform = create_transform(
-                load_augmentations(config.aug.test, "aug.test"),
-                image_size=config.model.image_size,
-                mean=tuple(meta["mean"]),
-                std=tuple(meta["std"]),
+            augmentations = load_augmentations(config.aug.test, "aug.test")
+            transform = task.create_transform(augmentations, tuple(meta["mean"]), tuple(meta["std"]), train=False)
+            dataset = task.create_dataset(test["path"].tolist(), None, transform)
+            loader = DataLoader(
+                dataset,
+                batch_size=config.predict.batch_size,
+                num_workers=config.data.num_workers,
+                collate_fn=task.collate_fn,
             )
-            dataset = ImageDataset(test["path"].tolist(), None, transform, config.model.in_chans)
-            loader = DataLoader(dataset, batch_size=config.predict.batch_size, num_workers=config.data.num_workers)
+            description = f"predict fold {fold} {checkpoint.stem}"
             per_checkpoint.append(
-                predict_loader(
-                    task, model, loader, config.predict.tta, device, amp_dtype, f"predict fold {fold} {checkpoint.stem}"
-                )
+                predict_loader(task, model, loader, config.predict.tta, device, amp_dtype, description)
             )
-        probabilities = np.mean(per_checkpoint, axis=0)
-        write_csv(paths.fold_test_predictions(fold), task.prediction_frame(test["id"].to_numpy(), probabilities))
-        fold_probabilities.append(probabilities)
-    mean = np.mean(fold_probabilities, axis=0)
-    frame: pd.DataFrame = task.prediction_frame(test["id"].to_numpy(), mean)
-    return write_csv(paths.test_predictions, frame)
+        outputs = task.merge_models(per_checkpoint)
+        task.write_predictions(paths.fold_test_predictions(fold), ids, outputs)
+        fold_outputs.append(outputs)
+    return task.write_predictions(paths.test_predictions, ids, task.merge_models(fold_outputs))

@@ -3,24 +3,46 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
+from matplotlib.patches import Rectangle
 
 from .augment import load_augmentations, redirect_caches
 from .config import Config
 from .data import read_image, read_train_table
 from .runs import RunPaths, atomic_path
+from .tasks import create_task
+
+
+def _draw_boxes(axis: plt.Axes, boxes: np.ndarray, labels: list[str]) -> None:
+    for (x1, y1, x2, y2), label in zip(boxes, labels, strict=True):
+        axis.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="yellow", linewidth=1))
+        axis.text(x1, y1, label, color="black", backgroundcolor="yellow", fontsize=5)
+
+
+def _original_mask(table: Any, row: int, shape: tuple[int, ...], task: Any) -> np.ndarray:
+    from .masks import decode_target
+
+    mask = decode_target(table.targets[row], shape[0], shape[1], len(table.classes), task.multilabel)
+    return mask.transpose(2, 0, 1) if mask.ndim == 3 else mask
 
 
 def preview_augmentations(config: Config, count: int = 16, output: Path | None = None) -> Path:
-    """Apply `aug.train` to `count` training images (original first in each pair); return the PNG path."""
+    """Apply `aug.train` to `count` training images (original first in each pair), as the model sees them
+    (resized, with Mosaic and Copy-Paste for detection, boxes drawn); return the PNG path."""
     table = read_train_table(config.data)
     augmentations = load_augmentations(config.aug.train, "aug.train")
     redirect_caches(augmentations, RunPaths.from_config(config).root / "augraphy")
+    task = create_task(config, table.classes)
+    transform = task.create_transform(augmentations, (0.0,) * 3, (1.0,) * 3, train=True)
+    paths = table.frame["path"].tolist()
+    dataset = task.create_dataset(paths, table.targets, transform, train=True)
     rng = np.random.default_rng(config.seed)
     rows = rng.choice(len(table.frame), size=min(count, len(table.frame)), replace=False)
     columns = 8
@@ -30,12 +52,22 @@ def preview_augmentations(config: Config, count: int = 16, output: Path | None =
         axis.axis("off")
     for index, row in enumerate(rows):
         image = read_image(table.frame["path"].iloc[row], config.model.in_chans)
-        augmented = augmentations(image=image)["image"] if augmentations is not None else image
+        tensor, target = dataset[int(row)]
+        augmented = np.clip(tensor.permute(1, 2, 0).numpy(), 0, 1)
         label = table.frame["id"].iloc[row]
         for offset, (picture, title) in enumerate(((image, f"{label}"), (augmented, "augmented"))):
             axis = axes.flat[2 * index + offset]
             axis.imshow(picture.squeeze(), cmap="gray" if picture.shape[-1] == 1 else None)
             axis.set_title(title, fontsize=7)
+            if isinstance(target, torch.Tensor) and target.ndim >= 2:  # segmentation: the mask over the image
+                mask = target.numpy() if offset else _original_mask(table, int(row), picture.shape[:2], task)
+                if mask.ndim == 3:  # multilabel channels (C, H, W): show their union coloured by first class
+                    mask = (mask.argmax(axis=0) + 1) * (mask.max(axis=0) > 0)
+                axis.imshow(np.ma.masked_equal(mask, 0), alpha=0.45, cmap="tab10", vmin=0, vmax=10)
+            if isinstance(target, dict):  # detection: the original boxes, then the augmented ones
+                boxes = table.targets[row]["boxes"] if offset == 0 else target["boxes"].numpy()
+                names = table.targets[row]["labels"] if offset == 0 else target["labels"].numpy() - 1
+                _draw_boxes(axis, boxes, [table.classes[int(i)] for i in names])
     output = output or RunPaths.from_config(config).root / "reports" / "augment_preview.png"
     output.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(output) as temporary:

@@ -14,6 +14,7 @@ from .data import read_test_table
 from .errors import DataError
 from .predict import predict
 from .runs import RunPaths, read_json, write_csv, write_json
+from .tasks import require_task
 from .train import train
 
 
@@ -53,6 +54,7 @@ def pseudo_label_frame(
 
 def pseudo(config: Config) -> list[dict[str, Any]]:
     """Rounds of: label confident predictions, retrain into <experiment>-pseudo<r>, predict again."""
+    require_task(config, "pseudo")
     paths = RunPaths.from_config(config)
     if not paths.metrics.is_file() or not paths.classes.is_file():
         raise DataError(f"{paths.root}: no trained run (metrics.json, classes.json); run train first")

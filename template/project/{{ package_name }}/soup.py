@@ -19,7 +19,7 @@ from .distributed import Runtime, resolve_device
 from .errors import ModelError
 from .folds import folds_to_train, read_folds
 from .runs import RunPaths, read_json, save_torch, write_json
-from .tasks import create_task
+from .tasks import create_task, require_task
 from .train import evaluate, fold_loaders
 
 StateDict = dict[str, torch.Tensor]
@@ -80,6 +80,7 @@ def _candidates(paths: RunPaths, runs: list[Path], fold: int, names: list[str]) 
 
 def soup(config: Config) -> dict[str, Any]:
     """Write fold_K/soup.pt for every trained fold; returns the validation score of each soup."""
+    require_task(config, "soup")
     paths = RunPaths.from_config(config)
     table = read_train_table(config.data)
     folds = read_folds(paths.folds, table)
@@ -95,7 +96,7 @@ def soup(config: Config) -> dict[str, Any]:
         mean, std = tuple(meta.get("mean", (0.5,) * 3)), tuple(meta.get("std", (0.5,) * 3))
         valid_index = np.flatnonzero(folds == fold)
         _, valid_loader = fold_loaders(
-            config, table, np.flatnonzero(folds != fold), valid_index, runtime=runtime, mean=mean, std=std
+            config, task, table, np.flatnonzero(folds != fold), valid_index, runtime=runtime, mean=mean, std=std
         )
 
         def evaluate_state(state: StateDict, loader: Any = valid_loader, index: np.ndarray = valid_index) -> float:

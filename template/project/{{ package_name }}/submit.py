@@ -158,25 +158,18 @@ def submit(config: Config, predictions: Path | None = None) -> tuple[Path, dict]
     """Write a timestamped submission and `submission.csv` (latest); return its path and the run's metrics."""
     paths = RunPaths.from_config(config)
     source = predictions or config.submit.predictions or paths.test_predictions
-    if not source.is_file():
+    if not source.is_file() and not source.with_suffix(".npz").is_file():  # segmentation keeps maps in .npz
         raise SubmissionError(f"{source}: predictions not found; run the `predict` command first")
     data = config.data
-    sample = read_sample_submission(data)
+    sample = read_sample_submission(data, per_class=config.task == "segmentation")
     check_test_ids(sample, read_test_table(data)["id"], data.id_column, data.root / data.sample_submission)
-    classes = read_json(paths.classes) if paths.classes.is_file() else None
-    frame = pd.read_csv(source, dtype={"id": str})
-    classes = classes or [column for column in frame.columns if column not in ("id", "fold")]
-    fmt = submission_format(sample, data.id_column, classes, config.submit.format)
-    submission = build_submission(
-        sample,
-        frame,
-        classes,
-        id_column=data.id_column,
-        fmt=fmt,
-        multi_label=data.multi_label,
-        threshold=config.submit.threshold,
-    )
-    validate_submission(submission, sample, id_column=data.id_column, fmt=fmt)
+    from .tasks import create_task
+
+    if paths.classes.is_file():
+        classes = read_json(paths.classes)
+    else:  # a prediction file from elsewhere: its class columns
+        classes = [c for c in pd.read_csv(source, nrows=0).columns if c not in ("id", "fold")]
+    submission = create_task(config, classes).submission(sample, source)
     path = _unique_path(paths.submissions, datetime.now().strftime("%Y%m%d-%H%M%S"))
     write_csv(path, submission)
     with atomic_path(paths.submissions / "submission.csv") as temporary:

@@ -20,18 +20,17 @@ from timm.scheduler.scheduler import Scheduler
 from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
-from .augment import create_transform, load_augmentations, redirect_caches
+from .augment import load_augmentations, redirect_caches
 from .config import Config, TrainConfig
-from .data import ImageDataset, LabelledTable, read_train_table, with_pseudo_labels
+from .data import LabelledTable, read_train_table, with_pseudo_labels
 from .distributed import Runtime, all_gather, barrier, init_runtime, shutdown
 from .errors import ConfigError
 from .folds import folds_to_train, read_folds
-from .models import normalisation
 from .runs import RunPaths, read_json, save_resolved_config, save_torch, write_csv, write_json
-from .tasks import create_task
+from .tasks import Task, create_task
 from .tracking import create_tracker
 
 
@@ -108,7 +107,7 @@ class FoldState:
 
 
 def _loader(
-    dataset: ImageDataset, runtime: Runtime, batch_size: int, workers: int, shuffle: bool, seed: int
+    dataset: Dataset, runtime: Runtime, batch_size: int, workers: int, shuffle: bool, seed: int, collate_fn: Any = None
 ) -> DataLoader:
     sampler = None
     if runtime.distributed:
@@ -123,13 +122,14 @@ def _loader(
         drop_last=shuffle and len(dataset) > batch_size * runtime.world_size,
         persistent_workers=workers > 0,
         generator=torch.Generator().manual_seed(seed),
+        collate_fn=collate_fn,
     )
 
 
 def train_one_epoch(
     model: torch.nn.Module,
     loader: DataLoader,
-    task: Any,
+    task: Task,
     optimizer: torch.optim.Optimizer,
     *,
     runtime: Runtime,
@@ -154,13 +154,12 @@ def train_one_epoch(
         loader, total=total_steps, desc=description, leave=False, disable=True if not runtime.is_main else None
     )
     step = 0
-    for step, (images, targets) in enumerate(progress):
+    for step, batch in enumerate(progress):
         if step >= total_steps:
             break
-        images = images.to(device, non_blocking=True)
+        images, targets = task.to_device(batch, device)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        targets = targets.to(device, non_blocking=True)
         if mixup is not None and len(images) % 2 == 0:  # timm mixes a batch with its reverse: even sizes only
             images, targets = mixup(images, targets)
         update_now = (step + 1) % accumulate == 0 or step + 1 == total_steps
@@ -168,7 +167,7 @@ def train_one_epoch(
         sync = nullcontext() if update_now or not runtime.distributed else model.no_sync()
         with sync:
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                loss = task.compute_loss(model(images), targets)
+                loss = task.training_loss(model, images, targets)
             scaled = loss / accumulate
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
         running_loss += loss.detach()
@@ -196,37 +195,37 @@ def train_one_epoch(
 def evaluate(
     model: torch.nn.Module,
     loader: DataLoader,
-    task: Any,
+    task: Task,
     *,
     runtime: Runtime,
     amp_dtype: torch.dtype | None = None,
     channels_last: bool = False,
     max_batches: int | None = None,
 ) -> tuple[float, np.ndarray, np.ndarray]:
-    """(mean loss, probabilities, dataset indices), gathered from every rank."""
+    """(mean loss, per-image outputs, dataset indices), gathered from every rank; the loss is NaN for models
+    that give none in evaluation mode (torchvision detectors)."""
     model.eval()
     device = runtime.device
     order = list(loader.sampler) if isinstance(loader.sampler, DistributedSampler) else None
-    probabilities, losses, seen = [], [], 0
+    outputs, losses, seen = [], [], 0
     batches = loader if max_batches is None else (batch for i, batch in enumerate(loader) if i < max_batches)
-    for images, targets in tqdm(batches, desc="valid", leave=False, disable=True if not runtime.is_main else None):
-        images = images.to(device, non_blocking=True)
+    for batch in tqdm(batches, desc="valid", leave=False, disable=True if not runtime.is_main else None):
+        images, targets = task.to_device(batch, device)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        targets = targets.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            logits = model(images)
-        losses.append(float(task.compute_loss(logits, targets)) * len(images))
-        probabilities.append(task.probabilities(logits).cpu().numpy())
+            loss, batch_outputs = task.evaluate_batch(model, images, targets)
+        losses.append(math.nan if loss is None else loss * len(images))
+        outputs.append(batch_outputs)
         seen += len(images)
-    local_probabilities = np.concatenate(probabilities) if probabilities else np.zeros((0, task.num_outputs))
+    local_outputs = np.concatenate(outputs) if outputs else np.zeros((0, len(task.classes)))
     local_indices = np.asarray(order[:seen] if order is not None else range(seen))
-    parts = all_gather(runtime, (local_indices, local_probabilities, sum(losses), seen))
+    parts = all_gather(runtime, (local_indices, local_outputs, sum(losses), seen))
     indices = np.concatenate([part[0] for part in parts])
     gathered = np.concatenate([part[1] for part in parts])
     # DistributedSampler pads shards with repeated samples: keep each index once.
     indices, first = np.unique(indices, return_index=True)
-    loss = sum(part[2] for part in parts) / max(sum(part[3] for part in parts), 1)
+    loss = float(sum(part[2] for part in parts)) / max(sum(part[3] for part in parts), 1)
     return loss, gathered[first], indices
 
 
@@ -234,7 +233,7 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if isinstance(model, DistributedDataParallel) else model
 
 
-def checkpoint_meta(config: Config, task: Any, mean: tuple, std: tuple) -> dict[str, Any]:
+def checkpoint_meta(config: Config, task: Task, mean: tuple, std: tuple) -> dict[str, Any]:
     return {
         "task": config.task,
         "backbone": config.model.backbone,
@@ -249,6 +248,7 @@ def checkpoint_meta(config: Config, task: Any, mean: tuple, std: tuple) -> dict[
 
 def fold_loaders(
     config: Config,
+    task: Task,
     table: LabelledTable,
     train_index: np.ndarray,
     valid_index: np.ndarray,
@@ -260,27 +260,23 @@ def fold_loaders(
     seed: int = 0,
 ) -> tuple[DataLoader, DataLoader]:
     """The training loader (augmented, shuffled) and the validation loader of one fold."""
-    size = config.model.image_size
     train_augmentations = load_augmentations(config.aug.train, "aug.train")
     redirect_caches(train_augmentations, RunPaths.from_config(config).root / "augraphy")
-    train_transform = create_transform(train_augmentations, image_size=size, mean=mean, std=std)
-    valid_transform = create_transform(
-        load_augmentations(config.aug.valid, "aug.valid"), image_size=size, mean=mean, std=std
-    )
+    train_transform = task.create_transform(train_augmentations, mean, std, train=True)
+    valid_transform = task.create_transform(load_augmentations(config.aug.valid, "aug.valid"), mean, std, train=False)
     image_paths = table.frame["path"].to_numpy()
-    channels = config.model.in_chans
     targets = table.targets if training_targets is None else training_targets
-    train_set = ImageDataset(image_paths[train_index], targets[train_index], train_transform, channels)
-    valid_set = ImageDataset(image_paths[valid_index], table.targets[valid_index], valid_transform, channels)
+    train_set = task.create_dataset(list(image_paths[train_index]), targets[train_index], train_transform, train=True)
+    valid_set = task.create_dataset(list(image_paths[valid_index]), table.targets[valid_index], valid_transform)
     batch, workers = config.train.batch_size, config.data.num_workers
-    train_loader = _loader(train_set, runtime, batch, workers, True, seed)
-    valid_loader = _loader(valid_set, runtime, batch, workers, False, config.seed)
+    train_loader = _loader(train_set, runtime, batch, workers, True, seed, task.collate_fn)
+    valid_loader = _loader(valid_set, runtime, batch, workers, False, config.seed, task.collate_fn)
     return train_loader, valid_loader
 
 
 def train_fold(
     config: Config,
-    task: Any,
+    task: Task,
     table: LabelledTable,
     folds: np.ndarray,
     fold: int,
@@ -301,10 +297,11 @@ def train_fold(
     valid_index = np.flatnonzero(folds == fold)
 
     model = task.create_model()
-    mean, std = normalisation(model)
+    mean, std = task.normalisation(model)
     meta = checkpoint_meta(config, task, mean, std)
     train_loader, valid_loader = fold_loaders(
         config,
+        task,
         table,
         train_index,
         valid_index,
@@ -384,25 +381,29 @@ def train_fold(
             description=f"fold {fold} epoch {epoch + 1}/{train_config.epochs}",
         )
         eval_model = ema.module if ema is not None else model
-        valid_loss, probabilities, indices = evaluate(
-            eval_model,
-            valid_loader,
-            task,
-            runtime=runtime,
-            amp_dtype=amp_dtype,
-            channels_last=channels_last,
-            max_batches=train_config.max_eval_batches,
-        )
-        score = task.score(table.targets[valid_index][indices], probabilities)
+        # Evaluation can cost as much as training (detection): every eval_every epochs and always the last.
+        evaluate_now = (epoch + 1) % train_config.eval_every == 0 or epoch + 1 == train_config.epochs
+        valid_loss, score, improved = math.nan, math.nan, False
+        if evaluate_now:
+            valid_loss, probabilities, indices = evaluate(
+                eval_model,
+                valid_loader,
+                task,
+                runtime=runtime,
+                amp_dtype=amp_dtype,
+                channels_last=channels_last,
+                max_batches=train_config.max_eval_batches,
+            )
+            score = task.score(table.targets[valid_index][indices], probabilities)
+            improved = task.metric.is_improvement(score, state.best_score)
+            state.stale_epochs = 0 if improved else state.stale_epochs + 1
+            if improved:
+                state.best_score, state.best_epoch = score, epoch
         if in_swa:
             swa_model.update_parameters(_unwrap(model))
             swa_scheduler.step()
-        elif scheduler is not None:
+        elif scheduler is not None and (evaluate_now or train_config.scheduler != "plateau"):
             scheduler.step(epoch + 1, score)
-        improved = task.metric.is_improvement(score, state.best_score)
-        state.stale_epochs = 0 if improved else state.stale_epochs + 1
-        if improved:
-            state.best_score, state.best_epoch = score, epoch
         state.epoch = epoch + 1
         row = {
             "epoch": epoch + 1,
@@ -419,9 +420,7 @@ def train_fold(
                 save_torch(
                     paths.checkpoint(fold, "best"), {"model": weights, "meta": meta, "epoch": epoch + 1, "score": score}
                 )
-                oof = task.prediction_frame(table.ids[valid_index][indices], probabilities)
-                oof.insert(1, "fold", fold)
-                write_csv(paths.fold_oof(fold), oof)
+                task.write_predictions(paths.fold_oof(fold), table.ids[valid_index][indices], probabilities, fold)
             save_torch(
                 last_path,
                 {
@@ -439,11 +438,10 @@ def train_fold(
                 snapshot = {"model": _unwrap(eval_model).state_dict(), "meta": meta, "epoch": epoch + 1, "score": score}
                 save_torch(paths.checkpoint(fold, f"snapshot_{(epoch + 1) // cycle_epochs}"), snapshot)
             write_csv(paths.history(fold), pd.DataFrame(state.history))
-            tracker.log({f"{key}": value for key, value in row.items()}, step=epoch + 1)
-            print(
-                f"fold {fold} epoch {epoch + 1}: train_loss {train_loss:.4f} valid_loss {valid_loss:.4f} "
-                f"{config.metric} {score:.4f}{' *' if improved else ''}"
-            )
+            tracker.log({f"{key}": value for key, value in row.items() if not math.isnan(value)}, step=epoch + 1)
+            scored = f" valid_loss {valid_loss:.4f}" if not math.isnan(valid_loss) else ""
+            scored += f" {config.metric} {score:.4f}" if evaluate_now else ""
+            print(f"fold {fold} epoch {epoch + 1}: train_loss {train_loss:.4f}{scored}{' *' if improved else ''}")
         patience = train_config.early_stopping_patience
         if patience is not None and state.stale_epochs >= patience:
             if runtime.is_main:
@@ -468,7 +466,7 @@ def _finish_swa(
     swa_model: AveragedModel,
     train_loader: DataLoader,
     valid_loader: DataLoader,
-    task: Any,
+    task: Task,
     table: LabelledTable,
     valid_index: np.ndarray,
     runtime: Runtime,
@@ -479,16 +477,21 @@ def _finish_swa(
     return float(task.score(table.targets[valid_index][indices], probabilities))
 
 
-def summarise(config: Config, task: Any, table: LabelledTable, results: list[dict[str, Any]], paths: RunPaths) -> dict:
+def summarise(config: Config, task: Task, table: LabelledTable, results: list[dict[str, Any]], paths: RunPaths) -> dict:
     """CV mean ± std over folds and the score of the concatenated OOF predictions."""
     scores = np.array([result["score"] for result in results], dtype=np.float64)
-    frames = [pd.read_csv(paths.fold_oof(r["fold"]), dtype={"id": str}) for r in results]
-    oof = pd.concat(frames, ignore_index=True)
-    write_csv(paths.oof, oof)
+    parts = [task.read_predictions(paths.fold_oof(r["fold"])) for r in results]
+    ids = np.concatenate([part[0] for part in parts])
+    outputs = np.concatenate([part[1] for part in parts])
+    fold_column = np.concatenate([np.full(len(part[0]), r["fold"]) for part, r in zip(parts, results, strict=True)])
+    task.write_predictions(paths.oof, ids, outputs, fold_column)
     position = {image_id: i for i, image_id in enumerate(table.ids)}
-    rows = oof["id"].map(position).to_numpy()
-    oof_score = task.score(table.targets[rows], task.read_prediction_frame(oof))
+    rows = np.array([position[image_id] for image_id in ids], dtype=np.int64)
+    oof_score = task.score(table.targets[rows], outputs)
+    tune = getattr(task, "tune_postprocessing", None)  # segmentation: thresholds and minimum areas on OOF
+    extra = tune(outputs, paths.root) if tune is not None and config.segmentation.tune else {}
     return {
+        **extra,
         "metric": config.metric,
         "higher_is_better": task.metric.higher_is_better,
         "cv_mean": float(scores.mean()),

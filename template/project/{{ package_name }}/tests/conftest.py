@@ -76,6 +76,124 @@ def write_competition(root: Path, n_train: int = 24, n_test: int = 6, multi_labe
     return root
 
 
+DETECTION_CLASSES = ["red", "green"]
+
+
+def write_detection_competition(root: Path, n_train: int = 16, n_test: int = 4, size: int = 64) -> dict:
+    """Coloured rectangles on noise: train/ and test/ PNGs, train.csv (one box per row: id, bbox [x, y, w, h],
+    class; image 0 has no box, a negative), sample_submission.csv (id, PredictionString). Returns the boxes."""
+    rng = np.random.default_rng(1)
+    (root / "train").mkdir(parents=True)
+    (root / "test").mkdir()
+    rows, truth = [], {}
+    for split, count in (("train", n_train), ("test", n_test)):
+        for i in range(count):
+            image_id = f"{split[:2]}{i:03d}"
+            image = rng.integers(0, 40, (size, size, 3)).astype(np.int16)
+            boxes = []
+            for k in range(0 if (split == "train" and i == 0) else 1 + i % 2):
+                w, h = (int(v) for v in rng.integers(12, 24, 2))
+                x, y = (20 * k + int(rng.integers(0, 8)), int(rng.integers(0, size - h)))
+                label = DETECTION_CLASSES[(i + k) % 2]
+                image[y : y + h, x : x + w] += np.array(COLOURS[label], dtype=np.int16)
+                boxes.append((x, y, w, h, label))
+                if split == "train":
+                    rows.append(
+                        {"id": image_id, "bbox": f"[{x}, {y}, {w}, {h}]", "class": label, "source": f"s{i % 4}"}
+                    )
+            Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(root / split / f"{image_id}.png")
+            truth[image_id] = boxes
+    pd.DataFrame(rows).to_csv(root / "train.csv", index=False)
+    test_ids = [f"te{i:03d}" for i in range(n_test)]
+    pd.DataFrame({"id": test_ids, "PredictionString": ""}).to_csv(root / "sample_submission.csv", index=False)
+    return truth
+
+
+DETECTION_LAYOUT = [
+    "task=detection",
+    "metric=map50",
+    "data.layout=boxes_csv",
+    "data.train_csv=train.csv",
+    "data.train_images=train",
+    "data.test_images=test",
+    "data.id_column=id",
+    "data.target_columns=[class]",
+    "data.box_columns=[bbox]",
+    "data.box_format=xywh",
+    "data.box_normalized=false",
+    "data.annotations=annotations.json",
+    "data.sample_submission=sample_submission.csv",
+    "aug.train=configs/aug/detection.yaml",
+    "detection.architecture=fcos",
+    "detection.fpn_channels=32",
+    "detection.head_convs=1",
+    "detection.anchor_sizes=[8,16,32,64,128]",
+    "folds.strategy=multilabel_stratified_kfold",
+]
+
+
+SEGMENTATION_CLASSES = ["red", "green"]
+
+
+def write_segmentation_competition(root: Path, n_train: int = 12, n_test: int = 4, size: int = 64) -> dict:
+    """Coloured rectangles on noise: train/ and test/ PNGs, masks/ index PNGs (0 background, 1 red, 2 green;
+    image 0 is empty), train.csv with the same masks as RLE rows (id, ClassId, EncodedPixels), and
+    sample_submission.csv (id, ClassId, EncodedPixels: one row per test image and class). Returns the masks."""
+    from ..masks import rle_encode
+
+    rng = np.random.default_rng(2)
+    for folder in ("train", "test", "masks"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    truth, rows = {}, []
+    for split, count in (("train", n_train), ("test", n_test)):
+        for i in range(count):
+            image_id = f"{split[:2]}{i:03d}"
+            image = rng.integers(0, 40, (size, size, 3)).astype(np.int16)
+            mask = np.zeros((size, size), np.uint8)
+            for k in range(0 if (split == "train" and i == 0) else 1 + i % 2):
+                w, h = (int(v) for v in rng.integers(10, 22, 2))
+                x, y = 30 * k + int(rng.integers(0, 8)), int(rng.integers(0, size - h))
+                label = (i + k) % 2
+                image[y : y + h, x : x + w] += np.array(COLOURS[SEGMENTATION_CLASSES[label]], dtype=np.int16)
+                mask[y : y + h, x : x + w] = label + 1
+            Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(root / split / f"{image_id}.png")
+            truth[image_id] = mask
+            if split == "train":
+                Image.fromarray(mask).save(root / "masks" / f"{image_id}.png")
+                for k, name in enumerate(SEGMENTATION_CLASSES):
+                    rows.append({"id": image_id, "ClassId": name, "EncodedPixels": rle_encode(mask == k + 1)})
+    pd.DataFrame(rows).to_csv(root / "train.csv", index=False)
+    sample = [
+        {"id": f"te{i:03d}", "ClassId": name, "EncodedPixels": ""}
+        for i in range(n_test)
+        for name in SEGMENTATION_CLASSES
+    ]
+    pd.DataFrame(sample).to_csv(root / "sample_submission.csv", index=False)
+    return truth
+
+
+SEGMENTATION_LAYOUT = [
+    "task=segmentation",
+    "metric=dice",
+    "data.layout=masks",
+    "data.masks=masks",
+    "data.mask_values=index",
+    "data.classes=[red,green]",
+    "data.train_csv=train.csv",
+    "data.train_images=train",
+    "data.test_images=test",
+    "data.id_column=id",
+    "data.target_columns=[ClassId]",
+    "data.rle_column=EncodedPixels",
+    "data.sample_submission=sample_submission.csv",
+    "aug.train=configs/aug/segmentation.yaml",
+    "segmentation.architecture=Unet",
+    "segmentation.mode=multiclass",
+    "segmentation.decoder_channels=[32,16,16,8,8]",
+    "folds.strategy=multilabel_stratified_kfold",
+]
+
+
 def fast_overrides(data_root: Path, output_dir: Path) -> list[str]:
     """A fast-dev run: tiny images, 2 folds, 1 epoch of 2 batches, no pretrained weights."""
     return [

@@ -8,14 +8,14 @@ import torch
 from ..augment import create_transform, load_augmentations
 from ..config import load_config, parse_override
 from ..errors import ConfigError
-from ..tasks import create_task
+from ..tasks import TASK_MODULES
 from ..train import create_optimizer, create_scheduler
 from .conftest import PROJECT_ROOT
 
 
 def test_default_config_validates() -> None:
     config = load_config()
-    assert config.task == "classification"
+    assert config.task in TASK_MODULES
     assert config.folds.n_splits == 5
     assert config.model.image_size >= 16
 
@@ -84,9 +84,8 @@ def test_bad_aug_file_is_one_line(tmp_path) -> None:
 
 @pytest.mark.parametrize("scheduler", ["cosine", "cosine_restarts", "step", "multistep", "plateau", "poly", "none"])
 def test_every_scheduler_builds_and_steps(scheduler: str) -> None:
-    config = load_config([f"train.scheduler={scheduler}", "model.pretrained=false", "model.backbone=test_resnet"])
-    task = create_task(config, ["a", "b", "c"])
-    model = task.create_model()
+    config = load_config([f"train.scheduler={scheduler}"])
+    model = torch.nn.Linear(4, 3)
     optimizer = create_optimizer(model, config.train)
     built = create_scheduler(optimizer, config.train, updates_per_epoch=4, maximize=True)
     assert (built is None) == (scheduler == "none")
@@ -94,11 +93,10 @@ def test_every_scheduler_builds_and_steps(scheduler: str) -> None:
         built.step_update(num_updates=2)
         built.step(1, 0.5)
     assert optimizer.param_groups[0]["lr"] > 0
-    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 3)
 
 
 def test_unknown_optimizer_is_one_line() -> None:
-    config = load_config(["train.optimizer=adamzz", "model.pretrained=false", "model.backbone=test_resnet"])
-    model = create_task(config, ["a", "b"]).create_model()
+    config = load_config(["train.optimizer=adamzz"])
+    model = torch.nn.Linear(4, 3)
     with pytest.raises(ConfigError, match="train.optimizer 'adamzz'"):
         create_optimizer(model, config.train)

@@ -1,0 +1,365 @@
+"""Detection labels: COCO JSON, one-box-per-row CSV and Pascal VOC XML read into one table of xyxy pixel boxes,
+checked box by box; box formats and Kaggle PredictionStrings."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from torchvision.ops import box_convert
+
+from .config import DataConfig
+from .data import IMAGE_SUFFIXES, LabelledTable, _check_classes, _read_csv, _require_columns, _sorted_labels, image_path
+from .errors import DataError
+
+TORCHVISION_FORMATS = {"xywh": "xywh", "xyxy": "xyxy", "cxcywh": "cxcywh"}
+
+
+def to_xyxy(boxes: np.ndarray, box_format: str) -> np.ndarray:
+    """(N, 4) boxes in `box_format` as x1 y1 x2 y2 (torchvision's box_convert)."""
+    tensor = torch.as_tensor(np.asarray(boxes, dtype=np.float64).reshape(-1, 4))
+    return box_convert(tensor, TORCHVISION_FORMATS[box_format], "xyxy").numpy()
+
+
+def from_xyxy(boxes: np.ndarray, box_format: str) -> np.ndarray:
+    tensor = torch.as_tensor(np.asarray(boxes, dtype=np.float64).reshape(-1, 4))
+    return box_convert(tensor, "xyxy", TORCHVISION_FORMATS[box_format]).numpy()
+
+
+def check_boxes(
+    boxes: np.ndarray, width: int, height: int, where: list[str], out_of_bounds: str
+) -> tuple[np.ndarray, int]:
+    """Clip boxes to the image (or raise, per `out_of_bounds`); raise on zero or negative area.
+    Returns the boxes and how many were clipped; `where[i]` names box i in messages."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if not np.isfinite(boxes).all():
+        raise DataError(f"{where[int(np.argwhere(~np.isfinite(boxes))[0][0])]}: box has a missing or non-numeric value")
+    bad = (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{where[i]}: box {boxes[i].round(2).tolist()} (x1 y1 x2 y2) has zero or negative area")
+    limits = np.array([width, height, width, height], dtype=np.float64)
+    outside = (boxes < 0).any(axis=1) | (boxes > limits).any(axis=1)
+    if outside.any() and out_of_bounds == "error":
+        i = int(np.flatnonzero(outside)[0])
+        raise DataError(
+            f"{where[i]}: box {boxes[i].round(2).tolist()} lies outside the {width}x{height} image "
+            "(set data.out_of_bounds=clip to clip such boxes)"
+        )
+    clipped = np.clip(boxes, 0, limits)
+    empty = (clipped[:, 2] <= clipped[:, 0]) | (clipped[:, 3] <= clipped[:, 1])
+    if empty.any():
+        i = int(np.flatnonzero(empty)[0])
+        raise DataError(
+            f"{where[i]}: box {boxes[i].round(2).tolist()} lies entirely outside the {width}x{height} image"
+        )
+    return clipped.astype(np.float32), int(outside.sum())
+
+
+def _image_size(path: Path, source: Path) -> tuple[int, int]:
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except FileNotFoundError as error:
+        raise DataError(f"{path}: image not found (annotated in {source})") from error
+    except OSError as error:
+        raise DataError(f"{path}: cannot read image size ({error})") from error
+
+
+def _target(boxes: list, labels: list) -> dict[str, np.ndarray]:
+    return {
+        "boxes": np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
+        "labels": np.asarray(labels, dtype=np.int64).reshape(-1),
+    }
+
+
+def box_strata(targets: np.ndarray, num_classes: int, count_bins: int = 4) -> np.ndarray:
+    """Per-image class presence plus a one-hot box-count bin (quantiles), for multilabel stratification."""
+    presence = np.zeros((len(targets), num_classes), dtype=np.int64)
+    counts = np.array([len(target["labels"]) for target in targets])
+    for row, target in enumerate(targets):
+        presence[row, target["labels"]] = 1
+    edges = np.unique(np.quantile(counts, np.linspace(0, 1, count_bins + 1)[1:-1]))
+    bins = np.eye(len(edges) + 1, dtype=np.int64)[np.searchsorted(edges, counts, side="right")]
+    return np.concatenate([presence, bins], axis=1)
+
+
+def _table(rows: list[dict], targets: list[dict], classes: list[str], source: Path, clipped: int) -> LabelledTable:
+    if clipped:
+        print(f"{source}: clipped {clipped} boxes to their image borders (data.out_of_bounds=clip)")
+    frame = pd.DataFrame(rows, columns=["id", "path", "width", "height"])
+    target_array = np.empty(len(targets), dtype=object)
+    target_array[:] = targets
+    table = LabelledTable(frame, classes, target_array, False, source)
+    table.strata = box_strata(target_array, len(classes))
+    return table
+
+
+def _folder_images(folder: Path) -> dict[str, Path]:
+    if not folder.is_dir():
+        raise DataError(f"{folder}: image folder not found")
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+
+
+def read_coco_file(source: Path) -> dict:
+    """A COCO JSON file with images, annotations and categories, or one DataError line."""
+    try:
+        coco = json.loads(source.read_text())
+    except FileNotFoundError as error:
+        raise DataError(f"{source}: file not found") from error
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DataError(f"{source}: not valid JSON ({error})") from error
+    if not isinstance(coco, dict) or not all(key in coco for key in ("images", "annotations", "categories")):
+        raise DataError(f"{source}: expected a COCO mapping with images, annotations and categories")
+    return coco
+
+
+def coco_annotations(config: DataConfig) -> tuple[Path, dict, list[str], Iterator[tuple[str, dict, int]]]:
+    """(source, images by id, classes, checked annotations as (name, annotation, class index)) of a COCO file:
+    every annotation names a known image and category, or one DataError line says which does not."""
+    source = config.root / config.annotations
+    coco = read_coco_file(source)
+    categories = {category["id"]: str(category["name"]) for category in coco["categories"]}
+    classes = _check_classes(_sorted_labels(list(categories.values())), config, source)
+    class_index = {name: i for i, name in enumerate(classes)}
+    images = {image["id"]: image for image in coco["images"]}
+
+    def checked() -> Iterator[tuple[str, dict, int]]:
+        for number, annotation in enumerate(coco["annotations"]):
+            name = f"{source}: annotation {annotation.get('id', number)}"
+            if annotation.get("image_id") not in images:
+                raise DataError(f"{name} is for unknown image id {annotation.get('image_id')}")
+            if annotation.get("category_id") not in categories:
+                raise DataError(
+                    f"{name} has unknown category_id {annotation.get('category_id')} (categories: {sorted(categories)})"
+                )
+            yield name, annotation, class_index[categories[annotation["category_id"]]]
+
+    return source, images, classes, checked()
+
+
+def coco_image_row(config: DataConfig, source: Path, image_id: int, image: dict, check_images: bool) -> dict:
+    """The table row (id, path, width, height) of a COCO image; the size is read from the file when missing."""
+    path = config.root / config.train_images / image["file_name"]
+    if check_images and not path.is_file():
+        raise DataError(f"{path}: image not found (image id {image_id} of {source})")
+    width, height = image.get("width"), image.get("height")
+    if width is None or height is None:
+        width, height = _image_size(path, source)
+    return {"id": Path(image["file_name"]).stem, "path": str(path), "width": width, "height": height}
+
+
+def read_coco(config: DataConfig, check_images: bool = True) -> LabelledTable:
+    """COCO JSON: images, annotations (bbox xywh pixels) and categories; images without boxes are negatives."""
+    source, images, classes, annotations = coco_annotations(config)
+    boxes: dict[int, list] = {image_id: [] for image_id in images}
+    labels: dict[int, list] = {image_id: [] for image_id in images}
+    where: dict[int, list] = {image_id: [] for image_id in images}
+    for name, annotation, class_index in annotations:
+        if "bbox" not in annotation or len(annotation["bbox"]) != 4:
+            raise DataError(f"{name} has no 4-number bbox")
+        image_id = annotation["image_id"]
+        boxes[image_id].append(to_xyxy(np.array(annotation["bbox"]), "xywh")[0])
+        labels[image_id].append(class_index)
+        where[image_id].append(name)
+    rows, targets, clipped = [], [], 0
+    for image_id, image in images.items():
+        row = coco_image_row(config, source, image_id, image, check_images)
+        width, height = row["width"], row["height"]
+        image_boxes, count = check_boxes(
+            np.array(boxes[image_id]), width, height, where[image_id], config.out_of_bounds
+        )
+        clipped += count
+        rows.append(row)
+        targets.append(_target(image_boxes, labels[image_id]))
+    return _table(rows, targets, classes, source, clipped)
+
+
+def _parse_box_cell(value: str, where: str) -> list[float]:
+    try:
+        numbers = json.loads(value.replace("(", "[").replace(")", "]"))
+    except json.JSONDecodeError:
+        numbers = value.replace(",", " ").split()
+    try:
+        numbers = [float(number) for number in numbers]
+    except (TypeError, ValueError) as error:
+        raise DataError(f"{where}: box {value!r} is not four numbers") from error
+    if len(numbers) != 4:
+        raise DataError(f"{where}: box {value!r} is not four numbers")
+    return numbers
+
+
+def read_boxes_csv(config: DataConfig, check_images: bool = True) -> LabelledTable:
+    """One box per row: image id, box (4 columns or one '[a, b, c, d]' column) and class. Rows with an empty box
+    and images of the train folder with no row are negatives."""
+    source = config.root / config.train_csv
+    frame = _read_csv(source)
+    if not config.target_columns:  # one class, as in Global Wheat: every box is data.classes[0] (or "object")
+        frame["_class"] = (config.classes or ["object"])[0]
+    class_column = config.target_columns[0] if config.target_columns else "_class"
+    _require_columns(frame, [config.id_column, *config.box_columns, class_column], source)
+    if len(config.box_columns) not in (1, 4):
+        raise DataError(f"data.box_columns has {len(config.box_columns)} names; expected 4 columns or 1 column")
+    folder = config.root / config.train_images
+    on_disk = _folder_images(folder)
+    ids = (
+        frame[config.id_column]
+        .astype(str)
+        .map(lambda i: Path(i).stem if Path(i).suffix.lower() in IMAGE_SUFFIXES else i)
+    )
+    empty_box = frame[config.box_columns].apply(lambda column: column.str.strip() == "").all(axis=1)
+    found = sorted({label.strip() for label, empty in zip(frame[class_column], empty_box, strict=True) if not empty})
+    if config.classes is not None:
+        for row, (label, empty) in enumerate(zip(frame[class_column], empty_box, strict=True)):
+            if not empty and label.strip() not in config.classes:
+                raise DataError(
+                    f"{source}: row {row + 2}: class '{label.strip()}' is not in data.classes {config.classes}"
+                )
+    classes = _check_classes(_sorted_labels(found), config, source)
+    class_index = {name: i for i, name in enumerate(classes)}
+    image_ids = sorted(set(ids) | set(on_disk))
+    by_image: dict[str, list[int]] = {image_id: [] for image_id in image_ids}
+    for row, (image_id, empty) in enumerate(zip(ids, empty_box, strict=True)):
+        if image_id not in on_disk and check_images:
+            raise DataError(f"{source}: row {row + 2} annotates image '{image_id}', which is not in {folder}")
+        if not empty:
+            by_image[image_id].append(row)
+    rows, targets, clipped = [], [], 0
+    for image_id in image_ids:
+        path = on_disk.get(image_id, image_path(folder, image_id, config.image_ext))
+        width, height = _image_size(path, source)
+        raw, labels, where = [], [], []
+        for row in by_image[image_id]:
+            here = f"{source}: row {row + 2}"
+            values = frame.iloc[row]
+            if len(config.box_columns) == 1:
+                numbers = _parse_box_cell(values[config.box_columns[0]], here)
+            else:
+                try:
+                    numbers = [float(values[column]) for column in config.box_columns]
+                except ValueError as error:
+                    raise DataError(f"{here}: box columns {config.box_columns} must hold numbers") from error
+            label = values[class_column].strip()
+            if label not in class_index:
+                raise DataError(f"{here}: class '{label}' is not in data.classes {classes}")
+            raw.append(numbers)
+            labels.append(class_index[label])
+            where.append(here)
+        boxes = np.array(raw, dtype=np.float64).reshape(-1, 4)
+        if config.box_normalized:
+            boxes = boxes * np.array([width, height, width, height])
+        boxes, count = check_boxes(to_xyxy(boxes, config.box_format), width, height, where, config.out_of_bounds)
+        clipped += count
+        rows.append({"id": image_id, "path": str(path), "width": width, "height": height})
+        targets.append(_target(boxes, labels))
+    return _table(rows, targets, classes, source, clipped)
+
+
+def _voc_number(node: ET.Element, tag: str, where: str) -> float:
+    text = node.findtext(tag)
+    try:
+        return float(text)
+    except (TypeError, ValueError) as error:
+        raise DataError(f"{where}: <{tag}> is {text!r}, expected a number") from error
+
+
+def read_voc(config: DataConfig, check_images: bool = True) -> LabelledTable:
+    """Pascal VOC: one XML per image in data.annotations (filename, size, object/name, bndbox in pixels)."""
+    folder = config.root / config.annotations
+    if not folder.is_dir():
+        raise DataError(f"{folder}: VOC annotation folder not found")
+    images = config.root / config.train_images
+    parsed = []
+    for xml_path in sorted(folder.glob("*.xml")):
+        try:
+            root = ET.parse(xml_path).getroot()
+        except ET.ParseError as error:
+            raise DataError(f"{xml_path}: malformed XML ({error})") from error
+        parsed.append((xml_path, root))
+    if not parsed:
+        raise DataError(f"{folder}: no .xml annotation files")
+    found = sorted({(obj.findtext("name") or "").strip() for _, root in parsed for obj in root.iter("object")})
+    classes = _check_classes(_sorted_labels([name for name in found if name]), config, folder)
+    class_index = {name: i for i, name in enumerate(classes)}
+    rows, targets, clipped = [], [], 0
+    for xml_path, root in parsed:
+        filename = root.findtext("filename") or f"{xml_path.stem}{config.image_ext}"
+        path = images / filename
+        if check_images and not path.is_file():
+            raise DataError(f"{xml_path}: image {path} not found")
+        size = root.find("size")
+        if size is not None and size.findtext("width"):
+            width, height = (
+                int(_voc_number(size, "width", str(xml_path))),
+                int(_voc_number(size, "height", str(xml_path))),
+            )
+        else:
+            width, height = _image_size(path, xml_path)
+        boxes, labels, where = [], [], []
+        for number, obj in enumerate(root.iter("object")):
+            here = f"{xml_path}: object {number + 1}"
+            name = (obj.findtext("name") or "").strip()
+            if name not in class_index:
+                raise DataError(f"{here}: class '{name}' is not in data.classes {classes}")
+            box = obj.find("bndbox")
+            if box is None:
+                raise DataError(f"{here}: no <bndbox>")
+            boxes.append([_voc_number(box, tag, here) for tag in ("xmin", "ymin", "xmax", "ymax")])
+            labels.append(class_index[name])
+            where.append(here)
+        checked, count = check_boxes(np.array(boxes), width, height, where, config.out_of_bounds)
+        clipped += count
+        rows.append({"id": Path(filename).stem, "path": str(path), "width": width, "height": height})
+        targets.append(_target(checked, labels))
+    return _table(rows, targets, classes, folder, clipped)
+
+
+def prediction_string(
+    boxes: np.ndarray, scores: np.ndarray, labels: list[str], tokens: str, size: tuple[int, int] | None = None
+) -> str:
+    """Kaggle's PredictionString: per box, the tokens of `tokens` (label score x1 y1 x2 y2 | x y w h) joined by
+    spaces; `size` (width, height) makes coordinates fractions of the image. No boxes: an empty string."""
+    order = tokens.split()
+    unknown = set(order) - {"label", "score", "x1", "y1", "x2", "y2", "x", "y", "w", "h"}
+    if unknown:
+        raise ValueError(f"detection.submission_tokens: unknown tokens {sorted(unknown)}")
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if size is not None:
+        boxes = boxes / np.array([size[0], size[1], size[0], size[1]], dtype=np.float64)
+    xywh = from_xyxy(boxes, "xywh")
+    parts = []
+    for box, wh, score, label in zip(boxes, xywh, scores, labels, strict=True):
+        values = {"label": label, "score": f"{score:.4f}", "x1": box[0], "y1": box[1], "x2": box[2], "y2": box[3]}
+        values.update({"x": wh[0], "y": wh[1], "w": wh[2], "h": wh[3]})
+        parts.extend(
+            value if isinstance(value, str) else f"{value:.{6 if size else 1}f}" for value in (values[t] for t in order)
+        )
+    return " ".join(parts)
+
+
+def parse_prediction_string(text: str, tokens: str, size: tuple[int, int] | None = None) -> tuple:
+    """Inverse of `prediction_string`: (xyxy boxes, scores, labels)."""
+    order = tokens.split()
+    values = str(text).split() if isinstance(text, str) else []
+    if len(values) % len(order):
+        raise ValueError(f"prediction string has {len(values)} tokens, not a multiple of {len(order)} ({tokens})")
+    boxes, scores, labels = [], [], []
+    for start in range(0, len(values), len(order)):
+        item = dict(zip(order, values[start : start + len(order)], strict=True))
+        if "x1" in item:
+            box = [float(item[k]) for k in ("x1", "y1", "x2", "y2")]
+        else:
+            box = to_xyxy(np.array([float(item[k]) for k in ("x", "y", "w", "h")]), "xywh")[0].tolist()
+        boxes.append(box)
+        scores.append(float(item.get("score", 1.0)))
+        labels.append(item.get("label", "0"))
+    boxes_array = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if size is not None:
+        boxes_array = boxes_array * np.array([size[0], size[1], size[0], size[1]])
+    return boxes_array, np.asarray(scores, dtype=np.float64), labels
