@@ -98,17 +98,21 @@ LABEL_MODES = ["single_label", "multi_label"]
 METRICS = ["accuracy", "f1_macro", "log_loss", "roc_auc"]
 WANDB_MODES = ["offline", "online", "disabled"]
 # Layout and label mode interact (folders are single-label); metric and W&B mode are cycled through.
-MATRIX = [
-    {"data_layout": layout, "label_mode": mode, "metric": METRICS[i % 4], "wandb_mode": WANDB_MODES[i % 3]}
-    for i, (layout, mode) in enumerate(itertools.product(LAYOUTS, LABEL_MODES))
-    if not (layout == "folders" and mode == "multi_label")
-] + [
-    {"task": "detection", "data_layout": layout, "metric": metric, "wandb_mode": "disabled"}
-    for layout, metric in (("coco", "map"), ("boxes_csv", "map50"), ("voc", "kaggle_map"))
-] + [
-    {"task": "segmentation", "data_layout": layout, "metric": metric, "wandb_mode": "offline"}
-    for layout, metric in (("masks", "dice"), ("rle_csv", "iou"), ("coco_polygons", "dice"))
-]
+MATRIX = (
+    [
+        {"data_layout": layout, "label_mode": mode, "metric": METRICS[i % 4], "wandb_mode": WANDB_MODES[i % 3]}
+        for i, (layout, mode) in enumerate(itertools.product(LAYOUTS, LABEL_MODES))
+        if not (layout == "folders" and mode == "multi_label")
+    ]
+    + [
+        {"task": "detection", "data_layout": layout, "metric": metric, "wandb_mode": "disabled"}
+        for layout, metric in (("coco", "map"), ("boxes_csv", "map50"), ("voc", "kaggle_map"))
+    ]
+    + [
+        {"task": "segmentation", "data_layout": layout, "metric": metric, "wandb_mode": "offline"}
+        for layout, metric in (("masks", "dice"), ("rle_csv", "iou"), ("coco_polygons", "dice"))
+    ]
+)
 
 
 def rendered_files(root: Path) -> set[str]:
