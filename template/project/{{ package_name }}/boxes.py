@@ -7,6 +7,7 @@ import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -72,11 +73,14 @@ def _image_size(path: Path, source: Path) -> tuple[int, int]:
         raise DataError(f"{path}: cannot read image size ({error})") from error
 
 
-def _target(boxes: list, labels: list) -> dict[str, np.ndarray]:
-    return {
+def _target(boxes: list, labels: list, segmentations: list | None = None) -> dict[str, Any]:
+    target: dict[str, Any] = {
         "boxes": np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
         "labels": np.asarray(labels, dtype=np.int64).reshape(-1),
     }
+    if segmentations and any(segmentation for segmentation in segmentations):
+        target["segmentations"] = segmentations  # COCO polygons or RLE per box: Copy-Paste cuts objects with them
+    return target
 
 
 def box_strata(targets: np.ndarray, num_classes: int, count_bins: int = 4) -> np.ndarray:
@@ -161,6 +165,7 @@ def read_coco(config: DataConfig, check_images: bool = True) -> LabelledTable:
     boxes: dict[int, list] = {image_id: [] for image_id in images}
     labels: dict[int, list] = {image_id: [] for image_id in images}
     where: dict[int, list] = {image_id: [] for image_id in images}
+    segmentations: dict[int, list] = {image_id: [] for image_id in images}
     for name, annotation, class_index in annotations:
         if "bbox" not in annotation or len(annotation["bbox"]) != 4:
             raise DataError(f"{name} has no 4-number bbox")
@@ -168,6 +173,7 @@ def read_coco(config: DataConfig, check_images: bool = True) -> LabelledTable:
         boxes[image_id].append(to_xyxy(np.array(annotation["bbox"]), "xywh")[0])
         labels[image_id].append(class_index)
         where[image_id].append(name)
+        segmentations[image_id].append(annotation.get("segmentation") or None)
     rows, targets, clipped = [], [], 0
     for image_id, image in images.items():
         row = coco_image_row(config, source, image_id, image, check_images)
@@ -177,7 +183,7 @@ def read_coco(config: DataConfig, check_images: bool = True) -> LabelledTable:
         )
         clipped += count
         rows.append(row)
-        targets.append(_target(image_boxes, labels[image_id]))
+        targets.append(_target(image_boxes, labels[image_id], segmentations[image_id]))
     return _table(rows, targets, classes, source, clipped)
 
 
