@@ -14,6 +14,7 @@ from .config import Config
 from .data import read_sample_submission, read_test_table
 from .errors import SubmissionError
 from .runs import RunPaths, atomic_path, read_json, write_csv
+from .tasks import create_task
 
 
 def submission_format(sample: pd.DataFrame, id_column: str, classes: list[str], requested: str) -> str:
@@ -163,8 +164,6 @@ def submit(config: Config, predictions: Path | None = None) -> tuple[Path, dict]
     data = config.data
     sample = read_sample_submission(data, per_class=config.task == "segmentation")
     check_test_ids(sample, read_test_table(data)["id"], data.id_column, data.root / data.sample_submission)
-    from .tasks import create_task
-
     if paths.classes.is_file():
         classes = read_json(paths.classes)
     else:  # a prediction file from elsewhere: its class columns
