@@ -19,18 +19,16 @@ from .config import DataConfig
 from .data import IMAGE_SUFFIXES, LabelledTable, _check_classes, _read_csv, _require_columns, _sorted_labels, image_path
 from .errors import DataError
 
-TORCHVISION_FORMATS = {"xywh": "xywh", "xyxy": "xyxy", "cxcywh": "cxcywh"}
-
 
 def to_xyxy(boxes: np.ndarray, box_format: str) -> np.ndarray:
     """(N, 4) boxes in `box_format` as x1 y1 x2 y2 (torchvision's box_convert)."""
     tensor = torch.as_tensor(np.asarray(boxes, dtype=np.float64).reshape(-1, 4))
-    return box_convert(tensor, TORCHVISION_FORMATS[box_format], "xyxy").numpy()
+    return box_convert(tensor, box_format, "xyxy").numpy()
 
 
 def from_xyxy(boxes: np.ndarray, box_format: str) -> np.ndarray:
     tensor = torch.as_tensor(np.asarray(boxes, dtype=np.float64).reshape(-1, 4))
-    return box_convert(tensor, "xyxy", TORCHVISION_FORMATS[box_format]).numpy()
+    return box_convert(tensor, "xyxy", box_format).numpy()
 
 
 def check_boxes(
@@ -97,7 +95,7 @@ def box_strata(targets: np.ndarray, num_classes: int, count_bins: int = 4) -> np
 def _table(rows: list[dict], targets: list[dict], classes: list[str], source: Path, clipped: int) -> LabelledTable:
     if clipped:
         print(f"{source}: clipped {clipped} boxes to their image borders (data.out_of_bounds=clip)")
-    frame = pd.DataFrame(rows, columns=["id", "path", "width", "height"])
+    frame = pd.DataFrame(rows)
     target_array = np.empty(len(targets), dtype=object)
     target_array[:] = targets
     table = LabelledTable(frame, classes, target_array, False, source)
@@ -237,6 +235,8 @@ def read_boxes_csv(config: DataConfig, check_images: bool = True) -> LabelledTab
         if not empty:
             by_image[image_id].append(row)
     rows, targets, clipped = [], [], 0
+    reserved = {config.id_column, class_column, *config.box_columns, "id", "path", "width", "height"}
+    extra_columns = [column for column in frame.columns if column not in reserved]
     for image_id in image_ids:
         path = on_disk.get(image_id, image_path(folder, image_id, config.image_ext))
         width, height = _image_size(path, source)
@@ -262,7 +262,10 @@ def read_boxes_csv(config: DataConfig, check_images: bool = True) -> LabelledTab
             boxes = boxes * np.array([width, height, width, height])
         boxes, count = check_boxes(to_xyxy(boxes, config.box_format), width, height, where, config.out_of_bounds)
         clipped += count
-        rows.append({"id": image_id, "path": str(path), "width": width, "height": height})
+        # Other columns (a source for group folds, ...) from the image's first row; negatives without rows get "".
+        first = frame.iloc[by_image[image_id][0]] if by_image[image_id] else None
+        extra = {column: "" if first is None else first[column] for column in extra_columns}
+        rows.append({"id": image_id, "path": str(path), "width": width, "height": height, **extra})
         targets.append(_target(boxes, labels))
     return _table(rows, targets, classes, source, clipped)
 
