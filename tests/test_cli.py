@@ -1,4 +1,7 @@
-"""The podium CLI: options reach copier exactly; errors are one red line with exit code 2."""
+"""The podium CLI: options reach copier exactly; what --force and Ctrl-C do; the template's answers.
+
+Bad inputs (one red line, exit 2) are tabled in test_generator_bad_inputs.py.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +10,15 @@ import sys
 from pathlib import Path
 from unittest import mock
 
+import copier
+import pytest
 import yaml
 from podium import __version__
 from podium.cli import app
+from podium.project import create_project
 from typer.testing import CliRunner
 
-from .conftest import EXAMPLES_DIR, git
+from .conftest import EXAMPLES_DIR, TEMPLATE_DIR, git
 
 runner = CliRunner()
 
@@ -75,30 +81,6 @@ def test_answers_file_and_data_override(tmp_path: Path) -> None:
     assert data["metric"] == "f1_macro"
 
 
-def test_new_refuses_a_non_empty_folder(tmp_path: Path) -> None:
-    (tmp_path / "p").mkdir()
-    (tmp_path / "p" / "notes.txt").write_text("mine")
-    result = runner.invoke(app, ["new", str(tmp_path / "p"), "--defaults"])
-    assert result.exit_code == 2
-    assert "is not empty; choose an empty folder or pass --force" in result.output
-    assert (tmp_path / "p" / "notes.txt").read_text() == "mine"
-
-
-def test_bad_inputs_are_one_line(tmp_path: Path) -> None:
-    cases = [
-        (["new", str(tmp_path / "a"), "-d", "novalue"], "-d 'novalue': expected key=value"),
-        (["new", str(tmp_path / "b"), "--task", "tabular"], "--task 'tabular': expected one of classification"),
-        (["new", str(tmp_path / "c"), "--answers-file", str(tmp_path / "none.yml")], "cannot read"),
-        (["update", str(tmp_path)], "no .copier-answers.yml"),
-        (["new", str(tmp_path / "d"), "--template", str(tmp_path)], "no copier.yml found"),
-    ]
-    for args, message in cases:
-        result = runner.invoke(app, args)
-        assert result.exit_code == 2, (args, result.output)
-        assert message in result.output, (args, result.output)
-        assert "Traceback" not in result.output
-
-
 def test_new_renders_commits_and_validates_answers(tmp_path: Path) -> None:
     project = tmp_path / "comp"
     result = runner.invoke(app, ["new", str(project), "--defaults", "-d", "project_name=Whale Tails 2024"])
@@ -116,10 +98,118 @@ def test_new_renders_commits_and_validates_answers(tmp_path: Path) -> None:
     assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
 
 
-def test_update_refuses_a_dirty_project(tmp_path: Path) -> None:
+def test_generated_outputs_stay_out_of_git(tmp_path: Path) -> None:
+    """What the project's commands write (eda's reports/, run folders and their .lock files, W&B, augraphy) is
+    ignored, so `podium update` still finds a clean tree."""
     project = tmp_path / "comp"
     assert runner.invoke(app, ["new", str(project), "--defaults"]).exit_code == 0
-    (project / "README.md").write_text("changed\n")
-    result = runner.invoke(app, ["update", str(project)])
-    assert result.exit_code == 2
-    assert "has uncommitted changes; commit or stash them" in result.output
+    for written in ("reports/eda.html", "outputs/baseline/.lock", "wandb/run.log", "augraphy_cache/a.png", "fonts/a"):
+        (project / written).parent.mkdir(parents=True, exist_ok=True)
+        (project / written).write_text("x\n")
+    assert git(project, "status", "--porcelain") == ""
+
+
+def test_force_replaces_listed_files_and_commits_only_the_templates(tmp_path: Path) -> None:
+    """An existing repository is not re-initialised; README.md is replaced and named; notes stay out of git."""
+    dest = tmp_path / "comp"
+    dest.mkdir()
+    (dest / "README.md").write_text("mine\n")
+    (dest / "notes.txt").write_text("private\n")
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "add", "README.md")
+    git(dest, "commit", "-qm", "my readme")
+    result = runner.invoke(app, ["new", str(dest), "--defaults", "--force", "-d", "project_name=comp"])
+    assert result.exit_code == 0, result.output
+    assert "--force replaced 1 existing file(s) with the template's: README.md" in result.output
+    assert git(dest, "log", "--format=%s").splitlines() == ["Render the competition project with podium", "my readme"]
+    committed = set(git(dest, "show", "--name-only", "--format=", "HEAD").split())
+    assert {"README.md", ".copier-answers.yml", "comp/cli.py", "configs/default.yaml"} <= committed
+    assert "notes.txt" not in committed
+    assert git(dest, "status", "--porcelain") == "?? notes.txt\n"
+    assert (dest / "notes.txt").read_text() == "private\n"
+
+
+def test_next_hint_quotes_a_path_with_spaces(tmp_path: Path) -> None:
+    with mock.patch("copier.run_copy", side_effect=fake_render):
+        result = runner.invoke(app, ["new", str(tmp_path / "my comp"), "--defaults"])
+    assert result.exit_code == 0, result.output
+    assert f"Next: cd '{tmp_path / 'my comp'}' && python -m fake run" in result.output
+
+
+@pytest.mark.parametrize(
+    ("project_name", "package"),
+    [("Ünïcode Cömp", "unicode_comp"), ("Straße Œuvre Łódź", "strasse_oeuvre_lodz"), ("2024 Æsir", "comp_2024_aesir")],
+)
+def test_accented_project_names_give_readable_packages(tmp_path: Path, project_name: str, package: str) -> None:
+    worker = copier.run_copy(
+        str(TEMPLATE_DIR), tmp_path / "p", data={"project_name": project_name}, defaults=True, pretend=True, quiet=True
+    )
+    assert worker.answers.user["package_name"] == package
+
+
+def test_copier_refuses_stdlib_and_dependency_names(tmp_path: Path) -> None:
+    """copier.yml's own validator (what an interactive prompt runs) knows the standard library and the
+    project's dependencies, without podium's check in front of it."""
+    validator = yaml.safe_load((TEMPLATE_DIR / "copier.yml").read_text())["package_name"]["validator"]
+    stdlib = {name for name in sys.stdlib_module_names if name.islower() and not name.startswith("_")}
+    # The top-level modules of the dependencies in pyproject.toml.jinja.
+    modules = "torch torchvision timm albumentations cv2 augraphy imagehash skimage sklearn numpy scipy iterstrat"
+    modules += " pandas pydantic yaml typer rich tqdm wandb matplotlib pytorch_grad_cam pycocotools ensemble_boxes pil"
+    dependencies = {*modules.split(), "segmentation_models_pytorch"}
+    listed = set(validator.replace("'", " ").split())
+    assert stdlib <= listed, sorted(stdlib - listed)
+    assert dependencies <= listed, sorted(dependencies - listed)
+    for name in ("os", "skimage"):
+        with pytest.raises(ValueError, match="shadow a library"):
+            copier.run_copy(
+                str(TEMPLATE_DIR), tmp_path / name, data={"package_name": name}, defaults=True, pretend=True, quiet=True
+            )
+
+
+def test_segmentation_layouts_ask_the_class_column(tmp_path: Path) -> None:
+    """Severstal-style submissions have a row per image and class: the masks layout renders that column too."""
+    answers = {"project_name": "Steel", "task": "segmentation", "data_layout": "masks", "target_columns": "ClassId"}
+    project = create_project(tmp_path / "p", data=answers, defaults=True, quiet=True, init_git=False)
+    assert "  target_columns: [ClassId]" in (project / "configs" / "default.yaml").read_text()
+    assert yaml.safe_load((project / ".copier-answers.yml").read_text())["target_columns"] == "ClassId"
+
+
+def interrupt(*args, **kwargs) -> None:
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_while_rendering_leaves_nothing(tmp_path: Path) -> None:
+    def render_then_interrupt(src: str, dst: Path, **kwargs) -> None:
+        fake_render(src, dst)
+        raise KeyboardInterrupt
+
+    with mock.patch("copier.run_copy", side_effect=render_then_interrupt):
+        result = runner.invoke(app, ["new", str(tmp_path / "p"), "--defaults"])
+    assert result.exit_code == 130
+    message = f"error: interrupted; nothing was committed and {tmp_path / 'p'} is as it was before"
+    assert result.output.strip() == message
+    assert not (tmp_path / "p").exists()
+
+
+def test_ctrl_c_during_update_says_how_to_undo(tmp_path: Path) -> None:
+    project = tmp_path / "comp"
+    project.mkdir()
+    (project / ".copier-answers.yml").write_text("_commit: v1\n_src_path: /nowhere\n")
+    git(project, "init", "-q", "-b", "main")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "render")
+    with mock.patch("copier.run_update", side_effect=interrupt):
+        result = runner.invoke(app, ["update", str(project)])
+    assert result.exit_code == 130
+    assert result.output.startswith("error: interrupted; nothing was committed"), result.output
+    assert "git stash -u" in result.output
+
+
+def test_ctrl_c_during_demo_says_how_to_start_again(tmp_path: Path) -> None:
+    with mock.patch("podium.project.create_project", side_effect=interrupt):
+        result = runner.invoke(app, ["demo", str(tmp_path / "demo"), "--fast"])
+    assert result.exit_code == 130
+    assert result.output.strip().splitlines()[-1] == (
+        f"error: interrupted; start the demo again with `podium demo {tmp_path / 'demo'} "
+        "--task classification --fast --force`"
+    )

@@ -77,19 +77,40 @@ def test_update_from_a_fork_given_by_path(tmp_path: Path, template_copy: Path) -
     assert yaml.safe_load((project / ".copier-answers.yml").read_text())["_commit"] == "v2.0.0"
 
 
-def test_conflicting_edit_is_marked_inline(tmp_path: Path, template_copy: Path, monkeypatch) -> None:
-    monkeypatch.setattr(templates, "bundled_template_dir", lambda: template_copy)
+def tagged_fork(template: Path, tag: str, message: str) -> None:
+    """Commit everything in the template folder (a git repository from the first call on) and tag it."""
+    if not (template / ".git").exists():
+        git(template, "init", "-q", "-b", "main")
+    git(template, "add", "-A")
+    git(template, "commit", "-qm", message)
+    git(template, "tag", tag)
+
+
+@pytest.mark.parametrize(("mode", "listed"), [("inline", "comp/tta.py"), ("rej", "comp/tta.py.rej")])
+def test_conflicts_are_listed_and_exit_1(tmp_path: Path, template_copy: Path, mode: str, listed: str) -> None:
+    """Both sides change one line: the update names the file to resolve, says how, and exits 1 (not 0, not 2)."""
+    tagged_fork(template_copy, "v1", "fork v1")
     project = tmp_path / "comp"
-    assert runner.invoke(app, ["new", str(project), "--defaults", "-d", "project_name=comp"]).exit_code == 0
+    new = ["new", str(project), "--template", str(template_copy), "--defaults", "-d", "project_name=comp"]
+    assert runner.invoke(app, new).exit_code == 0
     tta = project / TTA_MODULE
     tta.write_text(tta.read_text().replace('"identity": lambda x: x,', '"identity": lambda x: x.clone(),'))
     git(project, "commit", "-qam", "ours")
     template_tta = template_copy / "project" / "{{ package_name }}" / "tta.py"
     template_tta.write_text(template_tta.read_text().replace('"identity": lambda x: x,', '"identity": lambda y: y,'))
-    result = runner.invoke(app, ["update", str(project), "--conflict", "inline"])
-    assert result.exit_code == 0, result.output
-    text = tta.read_text()
-    assert "<<<<<<<" in text and "x.clone()" in text and "lambda y: y" in text
+    tagged_fork(template_copy, "v2", "fork v2")
+
+    result = runner.invoke(app, ["update", str(project), "--conflict", mode])
+    assert result.exit_code == 1, result.output
+    assert f"Updated {project} from template v1 to v2" in result.output
+    error = result.output.strip().splitlines()[-1]
+    assert error.startswith(f"error: conflicts in 1 file(s): {listed}; "), error
+    assert error.endswith("then git add and commit"), error
+    if mode == "inline":
+        text = tta.read_text()
+        assert "<<<<<<<" in text and "x.clone()" in text and "lambda y: y" in text
+    else:
+        assert (project / listed).is_file()
 
 
 def test_store_tags_each_content_once(tmp_path: Path, template_copy: Path) -> None:

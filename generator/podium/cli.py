@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import typer
 
 from podium import __version__
-from podium.errors import PodiumError
+from podium.errors import PodiumError, UpdateConflicts
 
 TASKS = ("classification", "detection", "segmentation")
 
@@ -39,6 +40,9 @@ def _command(func: F) -> F:
         except PodiumError as error:
             typer.secho(f"error: {error}", fg="red", err=True)
             raise typer.Exit(error.exit_code) from None
+        except KeyboardInterrupt:  # library code says what was left behind (Interrupted); this is the fallback
+            typer.secho("error: interrupted", fg="red", err=True)
+            raise typer.Exit(130) from None
 
     app.command()(wrapper)
     return func
@@ -67,9 +71,12 @@ def _root(
 
 @_command
 def new(
-    dest: Annotated[Path, typer.Argument(help="Folder to create the project in (must be empty).")],
+    dest: Annotated[Path, typer.Argument(help="Folder to create the project in (empty or missing, unless --force).")],
     *,
-    task: Annotated[str, typer.Option(help=f"Competition task: {', '.join(TASKS)}.")] = "classification",
+    task: Annotated[
+        str | None,
+        typer.Option(help=f"Competition task: {', '.join(TASKS)} (asked first; with --defaults, classification)."),
+    ] = None,
     template: Annotated[
         str | None, typer.Option(help="Path or git URL of a fork of the template (default: bundled).")
     ] = None,
@@ -80,29 +87,43 @@ def new(
     answers_file: Annotated[
         Path | None, typer.Option("--answers-file", help="YAML file of answers, e.g. from examples/.")
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Render into a non-empty folder.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Render into a non-empty folder: files the template writes are overwritten (each one is listed); "
+            "other files are kept as they are and left out of the first commit.",
+        ),
+    ] = False,
     trust: Annotated[
         bool, typer.Option("--trust", help="Allow the template's copier tasks and migrations to run.")
     ] = False,
 ) -> None:
     """Render a new competition project, initialise git and commit the first render."""
-    from podium.project import create_project, load_answers_file, parse_data_pairs
+    from podium.project import load_answers_file, parse_data_pairs, render_project
 
     answers = load_answers_file(answers_file) if answers_file else {}
-    answers.setdefault("task", _check_task(task))
-    answers.update(parse_data_pairs(data or []))
     # Without a terminal copier cannot ask, so questions fall back to their defaults.
-    ask = not defaults and sys.stdin.isatty()
-    project = create_project(dest, data=answers, template=template, defaults=not ask, force=force, trust=trust)
-    package = _package_name(project)
-    typer.secho(f"Created {project}", fg="green")
-    typer.echo(f"Next: cd {project} && python -m {package} run")
+    ask = not defaults and _stdin_is_a_terminal()
+    if task is not None or not ask:  # else copier asks it, first, and offers only the layouts and metrics that fit
+        answers.setdefault("task", _check_task(task or TASKS[0]))
+    answers.update(parse_data_pairs(data or []))
+    result = render_project(dest, data=answers, template=template, defaults=not ask, force=force, trust=trust)
+    typer.secho(f"Created {result.path}", fg="green")
+    if result.replaced:
+        typer.secho(
+            f"warning: --force replaced {len(result.replaced)} existing file(s) with the template's: "
+            + ", ".join(result.replaced),
+            fg="yellow",
+            err=True,
+        )
+    if result.kept:
+        typer.echo(f"The first commit holds only the template's files; {result.kept} file(s) already there are kept.")
+    typer.echo(f"Next: cd {shlex.quote(str(result.path))} && python -m {result.package} run")
 
 
-def _package_name(project: Path) -> str:
-    from podium.project import read_answers
-
-    return str(read_answers(project).get("package_name", "<package>"))
+def _stdin_is_a_terminal() -> bool:
+    return sys.stdin.isatty()
 
 
 @_command
@@ -123,11 +144,21 @@ def update(
     if conflict not in ("inline", "rej"):
         raise PodiumError(f"--conflict {conflict!r}: expected inline or rej")
     mode: Literal["inline", "rej"] = "inline" if conflict == "inline" else "rej"
-    ref = update_project(path, pretend=pretend, conflict=mode, trust=trust)
-    verb = "Would update" if pretend else "Updated"
-    typer.secho(f"{verb} {path.resolve()} to template {ref}", fg="green")
+    result = update_project(path, pretend=pretend, conflict=mode, trust=trust)
+    if result.old == result.new:
+        typer.secho(f"{result.path} already uses template {result.new}", fg="green")
+    else:
+        verb = "Would update" if pretend else "Updated"
+        typer.secho(f"{verb} {result.path} from template {result.old} to {result.new}", fg="green")
+    if result.conflicts:
+        how = (
+            "resolve the markers in these files, then git add and commit"
+            if mode == "inline"
+            else "apply these rejected hunks by hand, delete the .rej files, then git add and commit"
+        )
+        raise UpdateConflicts(f"conflicts in {len(result.conflicts)} file(s): {', '.join(result.conflicts)}; {how}")
     if not pretend:
-        typer.echo("Review with `git diff`, resolve any conflict markers, then commit.")
+        typer.echo("Review with `git diff`, then commit.")
 
 
 @_command

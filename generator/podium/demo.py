@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from podium.errors import PodiumError
+from podium.errors import Interrupted, PodiumError
 
 DEMO_ANSWERS: dict[str, Any] = {
     "project_name": "Digits Demo",
@@ -405,6 +406,28 @@ def _project_env() -> dict[str, str]:
 
 def run_demo(dest: Path, *, task: str = "classification", fast: bool = False, force: bool = False) -> dict[str, Any]:
     """Make the competition, render a project for it, run `python -m <package> run`, print and save a summary."""
+    dest = dest.expanduser().resolve()
+    try:
+        return _run_demo(dest, task=task, fast=fast, force=force)
+    except (KeyboardInterrupt, Interrupted):
+        raise Interrupted(_resume_hint(dest, task, fast)) from None
+
+
+def _resume_hint(dest: Path, task: str, fast: bool) -> str:
+    """How to go on after Ctrl-C: start over, or (once the project exists) resume its training."""
+    demo = DEMOS[task]
+    package = demo.answers["package_name"]
+    project = dest / package
+    again = f"podium demo {shlex.quote(str(dest))} --task {task}{' --fast' if fast else ''} --force"
+    hint = f"interrupted; start the demo again with `{again}`"
+    if (project / "outputs").is_dir():  # the pipeline had started: its finished folds can be kept
+        overrides = " ".join(shlex.quote(arg) for arg in (demo.fast if fast else demo.full))
+        resume = f"cd {shlex.quote(str(project))} && python -m {package} run {overrides} --resume"
+        hint += f", or resume its training: {resume}"
+    return hint
+
+
+def _run_demo(dest: Path, *, task: str, fast: bool, force: bool) -> dict[str, Any]:
     from rich.console import Console
     from rich.table import Table
 
@@ -412,7 +435,6 @@ def run_demo(dest: Path, *, task: str = "classification", fast: bool = False, fo
     from podium.runs_io import write_json_atomic
 
     console = Console()
-    dest = dest.expanduser().resolve()
     if dest.exists() and any(dest.iterdir()):
         if not force:
             raise PodiumError(f"{dest} is not empty; choose an empty folder or pass --force")

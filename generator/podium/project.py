@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import importlib.machinery
+import os
+import re
+import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from podium.errors import PodiumError
+from podium.errors import Interrupted, PodiumError
 from podium.templates import default_store_dir, ensure_template_version
 
 ANSWERS_FILE = ".copier-answers.yml"
 GIT_IDENTITY = ["-c", "user.name=podium", "-c", "user.email=podium@localhost", "-c", "commit.gpgsign=false"]
+FIRST_COMMIT = "Render the competition project with podium"
+# copier's ValueError for an answer its validators (question or choice) refuse.
+_ANSWER_ERROR = re.compile(r"^(?:Validation error for question|Invalid choice for) '(?P<key>\w+)': (?P<detail>.*)$")
+# A template given as a URL (scheme://, copier's gh:/gl: shortcuts, git@host: and user@host: scp-like forms).
+_URL = re.compile(r"^([a-z][\w+.-]*://|gh:|gl:|git\+|[\w.-]+@[\w.-]+:)", re.IGNORECASE)
+_SHOWN_PATHS = 5
 
 
 @dataclass(frozen=True)
@@ -23,6 +36,32 @@ class TemplateSource:
 
     path: str
     ref: str | None
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What `render_project` did: the project, its package, the files it replaced and the ones it left alone."""
+
+    path: Path
+    package: str
+    replaced: tuple[str, ...] = ()
+    kept: int = 0  # files that were in the folder before and that the template does not write (not committed)
+
+
+@dataclass(frozen=True)
+class Updated:
+    """What `update_project` did: the template versions before and after, and the files left with conflicts."""
+
+    path: Path
+    old: str
+    new: str
+    conflicts: tuple[str, ...] = ()
+
+
+@dataclass
+class _Listing:
+    files: set[str] = field(default_factory=set)
+    dirs: set[str] = field(default_factory=set)
 
 
 def resolve_template(template: str | None) -> TemplateSource:
@@ -41,6 +80,8 @@ def resolve_template(template: str | None) -> TemplateSource:
                 file=sys.stderr,
             )
         return TemplateSource(str(local.resolve()), None)
+    if not _URL.match(template):
+        raise PodiumError(f"template {template}: no such folder, and not a git URL (https://..., git@host:..., gh:...)")
     return TemplateSource(template, None)
 
 
@@ -51,7 +92,10 @@ def parse_data_pairs(pairs: list[str]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise PodiumError(f"-d {pair!r}: expected key=value")
-        data[key.strip()] = yaml.safe_load(value) if value else ""
+        try:
+            data[key.strip()] = yaml.safe_load(value) if value else ""
+        except yaml.YAMLError:
+            data[key.strip()] = value  # e.g. `-d project_name=a: b`: keep the text as given
     return data
 
 
@@ -62,22 +106,47 @@ def load_answers_file(path: Path) -> dict[str, Any]:
     except OSError as error:
         raise PodiumError(f"answers file {path}: cannot read ({error.strerror})") from error
     except yaml.YAMLError as error:
-        raise PodiumError(f"answers file {path}: not valid YAML ({error})") from error
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or "cannot parse"
+        raise PodiumError(f"answers file {path}: not valid YAML{where} ({problem})") from error
     if not isinstance(loaded, dict):
         raise PodiumError(f"answers file {path}: expected a mapping of question: answer")
     return {key: value for key, value in loaded.items() if not str(key).startswith("_")}
 
 
-def _git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["git", *GIT_IDENTITY, *args], cwd=cwd, capture_output=True, text=True)
+def check_package_name(name: object) -> None:
+    """Refuse a package name that would shadow the standard library or an installed module.
+
+    copier.yml's validator knows the standard library and the project's dependencies; this also catches any other
+    module installed where podium runs. Folders on the path that are not packages (namespace packages) and the
+    current folder do not count: `python -m podium new my_comp` run beside `my_comp/` must still work.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        return  # copier's validator explains what a package name must look like
+    if name in sys.stdlib_module_names or name in sys.builtin_module_names:
+        where = "the standard-library module"
+    elif _installed_module(name):
+        where = "the installed module"
+    else:
+        return
+    raise PodiumError(
+        f"package_name {name!r}: it would shadow a library ({where} {name}); choose another (e.g. {name}_comp)"
+    )
+
+
+def _installed_module(name: str) -> bool:
+    cwd = Path.cwd().resolve()
+    search = [entry for entry in sys.path if entry and Path(entry).resolve() != cwd]
+    spec = importlib.machinery.PathFinder.find_spec(name, search)
+    return spec is not None and spec.origin not in (None, "namespace")
+
+
+def _git(cwd: Path, *args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(["git", *GIT_IDENTITY, *args], cwd=cwd, capture_output=True, text=True, input=stdin)
     if check and result.returncode != 0:
-        raise PodiumError(f"git {args[0]} failed in {cwd}: {result.stderr.strip()}")
+        raise PodiumError(f"git {args[0]} failed in {cwd}: {' '.join(result.stderr.split())}")
     return result
-
-
-def _commit_all(project: Path, message: str) -> None:
-    _git(project, "add", "-A")
-    _git(project, "commit", "-q", "--allow-empty", "-m", message)
 
 
 def _copier_error(error: Exception) -> PodiumError:
@@ -86,6 +155,190 @@ def _copier_error(error: Exception) -> PodiumError:
     if isinstance(error, UnsafeTemplateError):
         return PodiumError(f"{error} Re-run with --trust if you trust this template.")
     return PodiumError(" ".join(str(error).split()))
+
+
+def _answer_error(error: ValueError, answers: dict[str, Any]) -> PodiumError:
+    """copier's "Validation error for question 'key': detail" as `key 'value': detail`."""
+    text = " ".join(str(error).split())
+    match = _ANSWER_ERROR.match(text)
+    if not match:
+        return PodiumError(text)
+    key, detail = match["key"], match["detail"]
+    value = f" {answers[key]!r}" if key in answers else ""
+    return PodiumError(f"{key}{value}: {detail[:1].lower()}{detail[1:]}")
+
+
+def _git_failure(where: str, error: Exception) -> PodiumError:
+    """plumbum's ProcessExecutionError (copier runs git through plumbum) as one line: git's own `fatal:` line."""
+    lines = [line.strip() for line in str(getattr(error, "stderr", "") or "").splitlines() if line.strip()]
+    fatal = [line for line in lines if line.lower().startswith(("fatal:", "error:"))]
+    argv = [str(arg) for arg in getattr(error, "argv", [])]
+    command = " ".join(Path(argv[0]).name.split() + argv[1:2]) if argv else "git"
+    detail = (fatal or lines or [f"exit {getattr(error, 'retcode', '?')}"])[-1]
+    return PodiumError(f"{where}: {command} failed ({detail})")
+
+
+@contextmanager
+def _copier_errors(source: str, answers: dict[str, Any]) -> Iterator[None]:
+    """Around a copier call: every failure but Ctrl-C becomes one PodiumError line."""
+    from copier.errors import CopierError
+    from plumbum.commands.processes import ProcessExecutionError
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise  # copier's CopierAnswersInterrupt too: it is a KeyboardInterrupt as well as a CopierError
+    except ProcessExecutionError as error:  # copier runs git through plumbum
+        raise _git_failure(f"template {source}", error) from error
+    except CopierError as error:
+        raise _copier_error(error) from error
+    except ValueError as error:  # copier raises ValueError for answers its validators reject
+        raise _answer_error(error, answers) from error
+    except OSError as error:
+        raise PodiumError(f"{error.filename or source}: {error.strerror or error}") from error
+
+
+def _listing(root: Path) -> _Listing:
+    """Files and folders under `root` (relative, POSIX), leaving out a top-level .git."""
+    listing = _Listing()
+    if not root.is_dir():
+        return listing
+    for folder, dirs, files in os.walk(root):
+        relative = Path(folder).relative_to(root)
+        if relative == Path("."):
+            dirs[:] = [name for name in dirs if name != ".git"]
+        listing.dirs.update((relative / name).as_posix() for name in dirs)
+        listing.files.update((relative / name).as_posix() for name in files)
+    return listing
+
+
+def _restore(dest: Path, existed: bool, before: _Listing, backup: Path, had_git: bool) -> None:
+    """Put `dest` back as it was before rendering: remove what was added, bring back what was replaced."""
+    if not existed:
+        shutil.rmtree(dest, ignore_errors=True)
+        return
+    after = _listing(dest)
+    for relative in after.files - before.files:
+        (dest / relative).unlink(missing_ok=True)
+    for relative in sorted(after.dirs - before.dirs, key=lambda path: path.count("/"), reverse=True):
+        shutil.rmtree(dest / relative, ignore_errors=True)
+    for saved in (path for path in backup.rglob("*") if path.is_file()):
+        target = dest / saved.relative_to(backup)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(saved, target)
+    if not had_git:
+        shutil.rmtree(dest / ".git", ignore_errors=True)
+
+
+def _commit(dest: Path, paths: Iterable[str] | None, had_git: bool) -> None:
+    """Commit the first render: everything in a folder that was empty, else only `paths` (what the template wrote)."""
+    if not had_git:
+        _git(dest, "init", "-q", "-b", "main")
+    if paths is None:
+        _git(dest, "add", "-A")
+        _git(dest, "commit", "-q", "--allow-empty", "-m", FIRST_COMMIT)
+        return
+    wanted = sorted(paths)
+    ignored = set(_git(dest, "check-ignore", "--stdin", check=False, stdin="\n".join(wanted)).stdout.splitlines())
+    spec = "\n".join(path for path in wanted if path not in ignored)
+    _git(dest, "add", "--pathspec-from-file=-", stdin=spec)
+    if _git(dest, "diff", "--cached", "--quiet", "--pathspec-from-file=-", check=False, stdin=spec).returncode:
+        _git(dest, "commit", "-q", "-m", FIRST_COMMIT, "--pathspec-from-file=-", stdin=spec)
+
+
+def render_project(
+    dest: Path,
+    *,
+    data: dict[str, Any] | None = None,
+    template: str | None = None,
+    defaults: bool = False,
+    force: bool = False,
+    trust: bool = False,
+    init_git: bool = True,
+    quiet: bool = False,
+) -> Rendered:
+    """Render the template into `dest` with copier, then initialise git and commit what the template wrote.
+
+    Answers are validated by copier's own validators on every path: given answers directly, asked ones by rendering
+    once into a scratch folder (questions asked there), then again into `dest` with every answer as data. The scratch
+    render also tells which files the template writes, so a non-empty `dest` (`force`) gets only those committed and
+    the files it replaces listed. Any failure or Ctrl-C puts `dest` back as it was.
+
+    Args:
+        dest: The project folder; created if missing.
+        data: Answers to copier's questions (copier.yml); the others are asked, or take their defaults.
+        template: A fork's folder or git URL; None renders the bundled template's current version.
+        defaults: Ask nothing: unanswered questions take their defaults.
+        force: Render into a non-empty folder, replacing the files the template writes.
+        trust: Let the template run its copier tasks and migrations.
+        init_git: Run `git init` (unless `dest` is a repository already) and commit the render.
+        quiet: Keep copier from printing each file.
+    """
+    dest = dest.expanduser().resolve()
+    try:
+        return _render_project(dest, dict(data or {}), template, defaults, force, trust, init_git, quiet)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; nothing was committed and {dest} is as it was before") from None
+
+
+def _render_project(
+    dest: Path,
+    answers: dict[str, Any],
+    template: str | None,
+    defaults: bool,
+    force: bool,
+    trust: bool,
+    init_git: bool,
+    quiet: bool,
+) -> Rendered:
+    import copier
+
+    if dest.exists() and not dest.is_dir():
+        raise PodiumError(f"{dest} exists and is not a folder")
+    existed = dest.is_dir()
+    non_empty = existed and any(dest.iterdir())
+    if non_empty and not force:
+        raise PodiumError(f"{dest} is not empty; choose an empty folder or pass --force")
+    if "package_name" in answers:
+        check_package_name(answers["package_name"])
+    source = resolve_template(template)
+    before = _listing(dest)
+    had_git = (dest / ".git").exists()
+    # The folder name is the default project name, so `podium new my-comp` gives package my_comp.
+    common = {"user_defaults": {"project_name": dest.name}, "vcs_ref": source.ref, "unsafe": trust}
+    with tempfile.TemporaryDirectory(prefix="podium-") as scratch:
+        rendered: set[str] | None = None
+        replaced: list[str] = []
+        backup = Path(scratch) / "replaced"
+        if not defaults or non_empty:
+            staged = Path(scratch) / "render" / dest.name
+            with _copier_errors(source.path, answers):
+                worker = copier.run_copy(
+                    source.path, staged, data=answers, defaults=defaults, quiet=True, skip_tasks=True, **common
+                )
+            # Every answer, asked or given, goes to the real render as data: copier validates each one there.
+            answers = {key: value for key, value in worker.answers.user.items() if not key.startswith("_")}
+            check_package_name(answers.get("package_name"))
+            rendered = _listing(staged).files
+            for relative in sorted(rendered & before.files):
+                if (staged / relative).read_bytes() != (dest / relative).read_bytes():
+                    replaced.append(relative)
+                    (backup / relative).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(dest / relative, backup / relative)
+        try:
+            with _copier_errors(source.path, answers):
+                copier.run_copy(source.path, dest, data=answers, defaults=True, overwrite=force, quiet=quiet, **common)
+            package = str(read_answers(dest).get("package_name", ""))
+            if rendered is None:  # derived from the project name: known only now
+                check_package_name(package)
+            written = None if rendered is None else rendered | (_listing(dest).files - before.files)
+            if init_git:
+                _commit(dest, None if not non_empty else written, had_git)
+        except BaseException:
+            _restore(dest, existed, before, backup, had_git)
+            raise
+    kept = len(before.files - (written or set())) if non_empty else 0
+    return Rendered(dest, package, tuple(replaced), kept)
 
 
 def create_project(
@@ -99,37 +352,10 @@ def create_project(
     init_git: bool = True,
     quiet: bool = False,
 ) -> Path:
-    """Render the template into `dest` with copier, then initialise git and commit the first render."""
-    import copier
-    from copier.errors import CopierError
-
-    dest = dest.expanduser().resolve()
-    if dest.exists() and not dest.is_dir():
-        raise PodiumError(f"{dest} exists and is not a folder")
-    if dest.is_dir() and any(dest.iterdir()) and not force:
-        raise PodiumError(f"{dest} is not empty; choose an empty folder or pass --force")
-    source = resolve_template(template)
-    try:
-        copier.run_copy(
-            source.path,
-            dest,
-            data=data or {},
-            # The folder name is the default project name, so `podium new my-comp` gives package my_comp.
-            user_defaults={"project_name": dest.name},
-            vcs_ref=source.ref,
-            defaults=defaults,
-            overwrite=force,
-            unsafe=trust,
-            quiet=quiet,
-        )
-    except CopierError as error:
-        raise _copier_error(error) from error
-    except ValueError as error:  # copier raises ValueError for answers its validators reject
-        raise PodiumError(" ".join(str(error).split())) from error
-    if init_git and not (dest / ".git").exists():
-        _git(dest, "init", "-q", "-b", "main")
-        _commit_all(dest, "Render the competition project with podium")
-    return dest
+    """`render_project`, returning the project folder."""
+    return render_project(
+        dest, data=data, template=template, defaults=defaults, force=force, trust=trust, init_git=init_git, quiet=quiet
+    ).path
 
 
 def read_answers(project: Path) -> dict[str, Any]:
@@ -139,6 +365,43 @@ def read_answers(project: Path) -> dict[str, Any]:
     return yaml.safe_load(answers.read_text()) or {}
 
 
+def _status_paths(project: Path, *extra: str) -> list[Path]:
+    """Paths `git status` reports (porcelain, root-relative), as absolute paths."""
+    top = Path(_git(project, "rev-parse", "--show-toplevel").stdout.strip())
+    entries = iter(_git(project, "status", "--porcelain", "-z", *extra).stdout.split("\0"))
+    paths = []
+    for entry in entries:
+        if len(entry) < 4:
+            continue
+        paths.append(top / entry[3:])
+        if entry[0] in "RC":
+            next(entries, None)  # a rename's or copy's source path follows
+    return paths
+
+
+def _shown(paths: list[str]) -> str:
+    more = f" and {len(paths) - _SHOWN_PATHS} more" if len(paths) > _SHOWN_PATHS else ""
+    return ", ".join(paths[:_SHOWN_PATHS]) + more
+
+
+def _relative(paths: Iterable[Path], project: Path) -> list[str]:
+    return sorted({os.path.relpath(path, project) + ("/" if path.is_dir() else "") for path in paths})
+
+
+def _conflicted(project: Path, conflict: Literal["inline", "rej"]) -> list[str]:
+    """Files the update left with conflict markers (inline) or the .rej files beside them (rej)."""
+    if conflict == "rej":
+        rejects = [path for path in _status_paths(project, "-uall", "--ignored") if path.suffix == ".rej"]
+        return _relative(rejects, project)
+    marked = []
+    for path in _status_paths(project, "-uall"):
+        if path.is_file():
+            with path.open("rb") as lines:
+                if any(line.startswith(b"<<<<<<< ") for line in lines):
+                    marked.append(path)
+    return _relative(marked, project)
+
+
 def update_project(
     project: Path,
     *,
@@ -146,34 +409,47 @@ def update_project(
     conflict: Literal["inline", "rej"] = "inline",
     trust: bool = False,
     quiet: bool = False,
-) -> str:
-    """Bring the installed template's changes into `project` with copier's 3-way merge; return the new ref."""
+) -> Updated:
+    """Bring the template's changes into `project` with copier's 3-way merge; report versions and conflicts."""
     import copier
-    from copier.errors import CopierError
 
     project = project.expanduser().resolve()
     answers = read_answers(project)
     inside = _git(project, "rev-parse", "--is-inside-work-tree", check=False)
     if inside.returncode != 0:
         raise PodiumError(f"{project} is not a git repository; copier updates only git-tracked projects")
-    if _git(project, "status", "--porcelain").stdout.strip():
-        raise PodiumError(f"{project} has uncommitted changes; commit or stash them, then run podium update")
+    if dirty := _relative(_status_paths(project), project):
+        raise PodiumError(
+            f"{project} has uncommitted changes ({_shown(dirty)}); commit or stash them, then run podium update"
+        )
+    old = str(answers.get("_commit", "?"))
     source_path = str(answers.get("_src_path", ""))
     ref: str | None = None
     if Path(source_path).resolve() == default_store_dir().resolve():
         _, ref = ensure_template_version()
     try:
-        copier.run_update(
-            project,
-            vcs_ref=ref,
-            pretend=pretend,
-            conflict=conflict,
-            overwrite=True,
-            defaults=True,
-            skip_answered=True,
-            unsafe=trust,
-            quiet=quiet,
-        )
-    except CopierError as error:
-        raise _copier_error(error) from error
-    return str(read_answers(project).get("_commit", ref or ""))
+        with _copier_errors(source_path, {}):
+            worker = copier.run_update(
+                project,
+                vcs_ref=ref,
+                pretend=pretend,
+                conflict=conflict,
+                overwrite=True,
+                defaults=True,
+                skip_answered=True,
+                unsafe=trust,
+                quiet=quiet,
+            )
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted; nothing was committed: `git status` in {project} shows the partial update, "
+            "`git stash -u` sets it aside"
+        ) from None
+    if pretend:
+        try:
+            target = worker.template.commit
+        except Exception:  # the template's clone is gone once copier's Worker has closed
+            target = None
+        return Updated(project, old, str(target or ref or "the latest tag"))
+    new = str(read_answers(project).get("_commit", ref or "?"))
+    return Updated(project, old, new, tuple(_conflicted(project, conflict)))
