@@ -32,7 +32,9 @@ PACKAGE_FILES = {
     "tracking.py",
     "train.py",
     "tta.py",
+    "tune.py",
     "bench.py",
+    "check.py",
     "ensemble.py",
     "soup.py",
     "pseudo.py",
@@ -47,11 +49,13 @@ PACKAGE_FILES = {
     "tasks/__init__.py",
     "tests/__init__.py",
     "tests/conftest.py",
+    "tests/test_bad_inputs.py",
     "tests/test_config.py",
     "tests/test_folds.py",
     "tests/test_metrics.py",
     "tests/test_submit.py",
     "tests/test_tta.py",
+    "tests/test_tune.py",
 }
 # Each task renders its own module and the tests of the stages it supports.
 TASK_FILES = {

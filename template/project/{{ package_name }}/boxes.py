@@ -93,6 +93,10 @@ def box_strata(targets: np.ndarray, num_classes: int, count_bins: int = 4) -> np
 
 
 def _table(rows: list[dict], targets: list[dict], classes: list[str], source: Path, clipped: int) -> LabelledTable:
+    if not rows:
+        raise DataError(f"{source}: no training images")
+    if not classes or not any(len(target["labels"]) for target in targets):
+        raise DataError(f"{source}: no labelled boxes in {len(rows)} images; a detector needs at least one box")
     if clipped:
         print(f"{source}: clipped {clipped} boxes to their image borders (data.out_of_bounds=clip)")
     frame = pd.DataFrame(rows)

@@ -22,7 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
-    help="Competition pipeline: folds -> train -> predict (TTA) -> submit. Overrides: key=value.",
+    help="Competition pipeline: check -> folds -> train -> predict (TTA) -> submit. Overrides: key=value.",
 )
 console = Console()
 F = TypeVar("F", bound=Callable[..., Any])
@@ -45,8 +45,16 @@ Experiments = Annotated[
 ]
 
 
+PACKAGE = __package__ or "<package>"
+# What to type after Ctrl-C; finished files are intact because every write is atomic.
+RESUME_HINTS = {
+    "train": f"continue with: python -m {PACKAGE} train --resume (same options)",
+    "run": f"continue with: python -m {PACKAGE} run --resume (same options)",
+}
+
+
 def _command(func: F) -> F:
-    """Register a command; a ProjectError (also from a DataLoader worker) becomes one red line."""
+    """Register a command; a ProjectError (also from a DataLoader worker) becomes one red line, Ctrl-C a hint."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -55,6 +63,10 @@ def _command(func: F) -> F:
         except ProjectError as error:
             console.print(f"[red]error:[/red] {one_line(error)}", highlight=False, soft_wrap=True)
             raise typer.Exit(error.exit_code) from None
+        except KeyboardInterrupt:
+            hint = RESUME_HINTS.get(func.__name__, "run the command again")
+            console.print(f"[yellow]interrupted[/yellow]: files already written are whole; {hint}", highlight=False)
+            raise typer.Exit(130) from None
 
     app.command()(wrapper)
     return func
@@ -62,6 +74,15 @@ def _command(func: F) -> F:
 
 def _load(overrides: list[str] | None, config_files: list[Path] | None, experiment: str | None) -> Config:
     return load_config(overrides or [], config_files=config_files, experiment=experiment)
+
+
+def _load_run(
+    overrides: list[str] | None, config_files: list[Path] | None, experiment: str | None, stage: str
+) -> Config:
+    """A stage after `train`: the run's own resolved config, with overlays and overrides on top."""
+    from .runs import load_run_config
+
+    return load_run_config(overrides or [], config_files=config_files, experiment=experiment, stage=stage)
 
 
 def _load_all(
@@ -118,25 +139,31 @@ def predict(overrides: Overrides = None, config: ConfigFiles = None, experiment:
     """Predict the test images with every fold's checkpoint(s) and the configured TTA views."""
     from .predict import predict as run_prediction
 
-    console.print(f"test predictions: {run_prediction(_load(overrides, config, experiment))}")
+    path = run_prediction(_load_run(overrides, config, experiment, "predict"))
+    console.print(f"test predictions: {path}")
 
 
 @_command
 def ensemble(overrides: Overrides = None, config: ConfigFiles = None, experiment: Experiment = None) -> None:
     """Blend prediction files of several runs (ensemble.members) into outputs/<experiment>/, weights on OOF."""
     from .ensemble import ensemble as run_ensemble
+    from .runs import RunPaths, run_lock
 
     settings = _load(overrides, config, experiment)
-    result = run_ensemble(settings)
+    with run_lock(RunPaths.from_config(settings), "ensemble"):
+        result = run_ensemble(settings)
     console.print(_metrics_table({**result, "cv_mean": result["oof_score"], "cv_std": 0.0}, settings.experiment))
 
 
 @_command
 def soup(overrides: Overrides = None, config: ConfigFiles = None, experiment: Experiment = None) -> None:
     """Average checkpoints of one architecture per fold (uniform or greedy soup) into fold_K/soup.pt."""
+    from .runs import RunPaths, run_lock
     from .soup import soup as make_soup
 
-    make_soup(_load(overrides, config, experiment))
+    settings = _load_run(overrides, config, experiment, "soup")
+    with run_lock(RunPaths.from_config(settings), "soup"):
+        make_soup(settings)
     console.print("predict with the soups: predict.checkpoints=[soup]")
 
 
@@ -148,9 +175,34 @@ def pseudo(overrides: Overrides = None, config: ConfigFiles = None, experiment: 
     table = Table(title="pseudo-labelling")
     for column in ("round", "labelled", "CV before", "CV after", "run"):
         table.add_column(column)
-    for item in run_pseudo(_load(overrides, config, experiment)):
+    from .runs import RunPaths, run_lock
+
+    settings = _load_run(overrides, config, experiment, "pseudo")
+    with run_lock(RunPaths.from_config(settings), "pseudo"):
+        rounds = run_pseudo(settings)
+    for item in rounds:
         labelled = f"{item['selected']}/{item['of']}"
         table.add_row(str(item["round"]), labelled, f"{item['cv_before']:.4f}", f"{item['cv_after']:.4f}", item["run"])
+    console.print(table)
+
+
+@_command
+def tune(overrides: Overrides = None, config: ConfigFiles = None, experiment: Experiment = None) -> None:
+    """Search hyper-parameters with Optuna over tune.space (pruned, resumable; several processes can share one
+    study); the best trial becomes configs/experiment/tuned.yaml."""
+    from .tune import tune as run_tune
+
+    result = run_tune(_load(overrides, config, experiment))
+    table = Table(title=f"study {result['study']}: {result['trials']} trials")
+    table.add_column("")
+    table.add_column("", overflow="fold")
+    table.add_row("complete / pruned", f"{result['complete']} / {result['pruned']}")
+    table.add_row(f"best (trial {result['best_trial']})", f"{result['best_value']:.4f}")
+    for key, value in result["best_params"].items():
+        table.add_row(f"  {key}", str(value))
+    table.add_row("overlay", f"{result['overlay']} (train every fold: run -e tuned)")
+    table.add_row("report", result["report"])
+    table.add_row("storage", result["storage"])
     console.print(table)
 
 
@@ -166,9 +218,42 @@ def submit(
     """Write a validated submission in the sample submission's format."""
     from .submit import submit as write_submission
 
-    path, metrics = write_submission(_load(overrides, config, experiment), predictions)
+    path, metrics = write_submission(_load_run(overrides, config, experiment, "submit"), predictions)
     cv = f"CV {metrics['metric']} {metrics['cv_mean']:.4f} ± {metrics['cv_std']:.4f}" if metrics else "no CV found"
     console.print(f"submission: {path} ({cv}); latest copy: {path.parent / 'submission.csv'}")
+
+
+@_command
+def check(
+    overrides: Overrides = None,
+    config: ConfigFiles = None,
+    experiment: Experiment = None,
+    workers: Annotated[int | None, typer.Option(help="Processes decoding images (default: all cores).")] = None,
+) -> None:
+    """Preflight: config, labels, folds, sample submission and every image; lists every problem found."""
+    _preflight(_load(overrides, config, experiment), workers)
+
+
+def _preflight(settings: Config, workers: int | None = None) -> None:
+    from .check import run_check
+
+    report = run_check(settings, workers)
+    speed = f"{report.images} images decoded in {report.seconds:.1f} s ({report.images_per_second:.0f} images/s)"
+    if not report.problems:
+        console.print(f"check: no problems; {speed}")
+        return
+    table = Table(title=f"check: {len(report.problems)} problem(s)")
+    table.add_column("where", overflow="fold")
+    table.add_column("problem", overflow="fold")
+    for problem in report.problems[:50]:
+        table.add_row(problem.where, problem.what)
+    if len(report.problems) > 50:
+        table.add_row("...", f"{len(report.problems) - 50} more")
+    console.print(table)
+    first = f"{report.problems[0].where}: {report.problems[0].what}"
+    if len(report.problems) == 1:
+        raise ProjectError(first)
+    raise ProjectError(f"check found {len(report.problems)} problems, the first: {first}")
 
 
 @_command
@@ -219,7 +304,11 @@ def analyze(overrides: Overrides = None, config: ConfigFiles = None, experiment:
         if not run_dir.is_dir():
             raise ProjectError(f"analyze: run folder {run_dir} not found")
         words = [w for w in words if "=" in w] + [f"output_dir={run_dir.parent}", f"experiment={run_dir.name}"]
-    console.print(f"analysis: {run_analysis(_load(words, config, experiment))}")
+    from .runs import RunPaths, run_lock
+
+    settings = _load_run(words, config, experiment, "analyze")
+    with run_lock(RunPaths.from_config(settings), "analyze"):
+        console.print(f"analysis: {run_analysis(settings)}")
 
 
 @_command
@@ -254,9 +343,10 @@ def run(
     config: ConfigFiles = None,
     experiment: Experiments = None,
     resume: Resume = False,
+    skip_check: Annotated[bool, typer.Option("--skip-check", help="Do not run the `check` preflight first.")] = False,
 ) -> None:
-    """All stages in order: folds -> train -> predict -> submit, with a summary at the end. With seeds=[...] or
-    several -e, every run is trained and predicted, then blended (mean) and the blend is submitted."""
+    """All stages in order: check -> folds -> train -> predict -> submit, with a summary at the end. With
+    seeds=[...] or several -e, every run is trained and predicted, then blended (mean) and the blend is submitted."""
     from .ensemble import ensemble as run_ensemble
     from .folds import make_folds
     from .predict import predict as run_prediction
@@ -264,9 +354,11 @@ def run(
     from .submit import submit as write_submission
     from .train import train as run_training
 
+    started = time.perf_counter()
     configs = _load_all(overrides, config, experiment)
     variants, blend = expand_variants(configs)
-    started = time.perf_counter()
+    if not skip_check:
+        _preflight(configs[0], configs[0].data.num_workers or None)
     # Fold files the user named (folds.path) are only read, and so are ours when resuming.
     user_files = {RunPaths.from_config(c).folds for c in configs if c.folds.path is not None}
     made: set[Path] = set()
@@ -290,7 +382,7 @@ def run(
     table.add_section()
     table.add_row("test predictions", str(RunPaths.from_config(final).test_predictions), "")
     table.add_row("submission", str(submission), "")
-    table.add_row("seconds", f"{time.perf_counter() - started:.0f}", "")
+    table.add_row("seconds", f"{time.perf_counter() - started:.1f}", "")
     console.print(table)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 
@@ -104,7 +104,8 @@ class DetectionConfig(StrictModel):
     iou_thresholds: list[float] = Field(default_factory=lambda: [0.5, 0.55, 0.6, 0.65, 0.7, 0.75])  # metric=kaggle_map
     submission_tokens: str = "label score x y w h"  # PredictionString token order (x1 y1 x2 y2 or x y w h)
     submission_normalized: bool = False  # PredictionString coordinates as fractions of the image size
-    submission_label: Literal["name", "index"] = "name"  # class token: its name, or its 0-based index
+    # class token: auto (its name, or its 0-based index when a name holds a space or comma) | name | index
+    submission_label: Literal["auto", "name", "index"] = "auto"
 
 
 class SegmentationConfig(StrictModel):
@@ -218,11 +219,63 @@ class AnalyzeConfig(StrictModel):
     shift_warning: float = Field(default=0.1, ge=0, le=1)  # total variation distance that raises a warning
 
 
+class SearchDimension(StrictModel):
+    """One config key's distribution in a search: float (log for rates), int, or categorical."""
+
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False  # sample the log of the value uniformly (learning rates, weight decay)
+    step: float | None = None  # float/int: a grid step
+    choices: list[Any] | None = None  # categorical
+
+    @model_validator(mode="after")
+    def _complete(self) -> SearchDimension:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical dimension needs a non-empty `choices` list")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError(f"a {self.type} dimension needs `low` and `high`")
+        if not self.low < self.high:
+            raise ValueError(f"empty range: low {self.low} is not below high {self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log scale needs low > 0, got {self.low}")
+        return self
+
+
+class TuneConfig(StrictModel):
+    n_trials: int = Field(default=20, ge=1)  # trials of the whole study (every process together)
+    timeout_minutes: float | None = Field(default=None, gt=0)  # this process stops starting trials after it
+    folds: list[int] = Field(default_factory=lambda: [0], min_length=1)  # trained per trial; the objective averages
+    sampler: Literal["tpe", "random"] = "tpe"
+    pruner: Literal["median", "hyperband", "none"] = "median"  # stops trials whose validation lags
+    startup_trials: int = Field(default=3, ge=0)  # trials run in full before the pruner and TPE take over
+    storage: str | None = None  # default sqlite:///<run>/tune/study.db; a database URL shares a study across machines
+    study_name: str | None = None  # default: the experiment name
+    seed: int = 42
+    overlay: Path = Path("configs/experiment/tuned.yaml")  # the best trial's settings: run -e tuned
+    space: dict[str, SearchDimension | None] = Field(default_factory=dict)  # config key -> distribution (null: off)
+
+
 class WandbConfig(StrictModel):
     project: str = "competition"
     entity: str | None = None
+    group: str | None = None  # W&B group; default the experiment (tune groups trials under the study)
     mode: Literal["offline", "online", "disabled"] = "offline"
     tags: list[str] = Field(default_factory=list)
+
+
+TASK_METRICS = {
+    "classification": ["accuracy", "f1_macro", "log_loss", "roc_auc", "qwk"],
+    "detection": ["map", "map50", "kaggle_map"],
+    "segmentation": ["dice", "iou"],
+}
+TASK_LAYOUTS = {
+    "classification": ["csv", "folders"],
+    "detection": ["coco", "boxes_csv", "voc"],
+    "segmentation": ["masks", "rle_csv", "coco_polygons"],
+}
 
 
 class Config(StrictModel):
@@ -250,6 +303,7 @@ class Config(StrictModel):
     soup: SoupConfig = Field(default_factory=SoupConfig)
     pseudo: PseudoConfig = Field(default_factory=PseudoConfig)
     analyze: AnalyzeConfig = Field(default_factory=AnalyzeConfig)
+    tune: TuneConfig = Field(default_factory=TuneConfig)
     wandb: WandbConfig = Field(default_factory=WandbConfig)
 
     @field_validator("experiment")
@@ -258,6 +312,18 @@ class Config(StrictModel):
         if not value or "/" in value or value.startswith("."):
             raise ValueError("must be a plain folder name")
         return value
+
+    @model_validator(mode="after")
+    def _fits_task(self) -> Config:
+        """Options the task cannot use fail when the config loads, not after training."""
+        if self.metric not in TASK_METRICS[self.task]:
+            raise ValueError(
+                f"metric={self.metric} is not a {self.task} metric; expected one of {TASK_METRICS[self.task]}"
+            )
+        if self.data.layout not in TASK_LAYOUTS[self.task]:
+            expected = ", ".join(TASK_LAYOUTS[self.task])
+            raise ValueError(f"data.layout={self.data.layout} is not a {self.task} layout; expected one of {expected}")
+        return self
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -310,8 +376,15 @@ def _known_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
     return keys
 
 
+def known_keys() -> list[str]:
+    """Every dotted config key, e.g. `train.lr`."""
+    return _known_keys(Config)
+
+
 def _describe(error: dict[str, Any]) -> str:
     key = ".".join(str(part) for part in error["loc"])
+    if not key:  # a check across several keys (Config._fits_task): its message names them
+        return str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         close = difflib.get_close_matches(key, _known_keys(Config), n=1, cutoff=0.6)
         hint = f"; did you mean '{close[0]}'?" if close else ""
@@ -353,6 +426,14 @@ def load_config(
 def with_overrides(config: Config, changes: dict[str, Any]) -> Config:
     """A validated copy of `config` with nested `changes` merged in (e.g. {"train": {"epochs": 3}})."""
     return validate_config(deep_merge(config.model_dump(mode="json"), changes))
+
+
+def dotted_value(config: BaseModel, key: str) -> Any:
+    """The value of a dotted key such as `model.image_size` (JSON form, so paths compare as text)."""
+    value: Any = config.model_dump(mode="json")
+    for part in key.split("."):
+        value = value[part]
+    return value
 
 
 def config_to_yaml(config: Config) -> str:

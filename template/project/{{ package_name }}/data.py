@@ -59,6 +59,12 @@ def _check_unique_ids(ids: pd.Series, source: Path) -> None:
         raise DataError(f"{source}: duplicate id '{first}' at rows {rows[0]} and {rows[1]}")
 
 
+def id_stem(image_id: str) -> str:
+    """An image id without its image extension: sample submissions may list `te000.png` for image `te000`."""
+    path = Path(str(image_id))
+    return str(image_id)[: -len(path.suffix)] if path.suffix.lower() in IMAGE_SUFFIXES else str(image_id)
+
+
 def image_path(folder: Path, image_id: str, ext: str) -> Path:
     return folder / (image_id if Path(image_id).suffix.lower() in IMAGE_SUFFIXES else f"{image_id}{ext}")
 
@@ -220,8 +226,27 @@ def read_sample_submission(config: DataConfig, per_class: bool = False) -> pd.Da
     class_columns = [c for c in config.target_columns if c in frame.columns] if per_class else []
     if class_columns:
         keys = keys.str.cat(frame[class_columns[0]], sep="/")
+    elif per_class and keys.duplicated().any():
+        repeated = keys[keys.duplicated()].iloc[0]
+        others = [c for c in frame.columns if c not in (config.id_column, config.rle_column)]
+        raise DataError(
+            f"{source}: id '{repeated}' has several rows, one per class: name the sample's class column in "
+            f"data.target_columns (e.g. data.target_columns=[{others[0] if others else 'ClassId'}])"
+        )
     _check_unique_ids(keys, source)
     return frame
+
+
+def check_test_ids(sample: pd.DataFrame, test_ids: pd.Series, id_column: str, sample_source: Path) -> None:
+    """The sample submission must list exactly the test folder's images (ids with or without the extension)."""
+    sample_ids = set(sample[id_column].astype(str).map(id_stem))
+    test_set = set(test_ids.astype(str).map(id_stem))
+    if sample_ids != test_set:
+        only_sample, only_test = sorted(sample_ids - test_set), sorted(test_set - sample_ids)
+        example = (
+            f"'{only_sample[0]}' has no test image" if only_sample else f"test image '{only_test[0]}' is not listed"
+        )
+        raise DataError(f"{sample_source}: ids differ from the test folder ({example})")
 
 
 def read_pseudo_labels(path: Path, classes: list[str]) -> tuple[pd.DataFrame, np.ndarray]:

@@ -9,6 +9,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from .errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Runtime:
@@ -27,13 +29,31 @@ class Runtime:
 
 
 def resolve_device(preference: str = "auto") -> torch.device:
+    """The device train.device names (auto: CUDA, then MPS, then CPU); one that is not there is a ConfigError."""
     if preference != "auto":
-        return torch.device(preference)
+        try:
+            device = torch.device(preference)
+        except RuntimeError as error:
+            raise ConfigError(f"train.device={preference}: not a device name (auto, cpu, cuda, cuda:1, mps)") from error
+        _check_available(device, preference)
+        return device
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def _check_available(device: torch.device, preference: str) -> None:
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"train.device={preference}: no CUDA GPU is visible here; use train.device=auto or cpu")
+        if device.index is not None and device.index >= count:
+            raise ConfigError(f"train.device={preference}: only {count} CUDA GPU(s) are visible (cuda:0..{count - 1})")
+    mps = getattr(torch.backends, "mps", None)
+    if device.type == "mps" and (mps is None or not mps.is_available()):
+        raise ConfigError(f"train.device={preference}: MPS is not available here; use train.device=auto or cpu")
 
 
 def init_runtime(preference: str = "auto") -> Runtime:

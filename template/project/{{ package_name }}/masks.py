@@ -68,7 +68,10 @@ def read_mask_png(path: Path, shape: tuple[int, int], num_classes: int, binary: 
 def _image_files(folder: Path) -> dict[str, Path]:
     if not folder.is_dir():
         raise DataError(f"{folder}: image folder not found")
-    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+    files = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+    if not files:
+        raise DataError(f"{folder}: no images with extensions {sorted(IMAGE_SUFFIXES)}")
+    return files
 
 
 def _size(path: Path) -> tuple[int, int]:
@@ -83,12 +86,30 @@ def presence_strata(presence: np.ndarray) -> np.ndarray:
 
 
 def _table(rows: list[dict], specs: list[Any], classes: list[str], presence: np.ndarray, source: Path) -> LabelledTable:
+    if not rows:
+        raise DataError(f"{source}: no training images")
+    if not classes or not presence.any():
+        raise DataError(f"{source}: all {len(rows)} masks are empty; a segmentation model needs labelled pixels")
     frame = pd.DataFrame(rows, columns=["id", "path", "width", "height"])
     targets = np.empty(len(specs), dtype=object)
     targets[:] = specs
     table = LabelledTable(frame, classes, targets, False, source)
     table.strata = presence_strata(presence)
     return table
+
+
+def _check_mask_values(first_seen: dict[int, Path], config: DataConfig, binary: bool) -> None:
+    """Without data.classes or data.num_classes the values must be the class indices 1..K: a 0/255 mask or stray
+    values would otherwise become hundreds of classes."""
+    values = sorted(value for value in first_seen if value > 0)
+    if binary or config.classes is not None or config.num_classes is not None or not values:
+        return
+    if values != list(range(1, values[-1] + 1)):
+        odd = values[-1]  # distinct positive values that are not 1..max: the largest is not an index
+        raise DataError(
+            f"{first_seen[odd]}: mask value {odd} is not a class index (values found: {values[:8]}); "
+            "0/255 masks need data.mask_values=binary, other labels data.classes=[names of classes 1..K]"
+        )
 
 
 def read_mask_folder(config: DataConfig, check_images: bool = True) -> LabelledTable:
@@ -104,17 +125,20 @@ def read_mask_folder(config: DataConfig, check_images: bool = True) -> LabelledT
         raise DataError(f"{masks[orphans[0]]}: mask for a missing image '{orphans[0]}'")
     binary = config.mask_values == "binary"
     rows, specs, presences = [], [], []
-    found = 0
+    first_seen: dict[int, Path] = {}  # each mask value and the first file that holds it
     for image_id, path in images.items():
         width, height = _size(path)
         mask_path = masks.get(image_id)
         if mask_path is None:
             raise DataError(f"{path}: no mask {folder / (image_id + '.png')}")
         mask = read_mask_png(mask_path, (height, width), config.num_classes or 255, binary)
-        found = max(found, int(mask.max()))
+        for value in np.unique(mask).tolist():
+            first_seen.setdefault(int(value), mask_path)
         presences.append(np.bincount(mask.ravel(), minlength=256)[1:])
         rows.append({"id": image_id, "path": str(path), "width": width, "height": height})
         specs.append({"mask": str(mask_path), "binary": binary})
+    found = max(first_seen, default=0)
+    _check_mask_values(first_seen, config, binary)
     count = 1 if binary else (len(config.classes) if config.classes else (config.num_classes or found))
     classes = list(config.classes) if config.classes else [str(k) for k in range(1, count + 1)]
     if found > len(classes):

@@ -13,26 +13,25 @@ from .augment import load_augmentations
 from .config import Config
 from .data import read_test_table
 from .distributed import resolve_device
-from .errors import DataError, ModelError
-from .runs import RunPaths, read_json, save_resolved_config
+from .errors import ConfigError, DataError, ModelError
+from .runs import RunPaths, read_json, run_lock, save_resolved_config, trained_folds
 from .tasks import Task, create_task
 from .train import autocast_dtype
-from .tta import get_view
+from .tta import check_views
 
 
 def fold_checkpoints(paths: RunPaths, names: list[str]) -> dict[int, list[Path]]:
-    """Each fold's checkpoint files named in `names` (all must exist in every trained fold)."""
+    """The checkpoint files named in `names` of each fold the run's last training produced (metrics.json), never
+    of stale fold folders left by an earlier training."""
     found: dict[int, list[Path]] = {}
-    for fold_dir in sorted(paths.root.glob("fold_*")):
-        if not (fold_dir / "metrics.json").is_file() and not (fold_dir / "best.pt").is_file():
-            continue
-        files = [fold_dir / f"{name}.pt" for name in names]
+    for fold in trained_folds(paths):
+        files = [paths.checkpoint(fold, name) for name in names]
         missing = [path for path in files if not path.is_file()]
         if missing:
             raise ModelError(f"{missing[0]}: checkpoint not found (predict.checkpoints={names})")
-        found[int(fold_dir.name.removeprefix("fold_"))] = files
+        found[fold] = files
     if not found:
-        raise ModelError(f"{paths.root}: no fold_*/best.pt checkpoints; run the `train` command first")
+        raise ModelError(f"{paths.metrics}: lists no trained folds; run the `train` command first")
     return found
 
 
@@ -73,25 +72,32 @@ def predict_loader(
 def predict(config: Config) -> Path:
     """Write predictions/test_fold_K for each fold and the merge of all folds as predictions/test."""
     paths = RunPaths.from_config(config)
+    with run_lock(paths, "predict"):
+        return _predict_locked(config, paths)
+
+
+def _predict_locked(config: Config, paths: RunPaths) -> Path:
     if not paths.classes.is_file():
         raise DataError(f"{paths.classes}: not found; run the `train` command first")
-    for view in config.predict.tta:
-        try:
-            get_view(view)
-        except ValueError as error:
-            raise DataError(f"predict.tta: {error}") from error
-    save_resolved_config(config, paths, "predict")
+    try:
+        check_views(config.predict.tta, config.task)
+    except ValueError as error:
+        raise ConfigError(f"predict.tta: {error}") from error
+    checkpoints_by_fold = fold_checkpoints(paths, config.predict.checkpoints)
     task = create_task(config, read_json(paths.classes))
     test = read_test_table(config.data)
     ids = test["id"].to_numpy()
     device = resolve_device(config.train.device)
     amp_dtype = autocast_dtype(config.train.amp, device)
+    augmentations = load_augmentations(config.aug.test, "aug.test")
+    save_resolved_config(config, paths, "predict")
     fold_outputs = []
-    for fold, checkpoints in fold_checkpoints(paths, config.predict.checkpoints).items():
+    used = ", ".join(str(fold) for fold in checkpoints_by_fold)
+    print(f"predict: folds {used} of {paths.root} ({paths.metrics.name}), checkpoints {config.predict.checkpoints}")
+    for fold, checkpoints in checkpoints_by_fold.items():
         per_checkpoint = []
         for checkpoint in checkpoints:  # several: a snapshot (or checkpoint) ensemble within the fold
             model, meta = load_checkpoint(task, checkpoint, device)
-            augmentations = load_augmentations(config.aug.test, "aug.test")
             transform = task.create_transform(augmentations, tuple(meta["mean"]), tuple(meta["std"]), train=False)
             dataset = task.create_dataset(test["path"].tolist(), None, transform)
             loader = DataLoader(

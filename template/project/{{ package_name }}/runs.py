@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,7 +18,13 @@ from typing import IO, Any
 
 import pandas as pd
 
-from .config import Config, config_to_yaml, with_overrides
+from .config import Config, config_to_yaml, dotted_value, load_config, with_overrides
+from .errors import ConfigError, ProjectError
+
+try:  # POSIX: the lock is released by the OS when its holder dies, even by kill -9
+    import fcntl
+except ImportError:  # pragma: no cover - Windows runs without the run-folder lock
+    fcntl = None  # type: ignore[assignment]
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -55,6 +64,10 @@ class RunPaths:
     @property
     def metrics(self) -> Path:
         return self.root / "metrics.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / ".lock"
 
     @property
     def predictions(self) -> Path:
@@ -182,3 +195,140 @@ def expand_variants(configs: list[Config]) -> tuple[list[Config], str]:
             variants.append(with_overrides(config, changes))
     blend = base.experiment if len(configs) == 1 else "ensemble"
     return variants, blend
+
+
+# Keys that fix how a trained model sees its images: later stages must use the run's values.
+RUN_DEFINING_KEYS = (
+    "task",
+    "model.backbone",
+    "model.image_size",
+    "model.in_chans",
+    "data.layout",
+    "data.multi_label",
+    "data.mask_values",
+    "detection.architecture",
+    "detection.fpn_channels",
+    "detection.head_convs",
+    "detection.out_indices",
+    "detection.anchor_sizes",
+    "detection.aspect_ratios",
+    "segmentation.architecture",
+    "segmentation.mode",
+    "segmentation.decoder_channels",
+)
+# Keys a later stage may change on purpose, but not without a word.
+RUN_WARNING_KEYS = ("aug.valid", "aug.test")
+
+
+def run_differences(trained: Config, config: Config, keys: tuple[str, ...]) -> list[str]:
+    """`key=new (run: old)` for each of `keys` whose value differs between the run's config and `config`."""
+    changed = []
+    for key in keys:
+        old, new = dotted_value(trained, key), dotted_value(config, key)
+        if old != new:
+            changed.append(f"{key}={new} (run: {old})")
+    return changed
+
+
+def check_same_run_settings(trained: Config, config: Config, source: Path, action: str) -> None:
+    """Refuse settings that would make checkpoints see images differently from training; warn on TTA inputs."""
+    refused = run_differences(trained, config, RUN_DEFINING_KEYS)
+    if refused:
+        raise ConfigError(
+            f"{source}: {action} with {refused[0]} would not match how the checkpoints were trained; "
+            "drop the override or train again"
+        )
+    for warning in run_differences(trained, config, RUN_WARNING_KEYS):
+        print(f"warning: {warning} differs from the run's {source}", file=sys.stderr)
+
+
+def load_run_config(
+    overrides: list[str] | None = None,
+    *,
+    config_files: list[Path] | None = None,
+    experiment: str | None = None,
+    stage: str = "this stage",
+) -> Config:
+    """The config of a stage after `train`: the run's resolved config.yaml (when the run has one), then overlay
+    files and overrides on top; settings that change how the model sees images are refused."""
+    config = load_config(overrides, config_files=config_files, experiment=experiment)
+    saved = RunPaths.from_config(config).config
+    if not saved.is_file():
+        return config
+    trained = load_config(base=saved)
+    staged = load_config(overrides, config_files=config_files, experiment=experiment, base=saved)
+    check_same_run_settings(trained, staged, saved, stage)
+    return staged
+
+
+def trained_folds(paths: RunPaths) -> list[int]:
+    """The folds that the run's last training produced, as recorded in metrics.json."""
+    if not paths.metrics.is_file():
+        raise ProjectError(f"{paths.metrics}: not found; training has not finished (run `train`, or `train --resume`)")
+    return sorted(int(fold) for fold in read_json(paths.metrics).get("folds", {}))
+
+
+_HELD_LOCKS: dict[Path, tuple[IO[str], int]] = {}
+
+
+@contextmanager
+def run_lock(paths: RunPaths, stage: str) -> Iterator[None]:
+    """Hold the run folder for one process: a second process stops in one line naming the holder. Re-entrant
+    within a process; under torchrun only rank 0 takes it."""
+    key = paths.root.resolve()
+    if fcntl is None or os.environ.get("RANK", "0") != "0" or key in _HELD_LOCKS:
+        handle, depth = _HELD_LOCKS.get(key, (None, 0))
+        if handle is not None:
+            _HELD_LOCKS[key] = (handle, depth + 1)
+        try:
+            yield
+        finally:
+            if handle is not None:
+                _HELD_LOCKS[key] = (handle, _HELD_LOCKS[key][1] - 1)
+        return
+    paths.root.mkdir(parents=True, exist_ok=True)
+    handle = open(paths.lock, "a+")  # noqa: SIM115 - held open for the lock's lifetime
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise ProjectError(
+            f"{paths.root} is in use by {holder}; wait for it to finish or choose another experiment=NAME"
+        ) from None
+    started = datetime.now().strftime("%H:%M:%S")
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"`{stage}` (pid {os.getpid()} on {socket.gethostname()}, since {started})\n")
+    handle.flush()
+    _HELD_LOCKS[key] = (handle, 1)
+    try:
+        yield
+    finally:
+        _HELD_LOCKS.pop(key, None)
+        handle.seek(0)
+        handle.truncate()
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+# What a training writes into its run folder; a new training (not --resume) moves an earlier one aside.
+TRAINING_OUTPUTS = ("fold_*", "oof.csv", "metrics.json", "postprocess.json", "predictions", "classes.json")
+
+
+def move_previous_training(paths: RunPaths) -> Path | None:
+    """Move an earlier training's outputs to <run>/previous/<time>/, with a copy of its config.yaml."""
+    found = [path for pattern in TRAINING_OUTPUTS for path in sorted(paths.root.glob(pattern))]
+    if not any(path.name.startswith("fold_") or path.name == "metrics.json" for path in found):
+        return None
+    target = paths.root / "previous" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    while target.exists():
+        target = target.with_name(target.name + "_")
+    target.mkdir(parents=True)
+    for path in found:
+        shutil.move(str(path), target / path.name)
+    for kept in (paths.config, paths.run_info):
+        if kept.is_file():
+            shutil.copy2(kept, target / kept.name)
+    return target

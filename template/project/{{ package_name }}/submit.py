@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 
 from .config import Config
-from .data import read_sample_submission, read_test_table
+from .data import check_test_ids, id_stem, read_sample_submission, read_test_table
 from .errors import SubmissionError
-from .runs import RunPaths, atomic_path, read_json, write_csv
+from .runs import RunPaths, atomic_path, read_json, run_lock, write_csv
 from .tasks import create_task
 
 
@@ -52,8 +52,8 @@ def build_submission(
     threshold: float = 0.5,
 ) -> pd.DataFrame:
     """Rows in the sample's id order and its columns, filled from `predictions` (id + class columns)."""
-    by_id = predictions.set_index(predictions["id"].astype(str))
-    sample_ids = sample[id_column].astype(str)
+    by_id = predictions.set_index(predictions["id"].astype(str).map(id_stem))
+    sample_ids = sample[id_column].astype(str).map(id_stem)  # sample ids may carry the image extension
     missing = sample_ids[~sample_ids.isin(by_id.index)]
     if len(missing):
         raise SubmissionError(f"predictions have no row for sample id '{missing.iloc[0]}' ({len(missing)} ids)")
@@ -92,17 +92,6 @@ def validate_submission(submission: pd.DataFrame, sample: pd.DataFrame, *, id_co
         numbers = values.to_numpy(dtype=np.float64)
         if not np.isfinite(numbers).all() or (numbers < 0).any() or (numbers > 1).any():
             raise SubmissionError("probabilities must be finite numbers in [0, 1]")
-
-
-def check_test_ids(sample: pd.DataFrame, test_ids: pd.Series, id_column: str, sample_source: Path) -> None:
-    """The sample submission must list exactly the test folder's images."""
-    sample_ids, test_set = set(sample[id_column].astype(str)), set(test_ids.astype(str))
-    if sample_ids != test_set:
-        only_sample, only_test = sorted(sample_ids - test_set), sorted(test_set - sample_ids)
-        example = (
-            f"'{only_sample[0]}' has no test image" if only_sample else f"test image '{only_test[0]}' is not listed"
-        )
-        raise SubmissionError(f"{sample_source}: ids differ from the test folder ({example})")
 
 
 LEDGER_COLUMNS = ["file", "time", "experiment", "cv", "public_lb"]
@@ -158,6 +147,11 @@ def _unique_path(folder: Path, stamp: str) -> Path:
 def submit(config: Config, predictions: Path | None = None) -> tuple[Path, dict]:
     """Write a timestamped submission and `submission.csv` (latest); return its path and the run's metrics."""
     paths = RunPaths.from_config(config)
+    with run_lock(paths, "submit"):
+        return _submit_locked(config, paths, predictions)
+
+
+def _submit_locked(config: Config, paths: RunPaths, predictions: Path | None) -> tuple[Path, dict]:
     source = predictions or config.submit.predictions or paths.test_predictions
     if not source.is_file() and not source.with_suffix(".npz").is_file():  # segmentation keeps maps in .npz
         raise SubmissionError(f"{source}: predictions not found; run the `predict` command first")

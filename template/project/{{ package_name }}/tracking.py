@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,9 @@ class WandbTracker:
 
 def create_tracker(config: Config, run_dir: Path, name: str, job_type: str) -> NullTracker | WandbTracker:
     """A W&B run in `run_dir/wandb` (mode from config.wandb), or a no-op tracker."""
-    if config.wandb.mode == "disabled":
+    # WANDB_MODE in the environment wins over the config, as W&B users expect (WANDB_MODE=disabled in CI).
+    mode = os.environ.get("WANDB_MODE") or config.wandb.mode
+    if mode == "disabled":
         return NullTracker()
     try:
         import wandb
@@ -65,12 +68,12 @@ def create_tracker(config: Config, run_dir: Path, name: str, job_type: str) -> N
     run = wandb.init(
         project=config.wandb.project,
         entity=config.wandb.entity,
-        group=config.experiment,
+        group=config.wandb.group or config.experiment,
         name=f"{config.experiment}-{name}",
         job_type=job_type,
         tags=config.wandb.tags,
         config=config.model_dump(mode="json"),
-        mode=config.wandb.mode,
+        mode=mode,
         dir=str(run_dir),
         reinit="finish_previous",
         settings=wandb.Settings(silent=True, console="off"),

@@ -7,6 +7,7 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,12 +25,22 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
 from .augment import load_augmentations, redirect_caches
-from .config import Config, TrainConfig
+from .config import Config, TrainConfig, load_config
 from .data import LabelledTable, read_train_table, with_pseudo_labels
 from .distributed import Runtime, all_gather, barrier, init_runtime, shutdown
-from .errors import ConfigError
+from .errors import ConfigError, ModelError
 from .folds import folds_to_train, read_folds
-from .runs import RunPaths, read_json, save_resolved_config, save_torch, write_csv, write_json
+from .runs import (
+    RunPaths,
+    check_same_run_settings,
+    move_previous_training,
+    read_json,
+    run_lock,
+    save_resolved_config,
+    save_torch,
+    write_csv,
+    write_json,
+)
 from .tasks import Task, create_task
 from .tracking import create_tracker
 
@@ -92,6 +103,9 @@ def create_scheduler(
         updates_per_epoch=updates_per_epoch,
     )
     return scheduler
+
+
+EvaluationHook = Callable[[int, int, float], None]  # (fold, epoch, score) after each validation
 
 
 @dataclass
@@ -285,8 +299,10 @@ def train_fold(
     paths: RunPaths,
     resume: bool = False,
     training_targets: np.ndarray | None = None,
+    on_evaluation: EvaluationHook | None = None,
 ) -> dict[str, Any]:
     """Train one fold; write last.pt every epoch, best.pt and OOF on improvement, metrics.json at the end.
+    `on_evaluation(fold, epoch, score)` runs after each validation's files are written (tune prunes there).
 
     `training_targets` replaces the table's targets for training rows (soft pseudo-labels); validation always
     scores against the table's own labels.
@@ -343,7 +359,19 @@ def train_fold(
     last_path = paths.checkpoint(fold, "last")
     if resume and last_path.is_file():
         saved = torch.load(last_path, map_location=device, weights_only=True)
-        model.load_state_dict(saved["model"])
+        saved_backbone = saved.get("meta", {}).get("backbone")
+        if saved_backbone != config.model.backbone:
+            raise ModelError(
+                f"{last_path}: --resume of a '{saved_backbone}' checkpoint but model.backbone is "
+                f"'{config.model.backbone}'; resume with the run's settings or train without --resume"
+            )
+        try:
+            model.load_state_dict(saved["model"])
+        except RuntimeError as error:
+            raise ModelError(
+                f"{last_path}: --resume weights do not fit the model ({str(error).splitlines()[0][:160]}); "
+                "resume with the run's settings or train without --resume"
+            ) from error
         optimizer.load_state_dict(saved["optimizer"])
         if scheduler is not None and saved.get("scheduler"):
             scheduler.load_state_dict(saved["scheduler"])
@@ -442,6 +470,8 @@ def train_fold(
             scored = f" valid_loss {valid_loss:.4f}" if not math.isnan(valid_loss) else ""
             scored += f" {config.metric} {score:.4f}" if evaluate_now else ""
             print(f"fold {fold} epoch {epoch + 1}: train_loss {train_loss:.4f}{scored}{' *' if improved else ''}")
+        if on_evaluation is not None and evaluate_now and runtime.is_main:
+            on_evaluation(fold, epoch + 1, score)
         patience = train_config.early_stopping_patience
         if patience is not None and state.stale_epochs >= patience:
             if runtime.is_main:
@@ -504,25 +534,45 @@ def summarise(config: Config, task: Task, table: LabelledTable, results: list[di
     }
 
 
-def train(config: Config, *, resume: bool = False) -> dict[str, Any]:
+def train(config: Config, *, resume: bool = False, on_evaluation: EvaluationHook | None = None) -> dict[str, Any]:
     """Train every fold of the fold file; return (and save as metrics.json) CV mean ± std and OOF score."""
-    runtime = init_runtime(config.train.device)
     paths = RunPaths.from_config(config)
+    with run_lock(paths, "train"):
+        return _train_locked(config, paths, resume, on_evaluation)
+
+
+def _prepare_run_folder(config: Config, paths: RunPaths, resume: bool) -> None:
+    """--resume continues only with the run's own settings; a new training moves an earlier one aside."""
+    if resume and paths.config.is_file():
+        check_same_run_settings(load_config(base=paths.config), config, paths.config, "--resume")
+    if not resume:
+        moved = move_previous_training(paths)
+        if moved is not None:
+            print(f"{paths.root}: an earlier training was there; moved it to {moved}")
+    save_resolved_config(config, paths, "train")
+
+
+def _train_locked(
+    config: Config, paths: RunPaths, resume: bool, on_evaluation: EvaluationHook | None
+) -> dict[str, Any]:
+    runtime = init_runtime(config.train.device)
     try:
-        if runtime.is_main:
-            save_resolved_config(config, paths, "train")
+        # Everything that can be refused is read before the run folder changes.
         table = read_train_table(config.data)
         folds = read_folds(paths.folds, table)
         task = create_task(config, table.classes)
-        if runtime.is_main:
-            write_json(paths.classes, table.classes)
         training_targets = None
         if config.data.pseudo_labels is not None:
             table, folds, training_targets = with_pseudo_labels(
                 table, folds, config.data.pseudo_labels, soft=config.pseudo.soft
             )
+        to_train = folds_to_train(folds, config.folds.train_folds)
+        if runtime.is_main:
+            _prepare_run_folder(config, paths, resume)
+            write_json(paths.classes, table.classes)
+        barrier(runtime)
         results = []
-        for fold in folds_to_train(folds, config.folds.train_folds):
+        for fold in to_train:
             if resume and paths.fold_metrics(fold).is_file():
                 results.append(read_json(paths.fold_metrics(fold)))
                 if runtime.is_main:
@@ -539,6 +589,7 @@ def train(config: Config, *, resume: bool = False) -> dict[str, Any]:
                     paths=paths,
                     resume=resume,
                     training_targets=training_targets,
+                    on_evaluation=on_evaluation,
                 )
             )
         metrics: dict[str, Any] = {}

@@ -42,6 +42,23 @@ def get_view(name: str) -> View:
     raise ValueError(f"unknown TTA view '{name}'; expected one of {known}")
 
 
+# Views a task can map its outputs back from; a task not listed takes every view (boxes only flip and scale).
+TASK_VIEWS: dict[str, tuple[str, ...]] = {"detection": ("identity", "hflip", "vflip")}
+
+
+def check_views(views: list[str], task: str) -> None:
+    """Raise ValueError naming the first view that is unknown or that `task` cannot invert."""
+    if not views:
+        raise ValueError("TTA needs at least one view, e.g. [identity]")
+    allowed = TASK_VIEWS.get(task)
+    for name in views:
+        get_view(name)
+        if allowed is not None and name not in allowed and not name.startswith("scale_"):
+            raise ValueError(
+                f"TTA view '{name}' has no box inverse for {task}; use {', '.join(allowed)}, scale_<factor>"
+            )
+
+
 def tta_probabilities(
     predict: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, views: list[str]
 ) -> torch.Tensor:

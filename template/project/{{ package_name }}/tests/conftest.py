@@ -23,6 +23,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = __package__.split(".")[0]
 # The tiny competition's layout, whatever layout the project was rendered with.
 CSV_LAYOUT = [
+    "task=classification",
     "data.layout=csv",
     "data.train_csv=train.csv",
     "data.train_images=train",
@@ -129,6 +130,7 @@ DETECTION_LAYOUT = [
     "detection.head_convs=1",
     "detection.anchor_sizes=[8,16,32,64,128]",
     "folds.strategy=multilabel_stratified_kfold",
+    "predict.tta=[identity,hflip]",  # boxes have no rot90 inverse
 ]
 
 
@@ -231,3 +233,19 @@ def make_config(tmp_path: Path, competition: Path) -> Callable[..., Config]:
         return load_config([*CSV_LAYOUT, *base, *overrides])
 
     return build
+
+
+# The project's own task (configs/default.yaml) and a fast-dev run of it on its tiny competition.
+TASK = load_config(base=PROJECT_ROOT / "configs" / "default.yaml").task
+WRITERS: dict[str, Callable[[Path], object]] = {
+    "classification": write_competition,
+    "detection": write_detection_competition,
+    "segmentation": write_segmentation_competition,
+}
+
+
+def task_overrides(root: Path, outputs: Path) -> list[str]:
+    """A fast-dev run of this project's task on its tiny competition."""
+    base = fast_overrides(root, outputs)
+    layouts = {"classification": [*CSV_LAYOUT, *base], "detection": [*base, *DETECTION_LAYOUT]}
+    return layouts.get(TASK, [*base, *SEGMENTATION_LAYOUT])

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ..errors import SubmissionError
-from ..submit import build_submission, check_test_ids, submission_format, validate_submission
+from ..data import check_test_ids
+from ..errors import DataError, SubmissionError
+from ..submit import build_submission, submission_format, validate_submission
 
 CLASSES = ["0", "1", "2"]
 SAMPLE = pd.DataFrame({"id": ["c", "a", "b"], "label": [0, 0, 0]})
@@ -71,12 +72,20 @@ def test_probabilities_out_of_range() -> None:
 
 
 def test_sample_ids_must_match_the_test_folder() -> None:
-    with pytest.raises(
-        SubmissionError, match="sample.csv: ids differ from the test folder \\('c' has no test image\\)"
-    ):
+    with pytest.raises(DataError, match="sample.csv: ids differ from the test folder \\('c' has no test image\\)"):
         check_test_ids(SAMPLE, pd.Series(["a", "b"]), "id", "sample.csv")
-    with pytest.raises(SubmissionError, match="test image 'd' is not listed"):
+    with pytest.raises(DataError, match="test image 'd' is not listed"):
         check_test_ids(SAMPLE, pd.Series(["a", "b", "c", "d"]), "id", "sample.csv")
+    # Cassava and Severstal list ids with their extension: they match the images all the same.
+    with_extension = SAMPLE.assign(id=SAMPLE["id"] + ".png")
+    check_test_ids(with_extension, pd.Series(["a", "b", "c"]), "id", "sample.csv")
+
+
+def test_sample_ids_with_extension_get_their_predictions() -> None:
+    sample = pd.DataFrame({"id": ["b.jpg", "a.jpg"], "label": ["x", "x"]})
+    predictions = pd.DataFrame({"id": ["a", "b"], "x": [0.9, 0.2], "y": [0.1, 0.8]})
+    submission = build_submission(sample, predictions, ["x", "y"], id_column="id", fmt="labels")
+    assert submission.to_dict("list") == {"id": ["b.jpg", "a.jpg"], "label": ["y", "x"]}
 
 
 def test_unrecognised_sample_columns() -> None:

@@ -1,0 +1,144 @@
+"""`check`: a preflight before training. Config, labels, folds, sample submission and every image (decoded in
+parallel, truncated files included) are checked, and every problem found is reported at once."""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+from PIL import Image, UnidentifiedImageError
+
+from .augment import load_augmentations
+from .config import Config
+from .data import LabelledTable, check_test_ids, read_sample_submission, read_test_table, read_train_table
+from .distributed import resolve_device
+from .errors import ProjectError
+from .folds import assign_folds
+from .tta import check_views
+
+
+@dataclass(frozen=True)
+class Problem:
+    where: str  # the file, key or row
+    what: str
+
+
+@dataclass
+class CheckReport:
+    problems: list[Problem] = field(default_factory=list)
+    images: int = 0  # images decoded
+    seconds: float = 0.0  # spent decoding them
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
+
+
+def decode_problem(path: str) -> str | None:
+    """None when the file decodes whole; else why not. PIL refuses truncated files that OpenCV decodes silently."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except FileNotFoundError:
+        return "image not found"
+    except UnidentifiedImageError:
+        return "cannot decode image (corrupt, empty or not an image)"
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        detail = " ".join(str(error).replace(repr(path), "").split())
+        return f"cannot decode image ({detail[:100]})"
+    return None
+
+
+def scan_images(paths: list[str], workers: int) -> list[Problem]:
+    """Decode every image in `workers` processes (in this one when workers <= 1)."""
+    if workers <= 1 or len(paths) < 64:
+        results = map(decode_problem, paths)
+        return [Problem(path, what) for path, what in zip(paths, results, strict=True) if what]
+    with ProcessPoolExecutor(workers) as pool:
+        results = pool.map(decode_problem, paths, chunksize=max(len(paths) // (workers * 8), 16))
+        return [Problem(path, what) for path, what in zip(paths, results, strict=True) if what]
+
+
+def _problem(error: Exception, where: str) -> Problem:
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    head, sep, rest = text.partition(": ")
+    return Problem(head, rest) if sep and ("/" in head or "." in head) else Problem(where, text)
+
+
+def check_config(config: Config) -> list[Problem]:
+    """Settings that load but cannot run: the device, TTA views, augmentation pipelines."""
+    problems = []
+    try:
+        resolve_device(config.train.device)
+    except ProjectError as error:
+        problems.append(_problem(error, "train.device"))
+    try:
+        check_views(config.predict.tta, config.task)
+    except ValueError as error:
+        problems.append(Problem("predict.tta", str(error)))
+    for key in ("train", "valid", "test"):
+        try:
+            load_augmentations(getattr(config.aug, key), f"aug.{key}")
+        except ProjectError as error:
+            problems.append(_problem(error, f"aug.{key}"))
+    return problems
+
+
+def check_folds(config: Config, table: LabelledTable) -> list[Problem]:
+    """The fold strategy against the labels, as `folds` would split them."""
+    groups = None
+    if config.folds.group_column:
+        if config.folds.group_column not in table.frame.columns:
+            return [Problem(str(table.source), f"missing group column '{config.folds.group_column}'")]
+        groups = table.frame[config.folds.group_column].to_numpy()
+    try:
+        assign_folds(
+            table.targets if table.strata is None else table.strata,
+            strategy=config.folds.strategy,
+            n_splits=config.folds.n_splits,
+            seed=config.folds.seed,
+            groups=groups,
+            holdout_ratio=config.folds.holdout_ratio,
+        )
+    except ProjectError as error:
+        return [Problem("folds.strategy", str(error).removeprefix(f"folds.strategy={config.folds.strategy}: "))]
+    return []
+
+
+def check_test(config: Config) -> tuple[list[Problem], list[str]]:
+    """The sample submission against the test folder; returns the problems and the test image paths."""
+    data = config.data
+    try:
+        test = read_test_table(data)
+        sample = read_sample_submission(data, per_class=config.task == "segmentation")
+        check_test_ids(sample, test["id"], data.id_column, data.root / data.sample_submission)
+    except ProjectError as error:
+        return [_problem(error, str(data.root / data.sample_submission))], []
+    return [], test["path"].tolist()
+
+
+def _mask_paths(table: LabelledTable) -> list[str]:
+    return [target["mask"] for target in table.targets if isinstance(target, dict) and "mask" in target]
+
+
+def run_check(config: Config, workers: int | None = None) -> CheckReport:
+    """Every check; the report lists all problems (an empty list: ready to train)."""
+    report = CheckReport(problems=check_config(config))
+    image_paths: list[str] = []
+    try:
+        table = read_train_table(config.data, check_images=False)
+    except ProjectError as error:
+        report.problems.append(_problem(error, str(config.data.root)))
+    else:
+        report.problems.extend(check_folds(config, table))
+        image_paths.extend(table.frame["path"].astype(str).tolist())
+        image_paths.extend(_mask_paths(table))
+    test_problems, test_paths = check_test(config)
+    report.problems.extend(test_problems)
+    image_paths.extend(test_paths)
+    started = time.perf_counter()
+    report.problems.extend(scan_images(image_paths, workers or os.cpu_count() or 1))
+    report.seconds, report.images = time.perf_counter() - started, len(image_paths)
+    return report

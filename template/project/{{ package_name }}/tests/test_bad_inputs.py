@@ -1,0 +1,344 @@
+"""Bad inputs and run-integrity faults, one table: each row is one clear line naming the file, row or key, and
+leaves nothing partial behind. Rows run on the project's own task."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ..cli import app
+from ..config import load_config
+from .conftest import PROJECT_ROOT, TASK, WRITERS, task_overrides
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def snapshot(folder: Path) -> dict[str, int]:
+    """Every file under `folder` with its modification time (the lock file aside)."""
+    if not folder.is_dir():
+        return {}
+    return {
+        str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file() and p.name != ".lock"
+    }
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One fast-dev training and prediction of the project's task, copied by each test that needs it."""
+    os.chdir(PROJECT_ROOT)
+    root = tmp_path_factory.mktemp("trained")
+    WRITERS[TASK](root / "data")
+    overrides = task_overrides(root / "data", root / "outputs")
+    for stage in (["folds"], ["train"], ["predict"]):
+        result = invoke(*stage, *overrides)
+        assert result.exit_code == 0, result.output
+    return root
+
+
+@pytest.fixture
+def run_copy(trained_run: Path, tmp_path: Path) -> Path:
+    shutil.copytree(trained_run, tmp_path / "copy")
+    return tmp_path / "copy"
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    args: list[str]  # the command and its extra overrides; the task's fast-dev overrides are added
+    message: str  # a regular expression the one error line must match
+    tasks: tuple[str, ...] = ("classification", "detection", "segmentation")
+    prepare: Callable[[Path], None] | None = None  # changes the competition or run copy (root) first
+    trained: bool = False  # start from a trained run (else only the competition's files)
+    hold_lock: bool = False  # another process holds the run folder
+    exit_code: int = 2
+    marks: list = field(default_factory=list)
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def truncate_images(root: Path) -> None:
+    _truncate(sorted((root / "data" / "train").glob("*.png"))[1])
+    _truncate(sorted((root / "data" / "test").glob("*.png"))[0])
+
+
+def remove(relative: str) -> Callable[[Path], None]:
+    def prepare(root: Path) -> None:
+        target = root / relative
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+
+    return prepare
+
+
+def sample_ids_with_duplicate(root: Path) -> None:
+    sample = pd.read_csv(root / "data" / "sample_submission.csv", dtype=str, keep_default_na=False)
+    pd.concat([sample, sample.iloc[:1]]).to_csv(root / "data" / "sample_submission.csv", index=False)
+
+
+def header_only_boxes(root: Path) -> None:
+    (root / "data" / "train.csv").write_text("id,bbox,class,source\n")
+
+
+def empty_coco(root: Path) -> None:
+    (root / "data" / "annotations.json").write_text('{"images": [], "annotations": [], "categories": []}')
+
+
+def mask_with_255(root: Path) -> None:
+    from PIL import Image
+
+    path = sorted((root / "data" / "masks").glob("*.png"))[3]
+    mask = np.array(Image.open(path))
+    mask[:2, :2] = 255  # a stray value beside the class indices
+    Image.fromarray(mask).save(path)
+
+
+def empty_masks(root: Path) -> None:
+    from PIL import Image
+
+    for path in (root / "data" / "masks").glob("*.png"):
+        Image.fromarray(np.zeros_like(np.asarray(Image.open(path)))).save(path)
+
+
+CASES = [
+    # The run's own settings: a later stage cannot change how the checkpoints see images.
+    Case(
+        "predict at another image size",
+        ["predict", "model.image_size=48"],
+        r"config\.yaml: predict with model\.image_size=48 \(run: 32\) would not match how the checkpoints were",
+        trained=True,
+    ),
+    Case(
+        "resume with another backbone",
+        ["train", "--resume", "model.backbone=resnet10t"],
+        r"config\.yaml: --resume with model\.backbone=resnet10t \(run: test_resnet\)",
+        trained=True,
+    ),
+    Case(
+        "predict before training finished",
+        ["predict"],
+        r"metrics\.json: not found; training has not finished",
+        trained=True,
+        prepare=remove("outputs/baseline/metrics.json"),
+    ),
+    Case(
+        "a second run into a busy run folder",
+        ["train"],
+        r"outputs/baseline is in use by `train` \(pid 4242 on elsewhere",
+        trained=True,
+        hold_lock=True,
+    ),
+    Case(
+        "TTA view without a box inverse",
+        ["predict", "predict.tta=[identity,rot90]"],
+        r"predict\.tta: TTA view 'rot90' has no box inverse for detection",
+        tasks=("detection",),
+        trained=True,
+    ),
+    # Config values: refused when the config loads.
+    Case(
+        "unknown key",
+        ["train", "train.epoch=3"],
+        r"config key 'train\.epoch' is not known; did you mean 'train\.epochs'",
+    ),
+    Case("out of range", ["train", "train.lr=-1"], r"config key 'train\.lr': input should be greater than 0, got -1"),
+    Case(
+        "metric of another task",
+        ["train", f"metric={'dice' if TASK != 'segmentation' else 'accuracy'}"],
+        rf"metric=\w+ is not a {TASK} metric; expected one of",
+    ),
+    Case(
+        "no GPU for train.device=cuda",
+        ["run", "train.device=cuda"],
+        r"train\.device=cuda: no CUDA GPU is visible here; use train\.device=auto or cpu",
+        marks=[pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible")],
+    ),
+    # Competition files: the preflight (first step of `run`) names every problem.
+    Case(
+        "truncated images",
+        ["run"],
+        r"check found 2 problems, the first: \S+/train/\w+\.png: cannot decode image \(image file is truncated",
+        prepare=truncate_images,
+    ),
+    Case("truncated images, check", ["check"], r"check found 2 problems", prepare=truncate_images),
+    Case(
+        "no test folder",
+        ["run"],
+        r"data/test: test image folder not found",
+        prepare=remove("data/test"),
+    ),
+    Case(
+        "duplicate sample id",
+        ["run"],
+        r"sample_submission\.csv: duplicate id '\w+' at rows 2 and \d+",
+        tasks=("classification", "detection"),
+        prepare=sample_ids_with_duplicate,
+    ),
+    Case(
+        "missing train CSV",
+        ["run"],
+        r"train\.csv: file not found",
+        tasks=("classification", "detection"),
+        prepare=remove("data/train.csv"),
+    ),
+    Case(
+        "detection CSV with only a header",
+        ["run"],
+        r"train\.csv: no labelled boxes in \d+ images; a detector needs at least one box",
+        tasks=("detection",),
+        prepare=header_only_boxes,
+    ),
+    Case(
+        "empty COCO JSON",
+        ["run", "data.layout=coco"],
+        r"annotations\.json: no training images",
+        tasks=("detection",),
+        prepare=empty_coco,
+    ),
+    Case(
+        "mask of 0/255",
+        ["run", "data.classes=null"],
+        r"masks/tr003\.png: mask value 255 is not a class index \(values found: \[1, 2, 255\]\); 0/255 masks need "
+        r"data\.mask_values=binary",
+        tasks=("segmentation",),
+        prepare=mask_with_255,
+    ),
+    Case(
+        "all masks empty",
+        ["run"],
+        r"masks: all 12 masks are empty; a segmentation model needs labelled pixels",
+        tasks=("segmentation",),
+        prepare=empty_masks,
+    ),
+    Case(
+        "per-class sample without its class column",
+        ["run", "data.target_columns=[]"],
+        r"sample_submission\.csv: id 'te000' has several rows, one per class: name the sample's class column in "
+        r"data\.target_columns \(e\.g\. data\.target_columns=\[ClassId\]\)",
+        tasks=("segmentation",),
+    ),
+]
+CASES = [case for case in CASES if TASK in case.tasks]
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.name, marks=c.marks) for c in CASES])
+def test_bad_input_is_one_line_and_writes_nothing(case: Case, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    if case.trained:
+        root = request.getfixturevalue("run_copy")
+    else:
+        root = tmp_path
+        WRITERS[TASK](root / "data")
+    if case.prepare is not None:
+        case.prepare(root)
+    outputs = root / "outputs"
+    before = snapshot(outputs)
+    holder = None
+    if case.hold_lock:
+        holder = open(outputs / "baseline" / ".lock", "w")  # noqa: SIM115 - another process's lock, held here
+        holder.write("`train` (pid 4242 on elsewhere, since 10:00:00)\n")
+        holder.flush()
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        result = invoke(case.args[0], *task_overrides(root / "data", outputs), *case.args[1:])
+    finally:
+        if holder is not None:
+            holder.close()
+    assert result.exit_code == case.exit_code, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.output
+    assert re.search(case.message, errors[0]), errors[0]
+    assert snapshot(outputs) == before  # nothing written, nothing half-written
+
+
+def test_later_stages_start_from_the_runs_own_config(run_copy: Path) -> None:
+    """configs/default.yaml says one image size, the run was trained at another: predict takes the run's."""
+    from ..runs import load_run_config
+
+    overrides = [f"output_dir={run_copy / 'outputs'}"]
+    assert load_config(overrides).model.image_size != 32
+    assert load_run_config(overrides).model.image_size == 32
+    assert load_run_config([*overrides, "predict.batch_size=2"]).predict.batch_size == 2
+
+
+def test_predict_uses_exactly_the_folds_of_the_last_training(run_copy: Path) -> None:
+    overrides = task_overrides(run_copy / "data", run_copy / "outputs")
+    run = run_copy / "outputs" / "baseline"
+    result = invoke("train", *overrides, "folds.train_folds=[0]")
+    assert result.exit_code == 0, result.output
+    assert "an earlier training was there; moved it to" in result.output
+    previous = next((run / "previous").iterdir())
+    assert sorted(p.name for p in previous.glob("fold_*")) == ["fold_0", "fold_1"]
+    assert not (run / "fold_1").exists()
+    result = invoke("predict", *overrides)
+    assert result.exit_code == 0, result.output
+    assert f"predict: folds 0 of {run}" in result.output
+    assert {p.name.split(".")[0].removesuffix("_coco") for p in (run / "predictions").glob("test_fold_*")} == {
+        "test_fold_0"
+    }
+
+
+def test_sample_ids_with_extension_are_submitted(run_copy: Path) -> None:
+    """Cassava and Severstal list `te000.png`: the submission keeps the sample's ids and gets every prediction."""
+    sample_path = run_copy / "data" / "sample_submission.csv"
+    sample = pd.read_csv(sample_path, dtype=str, keep_default_na=False)
+    sample[sample.columns[0]] = sample[sample.columns[0]] + ".png"
+    sample.to_csv(sample_path, index=False)
+    result = invoke("submit", *task_overrides(run_copy / "data", run_copy / "outputs"))
+    assert result.exit_code == 0, result.output
+    submission = pd.read_csv(run_copy / "outputs" / "baseline" / "submissions" / "submission.csv", dtype=str)
+    assert submission[submission.columns[0]].tolist() == sample[sample.columns[0]].tolist()
+
+
+def test_interrupt_prints_how_to_resume(monkeypatch: pytest.MonkeyPatch) -> None:
+    from .. import train as train_stage
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_stage, "train", interrupted)
+    result = invoke("train")
+    assert result.exit_code == 130
+    assert "interrupted: files already written are whole; continue with: python -m" in result.output
+    assert "train --resume (same options)" in result.output
+
+
+def test_environment_wandb_mode_wins_over_the_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from ..tracking import NullTracker, create_tracker
+
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    config = load_config(["wandb.mode=offline"])
+    assert isinstance(create_tracker(config, tmp_path, "fold0", "train"), NullTracker)
+
+
+def test_check_decodes_in_parallel_and_lists_every_broken_image(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from ..check import scan_images
+
+    paths = []
+    for index in range(80):
+        path = tmp_path / f"im{index:02d}.jpg"
+        Image.fromarray(np.full((16, 16, 3), index, np.uint8)).save(path)
+        paths.append(str(path))
+    for broken in (paths[5], paths[70]):
+        _truncate(Path(broken))
+    problems = scan_images([*paths, str(tmp_path / "missing.png")], workers=2)
+    assert [(Path(p.where).name, p.what.split(" (")[0]) for p in problems] == [
+        ("im05.jpg", "cannot decode image"),
+        ("im70.jpg", "cannot decode image"),
+        ("missing.png", "image not found"),
+    ]

@@ -1,0 +1,154 @@
+"""tune: an Optuna study over config keys, pruned, resumable, shared by processes; the best trial as an overlay."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from .. import tune as tune_stage
+from ..config import Config, load_config
+from ..errors import ConfigError
+from .conftest import PACKAGE, PROJECT_ROOT, TASK, WRITERS, task_overrides
+
+# A space every task's fast-dev run takes: two learning rates and two epoch counts.
+SPACE = {
+    "train.lr": {"type": "float", "low": 1.0e-3, "high": 1.0e-2, "log": True},
+    "train.epochs": {"type": "int", "low": 1, "high": 2},
+}
+
+
+def tune_config(root: Path, *extra: str, space: dict | None = None) -> Config:
+    overrides = [
+        *task_overrides(root / "data", root / "outputs"),
+        "tune.startup_trials=1",
+        f"tune.overlay={root}/tuned.yaml",
+    ]
+    config = load_config([*overrides, *extra])
+    settings = config.model_dump(mode="json")
+    settings["tune"]["space"] = space or SPACE  # replace, not merge, the project's default space
+    return Config.model_validate(settings)
+
+
+@pytest.fixture
+def competition_root(tmp_path: Path) -> Path:
+    WRITERS[TASK](tmp_path / "data")
+    return tmp_path
+
+
+def test_a_three_trial_study_writes_an_overlay_that_loads(competition_root: Path) -> None:
+    result = tune_stage.tune(tune_config(competition_root, "tune.n_trials=3"))
+    assert result["trials"] == 3 and result["complete"] + result["pruned"] == 3
+    overlay_path = Path(result["overlay"])
+    overlay = yaml.safe_load(overlay_path.read_text())
+    assert overlay["train"]["lr"] == pytest.approx(result["best_params"]["train.lr"])
+    assert overlay["train"]["epochs"] == result["best_params"]["train.epochs"]
+    tuned = load_config(config_files=[overlay_path])
+    assert tuned.train.lr == pytest.approx(result["best_params"]["train.lr"])
+    assert tuned.data.root == competition_root / "data"  # what this tune changed from the defaults comes along
+    report = Path(result["report"]).read_text()
+    assert "optimisation history" in report and report.count("data:image/png;base64") >= 2
+    trial_runs = sorted((competition_root / "outputs" / "baseline" / "tune").glob("trial_*/metrics.json"))
+    assert len(trial_runs) == result["complete"]
+
+
+def test_a_trial_that_lags_is_pruned(competition_root: Path, monkeypatch) -> None:
+    """Scores made certain: trial 0 validates at 1.0 each epoch, later trials at 0.0, so the median pruner stops
+    them at their first report."""
+
+    def fake_train(config: Config, *, on_evaluation) -> dict:
+        score = 1.0 if config.experiment == "trial_000" else 0.0
+        for epoch in (1, 2, 3):
+            on_evaluation(0, epoch, score)
+        return {"cv_mean": score}
+
+    monkeypatch.setattr(tune_stage, "train", fake_train)
+    result = tune_stage.tune(tune_config(competition_root, "tune.n_trials=3", "tune.sampler=random"))
+    states = [trial.state for trial in optuna.load_study(study_name="baseline", storage=result["storage"]).trials]
+    assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.PRUNED]
+    assert result["best_trial"] == 0 and result["pruned"] == 2
+
+
+def test_the_projects_default_space_is_valid() -> None:
+    space = tune_stage.check_space(load_config())
+    assert {"train.lr", "train.weight_decay", "train.batch_size", "train.epochs", "model.image_size"} <= set(space)
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        ({"train.lrr": {"type": "float", "low": 0.1, "high": 1}}, "tune.space: config key 'train.lrr' is not known"),
+        ({"train.epochs": {"type": "float", "low": 1.5, "high": 3}}, "tune.space.train.epochs: 1.5 is not a value"),
+        ({"output_dir": {"type": "categorical", "choices": ["a"]}}, "tune.space: 'output_dir' cannot be tuned"),
+    ],
+)
+def test_invalid_spaces_fail_before_any_training(competition_root: Path, space: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        tune_stage.tune(tune_config(competition_root, space=space))
+    assert not (competition_root / "outputs").exists()
+
+
+def _tune_process(root: Path, *extra: str) -> subprocess.Popen:
+    """`python -m <package> tune` in its own process, on the fast-dev competition with the small space."""
+    overlay = root / "space.yaml"
+    overlay.write_text(yaml.safe_dump({"tune": {"space": {key: None for key in load_config().tune.space} | SPACE}}))
+    command = [sys.executable, "-m", PACKAGE, "tune", "--config", str(overlay), "tune.startup_trials=1", *extra]
+    command += [f"tune.overlay={root}/tuned.yaml"]
+    command += task_overrides(root / "data", root / "outputs")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def _finished(root: Path) -> list[optuna.trial.FrozenTrial]:
+    storage = f"sqlite:///{root / 'outputs' / 'baseline' / 'tune' / 'study.db'}"
+    study = optuna.load_study(study_name="baseline", storage=storage)
+    return [trial for trial in study.trials if trial.state in tune_stage.FINISHED]
+
+
+# Study sharing and resuming are the storage's, whatever the task: run once, in classification projects.
+ONCE = pytest.mark.skipif(TASK != "classification", reason="task-independent; runs in classification projects")
+
+
+@pytest.mark.slow
+@ONCE
+def test_a_killed_tune_continues_the_same_study(competition_root: Path) -> None:
+    process = _tune_process(competition_root, "tune.n_trials=3")
+    deadline = time.monotonic() + 120
+    database = competition_root / "outputs" / "baseline" / "tune" / "study.db"
+    while time.monotonic() < deadline and not (database.is_file() and _finished(competition_root)):
+        time.sleep(0.5)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    first = [trial.number for trial in _finished(competition_root)]
+    assert first, "no trial finished before the kill"
+    restarted = _tune_process(competition_root, "tune.n_trials=3")
+    output, _ = restarted.communicate(timeout=300)
+    assert restarted.returncode == 0, output
+    finished = _finished(competition_root)
+    assert len(finished) >= 3
+    assert set(first) <= {trial.number for trial in finished}  # the same study, continued
+    assert (competition_root / "tuned.yaml").is_file()
+
+
+@pytest.mark.slow
+@ONCE
+def test_two_processes_share_one_study_without_losing_trials(competition_root: Path) -> None:
+    processes = [_tune_process(competition_root, "tune.n_trials=4") for _ in range(2)]
+    outputs = [process.communicate(timeout=300)[0] for process in processes]
+    for process, output in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, output
+    storage = f"sqlite:///{competition_root / 'outputs' / 'baseline' / 'tune' / 'study.db'}"
+    trials = optuna.load_study(study_name="baseline", storage=storage).trials
+    assert len([t for t in trials if t.state in tune_stage.FINISHED]) >= 4
+    assert all(trial.state in tune_stage.FINISHED for trial in trials)  # none failed, none left running
+    assert len({trial.number for trial in trials}) == len(trials)

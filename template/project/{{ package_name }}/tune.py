@@ -1,0 +1,296 @@
+"""`tune`: an Optuna study over config keys. Each trial trains the chosen folds and reports every validation so
+the pruner stops laggards; the study lives in SQLite (or any Optuna RDB URL), so it resumes and several
+processes or machines can share it. The best trial becomes configs/experiment/tuned.yaml."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+import yaml
+
+from .config import Config, SearchDimension, known_keys, load_config, with_overrides
+from .data import read_train_table
+from .errors import ConfigError
+from .folds import make_folds
+from .report import Report, figure_png
+from .runs import RunPaths, write_text
+from .tasks import create_task
+from .tracking import create_tracker
+from .train import train
+
+# Keys a trial may not change: they decide where and on what the study itself runs.
+UNTUNABLE = ("experiment", "output_dir", "seeds", "folds", "tune", "wandb", "data", "task", "metric")
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+def nested(key: str, value: Any) -> dict[str, Any]:
+    """`train.lr`, 1e-3 as {"train": {"lr": 1e-3}}."""
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    return value
+
+
+def merge_nested(changes: dict[str, Any]) -> dict[str, Any]:
+    """Dotted keys and values as one nested mapping."""
+    merged: dict[str, Any] = {}
+    for key, value in changes.items():
+        cursor = merged
+        parts = key.split(".")
+        for part in parts[:-1]:
+            cursor = cursor.setdefault(part, {})
+        cursor[parts[-1]] = value
+    return merged
+
+
+def search_space(config: Config) -> dict[str, SearchDimension]:
+    """The configured space without the keys an overlay set to null."""
+    return {key: dimension for key, dimension in config.tune.space.items() if dimension is not None}
+
+
+def check_space(config: Config) -> dict[str, SearchDimension]:
+    """Every key known and tunable, and every bound or choice a value the key takes; else one ConfigError line."""
+    space = search_space(config)
+    if not space:
+        raise ConfigError("tune.space is empty: map config keys to distributions, e.g. train.lr: {type: float, ...}")
+    keys = known_keys()
+    for key, dimension in space.items():
+        if key not in keys:
+            close = difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"tune.space: config key '{key}' is not known{hint}")
+        if key.split(".")[0] in UNTUNABLE:
+            raise ConfigError(f"tune.space: '{key}' cannot be tuned (it decides where and on what the study runs)")
+        candidates = dimension.choices if dimension.type == "categorical" else [dimension.low, dimension.high]
+        for value in candidates or []:
+            sample = int(value) if dimension.type == "int" else value
+            try:
+                with_overrides(config, nested(key, sample))
+            except ConfigError as error:
+                raise ConfigError(f"tune.space.{key}: {sample!r} is not a value it takes ({error})") from error
+    return space
+
+
+def suggest(trial: optuna.Trial, key: str, dimension: SearchDimension) -> Any:
+    """One value of `dimension` from Optuna's sampler."""
+    if dimension.type == "categorical":
+        return trial.suggest_categorical(key, dimension.choices)
+    if dimension.type == "int":
+        step = int(dimension.step or 1)
+        return trial.suggest_int(key, int(dimension.low), int(dimension.high), step=step, log=dimension.log)
+    return trial.suggest_float(key, dimension.low, dimension.high, step=dimension.step, log=dimension.log)
+
+
+def create_sampler(config: Config) -> optuna.samplers.BaseSampler:
+    samplers = {
+        "tpe": lambda: optuna.samplers.TPESampler(seed=config.tune.seed, n_startup_trials=config.tune.startup_trials),
+        "random": lambda: optuna.samplers.RandomSampler(seed=config.tune.seed),
+    }
+    return samplers[config.tune.sampler]()
+
+
+def create_pruner(config: Config) -> optuna.pruners.BasePruner:
+    pruners = {
+        "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=config.tune.startup_trials),
+        "hyperband": lambda: optuna.pruners.HyperbandPruner(),
+        "none": lambda: optuna.pruners.NopPruner(),
+    }
+    return pruners[config.tune.pruner]()
+
+
+def tune_dir(config: Config) -> Path:
+    return RunPaths.from_config(config).root / "tune"
+
+
+def storage_url(config: Config) -> str:
+    return config.tune.storage or f"sqlite:///{(tune_dir(config) / 'study.db').resolve()}"
+
+
+def create_storage(url: str) -> optuna.storages.BaseStorage:
+    """An RDB storage whose heartbeat lets a restarted or parallel process fail (and retry) a killed trial."""
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    return optuna.storages.RDBStorage(
+        url,
+        engine_kwargs=engine_kwargs,
+        heartbeat_interval=30,
+        grace_period=120,
+        failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1),
+    )
+
+
+def create_study(config: Config, maximize: bool) -> optuna.Study:
+    """The study in its storage, created on first use and loaded (resumed, shared) afterwards."""
+    tune_dir(config).mkdir(parents=True, exist_ok=True)
+    return optuna.create_study(
+        study_name=config.tune.study_name or config.experiment,
+        storage=create_storage(storage_url(config)),
+        direction="maximize" if maximize else "minimize",
+        sampler=create_sampler(config),
+        pruner=create_pruner(config),
+        load_if_exists=True,
+    )
+
+
+def trial_config(config: Config, params: dict[str, Any], number: int, folds_file: Path, study: str) -> Config:
+    """The base config with the trial's parameters, training the tuned folds into <run>/tune/trial_<n>/."""
+    return with_overrides(
+        config,
+        {
+            **merge_nested(params),
+            "output_dir": str(tune_dir(config)),
+            "experiment": f"trial_{number:03d}",
+            "seeds": None,
+            "folds": {"path": str(folds_file), "train_folds": config.tune.folds},
+            "wandb": {"group": study},
+        },
+    )
+
+
+def create_objective(
+    config: Config, space: dict[str, SearchDimension], folds_file: Path, study: str
+) -> Callable[[optuna.Trial], float]:
+    """Train the trial's folds; every validation is reported, and the pruner may stop the trial there."""
+
+    def objective(trial: optuna.Trial) -> float:
+        params = {key: suggest(trial, key, dimension) for key, dimension in space.items()}
+        settings = trial_config(config, params, trial.number, folds_file, study)
+        step = 0
+
+        def report(fold: int, epoch: int, score: float) -> None:
+            nonlocal step
+            step += 1  # evaluations so far in this trial: fold after fold
+            trial.report(score, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"fold {fold} epoch {epoch}: {config.metric} {score:.4f}")
+
+        metrics = train(settings, on_evaluation=report)
+        tracker = create_tracker(settings, RunPaths.from_config(settings).root, "trial", "tune")
+        tracker.summary({"value": metrics["cv_mean"], **params})
+        tracker.finish()
+        return float(metrics["cv_mean"])
+
+    return objective
+
+
+# Sections an overlay leaves to the run that uses it.
+NOT_IN_OVERLAY = ("experiment", "output_dir", "seeds", "folds", "tune", "wandb")
+
+
+def config_changes(base: Config, reference: Config, skip: tuple[str, ...] = NOT_IN_OVERLAY) -> dict[str, Any]:
+    """The nested keys whose values differ between `base` and `reference` (sections in `skip` left out)."""
+
+    def diff(new: Any, old: Any) -> Any:
+        if isinstance(new, dict) and isinstance(old, dict):
+            changed = {key: diff(value, old.get(key)) for key, value in new.items()}
+            return {key: value for key, value in changed.items() if value is not _SAME}
+        return _SAME if new == old else new
+
+    changed = diff(base.model_dump(mode="json"), reference.model_dump(mode="json"))
+    return {key: value for key, value in changed.items() if key not in skip}
+
+
+_SAME = object()
+
+
+def write_tuned_overlay(config: Config, study: optuna.Study, path: Path) -> Path:
+    """The best trial's parameters, on top of what this tune's config changed from the project's defaults, as an
+    experiment overlay: `run -e tuned` then trains every fold with them."""
+    best = study.best_trial
+    overlay = config_changes(config, load_config())
+    for key, value in best.params.items():
+        cursor = overlay
+        parts = key.split(".")
+        for part in parts[:-1]:
+            cursor = cursor.setdefault(part, {})
+        cursor[parts[-1]] = value
+    header = (
+        f"# Written by `tune`: trial {best.number} of study '{study.study_name}', {config.metric} {best.value:.4f} "
+        f"on folds {config.tune.folds}.\n# Train every fold with it: python -m <package> run -e {path.stem} "
+        f"(or --config {path})\n"
+    )
+    return write_text(path, header + yaml.safe_dump(overlay, sort_keys=False))
+
+
+def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        duration = trial.duration.total_seconds() if trial.duration is not None else math.nan
+        value = trial.value if trial.value is not None else math.nan
+        row = {"trial": trial.number, "state": trial.state.name, "value": value, "seconds": duration}
+        rows.append({**row, **trial.params})
+    return pd.DataFrame(rows)
+
+
+def write_report(config: Config, study: optuna.Study, path: Path) -> Path:
+    """Trials, optimisation history, parameter importances and slices (Optuna's matplotlib plots) in one HTML."""
+    from optuna.visualization import matplotlib as plots
+
+    frame = trials_frame(study)
+    report = Report(f"tune: study {study.study_name}")
+    complete, pruned = int((frame["state"] == "COMPLETE").sum()), int((frame["state"] == "PRUNED").sum())
+    report.section(
+        "Key findings",
+        f"{len(frame)} trials: {complete} complete, {pruned} pruned ({pruned / max(complete + pruned, 1):.0%} of "
+        f"finished). Best {config.metric}: {study.best_value:.4f} (trial {study.best_trial.number}). Train every fold "
+        "with it: run -e tuned.",
+    )
+    report.table("trials", frame)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # the plots work; noise only
+    for name, plot in (
+        ("optimisation history", plots.plot_optimization_history),
+        ("parameter importances", plots.plot_param_importances),
+        ("slices", plots.plot_slice),
+    ):
+        try:
+            axes = plot(study)
+        except (ValueError, RuntimeError) as error:  # importances need two complete trials with varied values
+            report.section(name, f"not available: {' '.join(str(error).split())}")
+            continue
+        figure = axes.flat[0].figure if hasattr(axes, "flat") else axes.figure
+        report.section(name)
+        report.image(name.replace(" ", "_"), figure_png(figure))
+    return write_text(path, report.html())
+
+
+def tune(config: Config) -> dict[str, Any]:
+    """Run (or resume, or join) the study until it holds tune.n_trials finished trials or the time is up."""
+    space = check_space(config)
+    table = read_train_table(config.data)
+    maximize = create_task(config, table.classes).metric.higher_is_better
+    paths = RunPaths.from_config(config)
+    folds_file = paths.folds
+    if not folds_file.is_file():
+        make_folds(config, table)
+    study = create_study(config, maximize)
+    done = sum(trial.state in FINISHED for trial in study.get_trials(deepcopy=False))
+    if done < config.tune.n_trials:
+        study.optimize(
+            create_objective(config, space, folds_file, study.study_name),
+            timeout=config.tune.timeout_minutes * 60 if config.tune.timeout_minutes else None,
+            callbacks=[optuna.study.MaxTrialsCallback(config.tune.n_trials, states=FINISHED)],
+            catch=(),
+        )
+    trials = study.get_trials(deepcopy=False)
+    complete = [trial for trial in trials if trial.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        raise ConfigError(f"tune: no trial of study '{study.study_name}' completed; see the trials' output above")
+    overlay = write_tuned_overlay(config, study, config.tune.overlay)
+    report = write_report(config, study, tune_dir(config) / "report.html")
+    return {
+        "study": study.study_name,
+        "storage": storage_url(config),
+        "trials": len(trials),
+        "complete": len(complete),
+        "pruned": sum(trial.state == optuna.trial.TrialState.PRUNED for trial in trials),
+        "best_value": study.best_value,
+        "best_trial": study.best_trial.number,
+        "best_params": study.best_params,
+        "overlay": str(overlay),
+        "report": str(report),
+    }
