@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,9 @@ def test_update_from_the_bundled_template_store(tmp_path: Path, template_copy: P
     project = tmp_path / "comp"
     result = runner.invoke(app, ["new", str(project), "--defaults", "-d", "project_name=comp"])
     assert result.exit_code == 0, result.output
-    first = yaml.safe_load((project / ".copier-answers.yml").read_text())["_commit"]
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["_src_path"] == "podium"  # not this machine's store path
+    first = answers["_commit"]
     hand_edit(project)
 
     change_template(template_copy)  # a newer podium ships this template
@@ -50,8 +53,9 @@ def test_update_from_the_bundled_template_store(tmp_path: Path, template_copy: P
     assert (project / "configs" / "experiment" / "v2.yaml").is_file()
     assert "LB 0.912 with convnext." in (project / "README.md").read_text()
     assert "epochs: 25 " in (project / "configs" / "default.yaml").read_text()
-    second = yaml.safe_load((project / ".copier-answers.yml").read_text())["_commit"]
-    assert (first, second) == (f"v{templates.__version__}", f"v{templates.__version__}.post1")
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert (first, answers["_commit"]) == (f"v{templates.__version__}", f"v{templates.__version__}.post1")
+    assert answers["_src_path"] == "podium"
 
 
 def test_update_from_a_fork_given_by_path(tmp_path: Path, template_copy: Path) -> None:
@@ -144,3 +148,142 @@ def test_template_tasks_run_only_with_trust(tmp_path: Path, template_copy: Path)
     )
     assert trusted.exit_code == 0, trusted.output
     assert (tmp_path / "b" / "task-ran.txt").is_file()
+
+
+def template_repo(root: Path, template: Path) -> Path:
+    """podium's source repository in miniature: `template/` and a file outside it."""
+    repo = root / "podium-source"
+    shutil.copytree(template, repo / "template")
+    (repo / "pyproject.toml").write_text('version = "0.1.0"\n')
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "0.1.0")
+    return repo
+
+
+def test_history_bundle_holds_each_release_of_the_template(tmp_path: Path, template_copy: Path) -> None:
+    repo = template_repo(tmp_path, template_copy)
+    git(repo, "tag", "v0.1.0")
+    git(repo, "tag", "nightly")  # not a release
+    change_template(repo / "template")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "0.2.0")
+    git(repo, "tag", "v0.2.0")
+    (repo / "pyproject.toml").write_text('version = "0.2.1"\n')  # a release that leaves the template alone
+    git(repo, "commit", "-qam", "0.2.1")
+    git(repo, "tag", "v0.2.1")
+    git(repo, "checkout", "-qb", "later")
+    (repo / "template" / "copier.yml").write_text((repo / "template" / "copier.yml").read_text() + "\n# later\n")
+    git(repo, "commit", "-qam", "0.3.0")
+    git(repo, "tag", "v0.3.0")
+    git(repo, "checkout", "-q", "v0.2.1")  # the build: v0.3.0 is not in its history
+
+    bundle = tmp_path / "history.bundle"
+    assert templates.build_history_bundle(repo, bundle) == ["v0.1.0", "v0.2.0"]
+    assert git(repo, "status", "--porcelain") == ""  # the checkout is left alone
+
+    # A fresh store: the releases arrive first, and podium 0.2.1's template is recognised as v0.2.0.
+    store = tmp_path / "store"
+    assert templates.ensure_template_version(repo / "template", store, "0.2.1", history=bundle) == (store, "v0.2.0")
+    assert templates.store_tags(store) == {"v0.1.0", "v0.2.0"}
+    assert templates.import_history(store, bundle) == []
+    # A store that tagged other content v0.1.0 (a development build) keeps its own tag.
+    development = tmp_path / "development"
+    shutil.copytree(template_copy, development)
+    (development / "copier.yml").write_text((development / "copier.yml").read_text() + "\n# work in progress\n")
+    other = tmp_path / "other-store"
+    assert templates.ensure_template_version(development, other, "0.1.0")[1] == "v0.1.0"
+    assert templates.import_history(other, bundle) == ["v0.2.0"]
+    assert templates.ensure_template_version(development, other, "0.2.1", history=bundle)[1] == "v0.1.0"
+    assert templates.ensure_template_version(repo / "template", other, "0.2.1", history=bundle)[1] == "v0.2.0"
+
+
+def test_history_bundle_without_release_tags_is_not_written(tmp_path: Path, template_copy: Path) -> None:
+    repo = template_repo(tmp_path, template_copy)
+    assert templates.build_history_bundle(repo, tmp_path / "history.bundle") == []
+    assert not (tmp_path / "history.bundle").exists()
+
+
+def test_update_takes_a_project_from_its_recorded_store_path_to_the_marker(
+    tmp_path: Path, template_copy: Path, monkeypatch, isolated_store: Path
+) -> None:
+    """Projects rendered before the marker recorded this machine's store path: they update, and record the marker."""
+    monkeypatch.setattr(templates, "bundled_template_dir", lambda: template_copy)
+    project = tmp_path / "comp"
+    assert runner.invoke(app, ["new", str(project), "--defaults", "-d", "project_name=comp"]).exit_code == 0
+    answers_file = project / ".copier-answers.yml"
+    store = isolated_store / "templates"
+    answers_file.write_text(answers_file.read_text().replace("_src_path: podium", f"_src_path: {store}"))
+    git(project, "commit", "-qam", "as rendered by an earlier podium")
+    change_template(template_copy)
+
+    result = runner.invoke(app, ["update", str(project)])
+    assert result.exit_code == 0, result.output
+    assert "TEMPLATE_V2 = True" in (project / TTA_MODULE).read_text()
+    assert yaml.safe_load(answers_file.read_text())["_src_path"] == "podium"
+    assert str(store) not in answers_file.read_text()
+
+
+def committed_project(project: Path, answers: str) -> Path:
+    project.mkdir()
+    (project / ".copier-answers.yml").write_text(answers)
+    git(project, "init", "-q", "-b", "main")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "render")
+    return project
+
+
+def test_update_names_a_version_this_podium_does_not_carry(tmp_path: Path) -> None:
+    project = committed_project(tmp_path / "comp", "_commit: v0.0.1.post3\n_src_path: podium\n")
+    result = runner.invoke(app, ["update", str(project)])
+    assert result.exit_code == 2
+    assert "rendered from template v0.0.1.post3, which podium" in result.output
+    assert f"it knows v{templates.__version__}" in result.output
+
+
+def test_update_explains_another_machines_store_path(tmp_path: Path) -> None:
+    other = "/home/someone-else/.local/share/podium/templates"
+    project = committed_project(tmp_path / "comp", f"_commit: v0.1.0\n_src_path: {other}\n")
+    result = runner.invoke(app, ["update", str(project)])
+    assert result.exit_code == 2
+    assert f"records _src_path {other}, another machine's podium template store" in result.output
+    assert "`_src_path: podium`" in result.output
+
+
+def as_teammate(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    """Another machine: home folder, copier's cache of remote templates, podium store."""
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("PODIUM_HOME", str(home / "podium"))
+
+
+def test_a_fork_published_by_url_updates_from_its_tags(tmp_path: Path, template_copy: Path, monkeypatch) -> None:
+    tagged_fork(template_copy, "v1.0.0", "fork v1")
+    published = tmp_path / "fork.git"
+    git(tmp_path, "clone", "-q", "--bare", str(template_copy), str(published))
+    url = published.as_uri()  # file:///...fork.git, as a team's https:// URL would be
+
+    as_teammate(monkeypatch, tmp_path / "a")
+    project_a = tmp_path / "a" / "comp"
+    result = runner.invoke(app, ["new", str(project_a), "--template", url, "--defaults", "-d", "project_name=comp"])
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load((project_a / ".copier-answers.yml").read_text())["_src_path"] == url
+
+    as_teammate(monkeypatch, tmp_path / "b")
+    git(tmp_path, "clone", "-q", str(project_a), str(tmp_path / "b" / "comp"))
+    project = tmp_path / "b" / "comp"
+    hand_edit(project)
+    change_template(template_copy)
+    tagged_fork(template_copy, "v2.0.0", "fork v2")
+    git(template_copy, "push", "-q", str(published), "main", "v2.0.0")
+
+    result = runner.invoke(app, ["update", str(project)])
+    assert result.exit_code == 0, result.output
+    assert f"Updated {project} from template v1.0.0 to v2.0.0" in result.output
+    assert "TEMPLATE_V2 = True" in (project / TTA_MODULE).read_text()
+    assert "LB 0.912 with convnext." in (project / "README.md").read_text()
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert (answers["_src_path"], answers["_commit"]) == (url, "v2.0.0")
+    assert any((tmp_path / "b" / "cache" / "copier" / "git").glob("*.git"))  # B fetched from the URL itself
+    assert not (tmp_path / "b" / "podium").exists()  # a fork never goes through podium's store

@@ -10,15 +10,16 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from podium import __version__
 from podium.errors import Interrupted, PodiumError
-from podium.templates import default_store_dir, ensure_template_version
+from podium.templates import STORE_SOURCE, ensure_template_version, is_store_source, store_as_source, store_tags
 
 ANSWERS_FILE = ".copier-answers.yml"
 GIT_IDENTITY = ["-c", "user.name=podium", "-c", "user.email=podium@localhost", "-c", "commit.gpgsign=false"]
@@ -32,10 +33,24 @@ _SHOWN_PATHS = 5
 
 @dataclass(frozen=True)
 class TemplateSource:
-    """Where copier takes the template from, and which git ref (None: the template's latest tag)."""
+    """Where copier takes the template from, and which git ref (None: the template's latest tag).
+
+    For podium's own template `path` is the marker `podium` and `store` this machine's store: copier runs inside
+    `store_as_source(store)` (see `reading`), so projects record the marker, the same on every machine.
+    """
 
     path: str
     ref: str | None
+    store: Path | None = None
+
+    @property
+    def shown(self) -> str:
+        """The source as error messages name it."""
+        return str(self.store or self.path)
+
+    def reading(self) -> AbstractContextManager[object]:
+        """The context in which copier can read `path`."""
+        return store_as_source(self.store) if self.store else nullcontext()
 
 
 @dataclass(frozen=True)
@@ -68,7 +83,7 @@ def resolve_template(template: str | None) -> TemplateSource:
     """The bundled template (through the versioned store) unless a fork's path or git URL is given."""
     if template is None:
         store, tag = ensure_template_version()
-        return TemplateSource(str(store), tag)
+        return TemplateSource(STORE_SOURCE, tag, store)
     local = Path(template).expanduser()
     if local.exists():
         if not (local / "copier.yml").is_file() and not (local / "copier.yaml").is_file():
@@ -312,7 +327,7 @@ def _render_project(
         backup = Path(scratch) / "replaced"
         if not defaults or non_empty:
             staged = Path(scratch) / "render" / dest.name
-            with _copier_errors(source.path, answers):
+            with _copier_errors(source.shown, answers), source.reading():
                 worker = copier.run_copy(
                     source.path, staged, data=answers, defaults=defaults, quiet=True, skip_tasks=True, **common
                 )
@@ -326,7 +341,7 @@ def _render_project(
                     (backup / relative).parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(dest / relative, backup / relative)
         try:
-            with _copier_errors(source.path, answers):
+            with _copier_errors(source.shown, answers), source.reading():
                 copier.run_copy(source.path, dest, data=answers, defaults=True, overwrite=force, quiet=quiet, **common)
             package = str(read_answers(dest).get("package_name", ""))
             if rendered is None:  # derived from the project name: known only now
@@ -402,6 +417,43 @@ def _conflicted(project: Path, conflict: Literal["inline", "rej"]) -> list[str]:
     return _relative(marked, project)
 
 
+def _update_source(project: Path, recorded: str, old: str) -> TemplateSource:
+    """The template a project's answers name: podium's own (through this machine's store), or a fork as recorded.
+
+    The store first takes in every released template version the installed podium carries, then the installed
+    template as the version to update to.
+    """
+    if is_store_source(recorded):
+        store, tag = ensure_template_version()
+        if old not in store_tags(store):
+            raise PodiumError(
+                f"{project} was rendered from template {old}, which podium {__version__} does not carry (it knows "
+                f"{_shown(sorted(store_tags(store)))}); update with a podium release at least as new as the one "
+                "that rendered it (a development build's version is only in the store of the machine that made it)"
+            )
+        return TemplateSource(STORE_SOURCE, tag, store)
+    path = Path(recorded)
+    if path.is_absolute() and not path.exists() and path.parts[-2:] == ("podium", "templates"):
+        raise PodiumError(
+            f"{project}/{ANSWERS_FILE} records _src_path {recorded}, another machine's podium template store; "
+            f"replace it with `_src_path: {STORE_SOURCE}` (what podium records now), commit, and update again"
+        )
+    return TemplateSource(recorded, None)
+
+
+def _record_store_source(project: Path) -> None:
+    """Write the marker over this machine's store path: what a project rendered before the marker existed recorded.
+
+    copier writes back the `_src_path` it read (and its `run_update` takes no `src_path` to change it).
+    """
+    answers = project / ANSWERS_FILE
+    text = answers.read_text()
+    marker = f"_src_path: {STORE_SOURCE}"
+    recorded = re.search(r"^_src_path: (.*)$", text, flags=re.M)
+    if recorded and recorded[0] != marker and is_store_source(str(yaml.safe_load(recorded[1]))):
+        answers.write_text(text[: recorded.start()] + marker + text[recorded.end() :])
+
+
 def update_project(
     project: Path,
     *,
@@ -423,15 +475,12 @@ def update_project(
             f"{project} has uncommitted changes ({_shown(dirty)}); commit or stash them, then run podium update"
         )
     old = str(answers.get("_commit", "?"))
-    source_path = str(answers.get("_src_path", ""))
-    ref: str | None = None
-    if Path(source_path).resolve() == default_store_dir().resolve():
-        _, ref = ensure_template_version()
+    source = _update_source(project, str(answers.get("_src_path", "")), old)
     try:
-        with _copier_errors(source_path, {}):
+        with _copier_errors(source.shown, {}), source.reading():
             worker = copier.run_update(
                 project,
-                vcs_ref=ref,
+                vcs_ref=source.ref,
                 pretend=pretend,
                 conflict=conflict,
                 overwrite=True,
@@ -450,6 +499,8 @@ def update_project(
             target = worker.template.commit
         except Exception:  # the template's clone is gone once copier's Worker has closed
             target = None
-        return Updated(project, old, str(target or ref or "the latest tag"))
-    new = str(read_answers(project).get("_commit", ref or "?"))
+        return Updated(project, old, str(target or source.ref or "the latest tag"))
+    if source.store:
+        _record_store_source(project)
+    new = str(read_answers(project).get("_commit", source.ref or "?"))
     return Updated(project, old, new, tuple(_conflicted(project, conflict)))
