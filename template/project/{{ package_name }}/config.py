@@ -323,6 +323,12 @@ class Config(StrictModel):
         if self.data.layout not in TASK_LAYOUTS[self.task]:
             expected = ", ".join(TASK_LAYOUTS[self.task])
             raise ValueError(f"data.layout={self.data.layout} is not a {self.task} layout; expected one of {expected}")
+        crop = self.segmentation.train_crop
+        if self.task == "segmentation" and crop is not None and crop >= self.model.image_size:
+            raise ValueError(
+                f"segmentation.train_crop={crop} is not smaller than model.image_size={self.model.image_size}: "
+                "it would crop nothing"
+            )
         return self
 
 

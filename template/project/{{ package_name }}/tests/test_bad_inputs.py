@@ -162,6 +162,28 @@ CASES = [
         rf"metric=\w+ is not a {TASK} metric; expected one of",
     ),
     Case(
+        "a crop as large as the image",
+        ["train", "segmentation.train_crop=64", "model.image_size=64"],
+        r"segmentation\.train_crop=64 is not smaller than model\.image_size=64: it would crop nothing",
+        tasks=("segmentation",),
+    ),
+    Case(
+        "tune space with an empty range",
+        ["tune", "tune.space={train.lr: {type: float, low: 0.01, high: 0.01}}"],
+        r"config key 'tune\.space\.train\.lr': value error, empty range: low 0\.01 is not below high 0\.01",
+    ),
+    Case(
+        "tune space with a value the key does not take",
+        ["tune", "tune.space={train.epochs: {type: float, low: 1.5, high: 3}}"],
+        r"tune\.space\.train\.epochs: 1\.5 is not a value it takes \(config key 'train\.epochs': input should be a "
+        r"valid integer",
+    ),
+    Case(
+        "tune space with an unknown key",
+        ["tune", "tune.space={train.lrr: {type: float, low: 0.1, high: 1}}"],
+        r"tune\.space: config key 'train\.lrr' is not known; did you mean 'train\.lr'\?",
+    ),
+    Case(
         "no GPU for train.device=cuda",
         ["run", "train.device=cuda"],
         r"train\.device=cuda: no CUDA GPU is visible here; use train\.device=auto or cpu",

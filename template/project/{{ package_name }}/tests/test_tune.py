@@ -111,7 +111,10 @@ def _tune_process(root: Path, *extra: str) -> subprocess.Popen:
 
 def _finished(root: Path) -> list[optuna.trial.FrozenTrial]:
     storage = f"sqlite:///{root / 'outputs' / 'baseline' / 'tune' / 'study.db'}"
-    study = optuna.load_study(study_name="baseline", storage=storage)
+    try:
+        study = optuna.load_study(study_name="baseline", storage=storage)
+    except KeyError:  # the database exists before the study is written into it
+        return []
     return [trial for trial in study.trials if trial.state in tune_stage.FINISHED]
 
 
