@@ -33,6 +33,7 @@ PACKAGE_FILES = {
     "train.py",
     "tta.py",
     "tune.py",
+    "perf.py",
     "bench.py",
     "check.py",
     "ensemble.py",
@@ -56,6 +57,7 @@ PACKAGE_FILES = {
     "tests/test_submit.py",
     "tests/test_tta.py",
     "tests/test_tune.py",
+    "tests/test_perf.py",
 }
 # Each task renders its own module and the tests of the stages it supports.
 TASK_FILES = {

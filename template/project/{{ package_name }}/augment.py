@@ -168,3 +168,17 @@ def create_transform(
         steps.append(augmentations)
     steps += [A.Normalize(mean=mean, std=std), ToTensorV2()]
     return A.Compose(steps)
+
+
+def start_image_cache(config: Any, task: Any, paths: list[str]) -> None:
+    """Read images through data.cache in this process: decoded once, and for tasks whose transforms resize first
+    with albumentations, stored at model.image_size (A.Resize of an image of that size returns it unchanged, so
+    batches are byte-identical to the uncached ones). Filled now, before loader workers fork."""
+    from .data import activate_cache
+
+    specs = (config.aug.train, config.aug.valid, config.aug.test)
+    albumentations_only = not any(isinstance(load_augmentations(spec), TorchvisionAugmentations) for spec in specs)
+    size = config.model.image_size if getattr(task, "resizes_first", False) and albumentations_only else None
+    cache = activate_cache(config.data.cache, config.data.cache_dir, size, config.model.in_chans)
+    if cache is not None:
+        cache.fill(paths, config.data.num_workers or os.cpu_count() or 1)

@@ -4,6 +4,10 @@ python -m <package>.bench [train-loop] [--backbone resnet18 --image-size 64 --ba
     the training loop's time per step over a bare PyTorch loop's, same model and batches (target <= 1.10)
 python -m <package>.bench augment [--image-size 224 --images 200]
     images/s of the albumentations medium preset over its torchvision v2 counterpart, one process (target >= 2)
+python -m <package>.bench bare [key=value ...]
+    a bare loop's training images/s: the project's model, optimizer and AMP on one real batch already on the device
+python -m <package>.bench build [key=value ...]   /   predict [key=value ...]
+    import torch and build the model (a baseline for the time to the first step)  /  predict's test images/s
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from .config import load_config
+from .config import Config, load_config
 from .distributed import Runtime
 from .tasks import create_task
 from .train import create_optimizer, create_scheduler, train_one_epoch
@@ -60,7 +64,73 @@ def bench_augment(image_size: int, count: int, repeats: int) -> None:
     print(f"ratio albumentations/torchvision: {album / vision:.2f} (target >= 2.0)")
 
 
+def bare_images_per_second(config: Config, steps: int = 20) -> float:
+    """Training images/s of a bare loop: the project's model, optimizer, AMP and channels-last on one real batch
+    that stays on the device, so no data loading, logging or checkpointing counts."""
+    from .data import read_train_table
+    from .distributed import resolve_device
+    from .train import autocast_dtype, fold_loaders
+
+    table = read_train_table(config.data)
+    task = create_task(config, table.classes)
+    device = resolve_device(config.train.device)
+    model = task.create_model().to(device)
+    mean, std = task.normalisation(model)
+    rows = torch.arange(len(table.frame)).numpy()
+    loader, _ = fold_loaders(config, task, table, rows, rows[:1], runtime=Runtime(device), mean=mean, std=std)
+    images, targets = task.to_device(next(iter(loader)), device)
+    channels_last = config.train.channels_last and device.type == "cuda"
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
+    optimizer = create_optimizer(model, config.train)
+    amp_dtype = autocast_dtype(config.train.amp, device)
+    model.train()
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            loss = task.training_loss(model, images, targets)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for _ in range(3):  # warm-up: allocator, cuDNN autotuning
+        step()
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    synchronize()
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    synchronize()
+    return len(images) * steps / (time.perf_counter() - started)
+
+
+def build_model(config: Config) -> None:
+    """What the time to the first step is compared with: importing torch and building the model."""
+    task = create_task(config, [str(i) for i in range(config.data.num_classes or 10)])
+    task.create_model()
+
+
+def predict_images_per_second(config: Config) -> float:
+    from .data import read_test_table
+    from .predict import predict
+
+    started = time.perf_counter()
+    predict(config)
+    return len(read_test_table(config.data)) / (time.perf_counter() - started)
+
+
 def main() -> None:
+    import sys
+
+    if len(sys.argv) > 1 and sys.argv[1] in ("bare", "build", "predict"):
+        mode, config = sys.argv[1], load_config(sys.argv[2:])
+        if mode == "build":
+            build_model(config)
+        else:
+            rate = bare_images_per_second(config) if mode == "bare" else predict_images_per_second(config)
+            print(f"{mode} images/s: {rate:.1f}")
+        return
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("mode", nargs="?", default="train-loop", choices=["train-loop", "augment"])
     parser.add_argument("--images", type=int, default=200)

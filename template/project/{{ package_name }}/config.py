@@ -37,6 +37,10 @@ class DataConfig(StrictModel):
     num_classes: int | None = None  # checked against the labels found, when set
     sample_submission: str = "sample_submission.csv"  # inside root
     num_workers: int = Field(default=2, ge=0)  # DataLoader worker processes
+    # Decoded images kept between epochs, folds and predict: none | ram (filled up front, shared with workers) |
+    # disk (.npy files in cache_dir). Classification keeps them resized to model.image_size.
+    cache: Literal["none", "ram", "disk"] = "none"
+    cache_dir: Path = Path("outputs/.cache")
     pseudo_labels: Path | None = None  # CSV of id, path, class probabilities added to every fold's training part
     annotations: str = "annotations.json"  # detection: COCO JSON file or VOC XML folder, inside root
     box_columns: list[str] = Field(default_factory=lambda: ["bbox"])  # boxes_csv: 4 columns, or 1 holding [a,b,c,d]
@@ -75,6 +79,7 @@ class ModelConfig(StrictModel):
     drop_path_rate: float = Field(default=0.0, ge=0, lt=1)  # stochastic depth
     image_size: int = Field(default=224, ge=8)  # square, pixels
     in_chans: int = Field(default=3, ge=1)
+    grad_checkpointing: bool = False  # recompute activations in the backward pass: less memory, ~20-30% slower
 
 
 class DetectionConfig(StrictModel):
@@ -158,6 +163,10 @@ class TrainConfig(StrictModel):
     eval_every: int = Field(default=1, ge=1)  # validate every N epochs (and after the last)
     amp: Literal["auto", "bf16", "fp16", "off"] = "auto"  # auto: bf16 on CUDA when supported, else fp16
     channels_last: bool = True  # CUDA only
+    tf32: bool = True  # TF32 matmuls and convolutions on Ampere and later GPUs
+    compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"  # torch.compile mode
+    compile_backend: str = "inductor"  # torch.compile backend (eager: trace only, for tests)
+    checkpoint_every: int = Field(default=1, ge=1)  # write last.pt (with optimizer state) every N epochs and at the end
     device: str = "auto"  # auto, cpu, cuda, cuda:1, mps
     deterministic: bool = False
     swa: bool = False  # stochastic weight averaging (torch.optim.swa_utils) from swa_start_epoch; saves swa.pt
@@ -166,6 +175,11 @@ class TrainConfig(StrictModel):
     snapshots: bool = False  # save snapshot_<k>.pt at the end of each cosine_restarts cycle
     max_steps_per_epoch: int | None = None  # cap batches per epoch (smoke runs)
     max_eval_batches: int | None = None  # cap validation batches (smoke runs)
+
+    @field_validator("compile", mode="before")
+    @classmethod
+    def _off_is_text(cls, value: Any) -> Any:
+        return "off" if value is False else value  # YAML reads a bare `off` as false
 
 
 class AugConfig(StrictModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from torch.utils.data import Dataset
 
 from .config import DataConfig
 from .errors import DataError
+from .runs import atomic_path
 
 PSEUDO_FOLD = -2  # fold of pseudo-labelled rows: in every fold's training part, never validated
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -304,6 +306,80 @@ def read_image(path: str, channels: int = 3) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+class ImageCache:
+    """Decoded uint8 images, resized to `size` when given (exactly as the transform's first Resize would), kept in
+    RAM or as .npy files in `folder`. Keys hold the file's path, modification time and byte size, the size and the
+    channels, so a changed file or image size misses the cache. Filled before the DataLoader forks its workers,
+    the RAM cache is shared with them (copy-on-write) and reused by every fold and by predict in one process."""
+
+    def __init__(self, mode: str, folder: Path, size: int | None, channels: int) -> None:
+        self.mode, self.folder, self.size, self.channels = mode, folder, size, channels
+        self.images: dict[str, np.ndarray] = {}
+        self.misses = 0  # images decoded (not served from the cache)
+
+    @property
+    def settings(self) -> tuple[str, Path, int | None, int]:
+        return self.mode, self.folder, self.size, self.channels
+
+    def key(self, path: str) -> str:
+        import hashlib
+
+        stat = os.stat(path)
+        text = f"{os.path.abspath(path)}|{stat.st_mtime_ns}|{stat.st_size}|{self.size}|{self.channels}"
+        return hashlib.sha1(text.encode()).hexdigest()
+
+    def _decode(self, path: str) -> np.ndarray:
+        self.misses += 1
+        image = read_image(path, self.channels)
+        if self.size is None:
+            return image
+        import albumentations as A
+
+        return A.Resize(self.size, self.size)(image=image)["image"]
+
+    def get(self, path: str) -> np.ndarray:
+        key = self.key(path)
+        if self.mode == "ram":
+            if key not in self.images:
+                self.images[key] = self._decode(path)
+            return self.images[key]
+        file = self.folder / f"{key}.npy"
+        if file.is_file():
+            return np.load(file)
+        image = self._decode(path)
+        with atomic_path(file) as temporary, open(temporary, "wb") as handle:
+            np.save(handle, image)
+        return image
+
+    def fill(self, paths: list[str], workers: int = 4) -> None:
+        """Decode every image now, in threads (OpenCV releases the GIL), before loader workers fork."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max(workers, 1)) as pool:
+            list(pool.map(self.get, paths))
+
+
+_ACTIVE_CACHE: ImageCache | None = None
+
+
+def activate_cache(mode: str, folder: Path, size: int | None, channels: int) -> ImageCache | None:
+    """Make datasets read through a cache (data.cache) in this process; an equal cache stays as it is."""
+    global _ACTIVE_CACHE
+    if mode == "none":
+        _ACTIVE_CACHE = None
+    elif _ACTIVE_CACHE is None or _ACTIVE_CACHE.settings != (mode, folder, size, channels):
+        _ACTIVE_CACHE = ImageCache(mode, folder, size, channels)
+    return _ACTIVE_CACHE
+
+
+def load_image(path: str, channels: int = 3) -> np.ndarray:
+    """A dataset's image: from the active cache when there is one (already resized for classification)."""
+    cache = _ACTIVE_CACHE
+    if cache is not None and cache.channels == channels:
+        return cache.get(path)
+    return read_image(path, channels)
+
+
 class ImageDataset(Dataset):
     """Images with optional targets through an albumentations transform that ends in ToTensorV2."""
 
@@ -323,7 +399,7 @@ class ImageDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image = self.transform(image=read_image(self.paths[index], self.channels))["image"]
+        image = self.transform(image=load_image(self.paths[index], self.channels))["image"]
         if self.targets is None:
             return image, torch.tensor(index)
         return image, torch.as_tensor(self.targets[index])

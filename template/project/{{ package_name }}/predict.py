@@ -9,11 +9,12 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .augment import load_augmentations
+from .augment import load_augmentations, start_image_cache
 from .config import Config
 from .data import read_test_table
 from .distributed import resolve_device
 from .errors import ConfigError, DataError, ModelError
+from .perf import configure_backends
 from .runs import RunPaths, read_json, run_lock, save_resolved_config, trained_folds
 from .tasks import Task, create_task
 from .train import autocast_dtype
@@ -88,8 +89,15 @@ def _predict_locked(config: Config, paths: RunPaths) -> Path:
     test = read_test_table(config.data)
     ids = test["id"].to_numpy()
     device = resolve_device(config.train.device)
+    configure_backends(
+        device,
+        tf32=config.train.tf32,
+        deterministic=config.train.deterministic,
+        fixed_shapes=not getattr(task, "variable_input_size", False),
+    )
     amp_dtype = autocast_dtype(config.train.amp, device)
     augmentations = load_augmentations(config.aug.test, "aug.test")
+    start_image_cache(config, task, test["path"].tolist())
     save_resolved_config(config, paths, "predict")
     fold_outputs = []
     used = ", ".join(str(fold) for fold in checkpoints_by_fold)

@@ -24,12 +24,23 @@ from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
-from .augment import load_augmentations, redirect_caches
+from .augment import load_augmentations, redirect_caches, start_image_cache
 from .config import Config, TrainConfig, load_config
 from .data import LabelledTable, read_train_table, with_pseudo_labels
 from .distributed import Runtime, all_gather, barrier, init_runtime, shutdown
 from .errors import ConfigError, ModelError
 from .folds import folds_to_train, read_folds
+from .perf import (
+    EpochTimes,
+    Eta,
+    GpuUtilisation,
+    compile_model,
+    configure_backends,
+    enable_grad_checkpointing,
+    original_module,
+    peak_memory_mb,
+    reset_peak_memory,
+)
 from .runs import (
     RunPaths,
     check_same_run_settings,
@@ -52,9 +63,6 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-    elif torch.cuda.is_available():
-        torch.backends.cudnn.benchmark = True
 
 
 def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
@@ -106,6 +114,7 @@ def create_scheduler(
 
 
 EvaluationHook = Callable[[int, int, float], None]  # (fold, epoch, score) after each validation
+PROGRESS_EVERY = 10  # steps between progress-bar refreshes
 
 
 @dataclass
@@ -155,8 +164,12 @@ def train_one_epoch(
     amp_dtype: torch.dtype | None = None,
     num_updates: int = 0,
     description: str = "train",
-) -> tuple[float, int]:
-    """One pass over `loader` with accumulation, clipping, AMP, EMA; returns (mean loss, updates so far)."""
+    on_first_update: Callable[[], None] | None = None,
+) -> tuple[float, int, int, float]:
+    """One pass over `loader` with accumulation, clipping, AMP, EMA; returns (mean loss, updates so far, images,
+    seconds from the first batch's arrival to the end: the steps' time, without the loader's start-up).
+    The progress bar shows loss, learning rate and images/s, refreshed every few steps (reading the loss waits
+    for the GPU, so not every step)."""
     model.train()
     device = runtime.device
     channels_last = config.channels_last and device.type == "cuda"
@@ -167,11 +180,13 @@ def train_one_epoch(
     progress = tqdm(
         loader, total=total_steps, desc=description, leave=False, disable=True if not runtime.is_main else None
     )
-    step = 0
+    step, seen, started = 0, 0, None
     for step, batch in enumerate(progress):
         if step >= total_steps:
             break
+        started = started or time.perf_counter()
         images, targets = task.to_device(batch, device)
+        seen += len(images)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         if mixup is not None and len(images) % 2 == 0:  # timm mixes a batch with its reverse: even sizes only
@@ -197,12 +212,20 @@ def train_one_epoch(
                 optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             num_updates += 1
+            if on_first_update is not None and num_updates == 1:
+                on_first_update()
             if scheduler is not None:
                 scheduler.step_update(num_updates=num_updates)
             if ema is not None:
                 ema.update(model, step=num_updates)
+        if (step + 1) % PROGRESS_EVERY == 0 and not progress.disable:
+            rate = seen / max(time.perf_counter() - started, 1e-9)
+            lr = optimizer.param_groups[0]["lr"]
+            progress.set_postfix(loss=f"{running_loss.item() / (step + 1):.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.0f}")
+    loss = float(running_loss.item()) / max(step + 1, 1)  # .item() waits for the GPU: the steps are done
+    seconds = time.perf_counter() - started if started is not None else 0.0
     progress.close()
-    return float(running_loss.item()) / max(step + 1, 1), num_updates
+    return loss, num_updates, seen, seconds
 
 
 @torch.inference_mode()
@@ -241,10 +264,6 @@ def evaluate(
     indices, first = np.unique(indices, return_index=True)
     loss = float(sum(part[2] for part in parts)) / max(sum(part[3] for part in parts), 1)
     return loss, gathered[first], indices
-
-
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if isinstance(model, DistributedDataParallel) else model
 
 
 def checkpoint_meta(config: Config, task: Task, mean: tuple, std: tuple) -> dict[str, Any]:
@@ -300,6 +319,7 @@ def train_fold(
     resume: bool = False,
     training_targets: np.ndarray | None = None,
     on_evaluation: EvaluationHook | None = None,
+    eta: Eta | None = None,
 ) -> dict[str, Any]:
     """Train one fold; write last.pt every epoch, best.pt and OOF on improvement, metrics.json at the end.
     `on_evaluation(fold, epoch, score)` runs after each validation's files are written (tune prunes there).
@@ -330,6 +350,14 @@ def train_fold(
 
     device = runtime.device
     channels_last = train_config.channels_last and device.type == "cuda"
+    configure_backends(
+        device,
+        tf32=train_config.tf32,
+        deterministic=train_config.deterministic,
+        fixed_shapes=not getattr(task, "variable_input_size", False),
+    )
+    if config.model.grad_checkpointing and not enable_grad_checkpointing(model):
+        print(f"warning: model.grad_checkpointing: {type(model).__name__} has no timm network to checkpoint; ignored")
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -387,13 +415,23 @@ def train_fold(
 
     if runtime.distributed:
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    compile_mode = train_config.compile
+    if compile_mode != "off" and config.model.grad_checkpointing:
+        # Dynamo replays batch-norm buffer updates inside timm's checkpointed blocks and autograd then fails.
+        print("warning: train.compile is left off with model.grad_checkpointing (they do not combine here)")
+        compile_mode = "off"
+    model = compile_model(model, compile_mode, train_config.compile_backend)
     tracker = create_tracker(config, paths.root, f"fold{fold}", "train") if runtime.is_main else None
+    utilisation = GpuUtilisation(device)
+    first_update: dict[str, float] = {}
     for epoch in range(state.epoch, train_config.epochs):
-        started = time.perf_counter()
+        times = EpochTimes()
+        reset_peak_memory(device)
+        utilisation.start()
         if isinstance(train_loader.sampler, DistributedSampler):
             train_loader.sampler.set_epoch(epoch)
         in_swa = swa_model is not None and epoch >= train_config.swa_start_epoch
-        train_loss, state.num_updates = train_one_epoch(
+        train_loss, state.num_updates, times.images, times.train = train_one_epoch(
             model,
             train_loader,
             task,
@@ -407,12 +445,14 @@ def train_fold(
             amp_dtype=amp_dtype,
             num_updates=state.num_updates,
             description=f"fold {fold} epoch {epoch + 1}/{train_config.epochs}",
+            on_first_update=lambda: first_update.setdefault("unix", time.time()),
         )
         eval_model = ema.module if ema is not None else model
         # Evaluation can cost as much as training (detection): every eval_every epochs and always the last.
         evaluate_now = (epoch + 1) % train_config.eval_every == 0 or epoch + 1 == train_config.epochs
         valid_loss, score, improved = math.nan, math.nan, False
         if evaluate_now:
+            valid_started = time.perf_counter()
             valid_loss, probabilities, indices = evaluate(
                 eval_model,
                 valid_loader,
@@ -423,61 +463,77 @@ def train_fold(
                 max_batches=train_config.max_eval_batches,
             )
             score = task.score(table.targets[valid_index][indices], probabilities)
+            times.valid = time.perf_counter() - valid_started
             improved = task.metric.is_improvement(score, state.best_score)
             state.stale_epochs = 0 if improved else state.stale_epochs + 1
             if improved:
                 state.best_score, state.best_epoch = score, epoch
         if in_swa:
-            swa_model.update_parameters(_unwrap(model))
+            swa_model.update_parameters(original_module(model))
             swa_scheduler.step()
         elif scheduler is not None and (evaluate_now or train_config.scheduler != "plateau"):
             scheduler.step(epoch + 1, score)
         state.epoch = epoch + 1
+        patience = train_config.early_stopping_patience
+        stopping = patience is not None and state.stale_epochs >= patience
+        last_epoch = stopping or epoch + 1 == train_config.epochs
+        if runtime.is_main:
+            checkpoint_started = time.perf_counter()
+            if improved:
+                weights = original_module(eval_model).state_dict()
+                save_torch(
+                    paths.checkpoint(fold, "best"), {"model": weights, "meta": meta, "epoch": epoch + 1, "score": score}
+                )
+                task.write_predictions(paths.fold_oof(fold), table.ids[valid_index][indices], probabilities, fold)
+            # last.pt holds the optimizer state too: written every checkpoint_every epochs and at the end.
+            if (epoch + 1) % train_config.checkpoint_every == 0 or last_epoch:
+                save_torch(
+                    last_path,
+                    {
+                        "model": original_module(model).state_dict(),
+                        "ema": ema.module.state_dict() if ema is not None else None,
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                        "scaler": scaler.state_dict() if scaler is not None else None,
+                        "swa": swa_model.state_dict() if swa_model is not None else None,
+                        "state": state.__dict__,
+                        "meta": meta,
+                    },
+                )
+            if save_snapshots and (epoch + 1) % cycle_epochs == 0:
+                weights = original_module(eval_model).state_dict()
+                snapshot = {"model": weights, "meta": meta, "epoch": epoch + 1, "score": score}
+                save_torch(paths.checkpoint(fold, f"snapshot_{(epoch + 1) // cycle_epochs}"), snapshot)
+            times.checkpoint = time.perf_counter() - checkpoint_started
         row = {
             "epoch": epoch + 1,
             "lr": optimizer.param_groups[0]["lr"],
             "train_loss": train_loss,
             "valid_loss": valid_loss,
             config.metric: score,
-            "seconds": time.perf_counter() - started,
+            "peak_mem_mb": peak_memory_mb(device),
+            "gpu_util": utilisation.stop(),
+            **times.columns(),
         }
         state.history.append(row)
+        if eta is not None:
+            eta.add(row["seconds"])
         if runtime.is_main:
-            if improved:
-                weights = _unwrap(eval_model).state_dict()
-                save_torch(
-                    paths.checkpoint(fold, "best"), {"model": weights, "meta": meta, "epoch": epoch + 1, "score": score}
-                )
-                task.write_predictions(paths.fold_oof(fold), table.ids[valid_index][indices], probabilities, fold)
-            save_torch(
-                last_path,
-                {
-                    "model": _unwrap(model).state_dict(),
-                    "ema": ema.module.state_dict() if ema is not None else None,
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                    "scaler": scaler.state_dict() if scaler is not None else None,
-                    "swa": swa_model.state_dict() if swa_model is not None else None,
-                    "state": state.__dict__,
-                    "meta": meta,
-                },
-            )
-            if save_snapshots and (epoch + 1) % cycle_epochs == 0:
-                snapshot = {"model": _unwrap(eval_model).state_dict(), "meta": meta, "epoch": epoch + 1, "score": score}
-                save_torch(paths.checkpoint(fold, f"snapshot_{(epoch + 1) // cycle_epochs}"), snapshot)
             write_csv(paths.history(fold), pd.DataFrame(state.history))
-            tracker.log({f"{key}": value for key, value in row.items() if not math.isnan(value)}, step=epoch + 1)
+            tracker.log({key: value for key, value in row.items() if not math.isnan(value)}, step=epoch + 1)
             scored = f" valid_loss {valid_loss:.4f}" if not math.isnan(valid_loss) else ""
             scored += f" {config.metric} {score:.4f}" if evaluate_now else ""
-            print(f"fold {fold} epoch {epoch + 1}: train_loss {train_loss:.4f}{scored}{' *' if improved else ''}")
+            speed = f" {row['images_per_s']:.0f} img/s" + (f", ETA {eta.text()}" if eta is not None else "")
+            mark = " *" if improved else ""
+            print(f"fold {fold} epoch {epoch + 1}: train_loss {train_loss:.4f}{scored}{mark}{speed}")
         if on_evaluation is not None and evaluate_now and runtime.is_main:
             on_evaluation(fold, epoch + 1, score)
-        patience = train_config.early_stopping_patience
-        if patience is not None and state.stale_epochs >= patience:
+        if stopping:
             if runtime.is_main:
                 print(f"fold {fold}: early stop after {patience} epochs without improvement")
             break
     result = {"fold": fold, "score": state.best_score, "best_epoch": state.best_epoch + 1, "epochs": state.epoch}
+    result["first_step_unix"] = first_update.get("unix")
     if swa_model is not None and int(swa_model.n_averaged) > 0:
         result["swa_score"] = _finish_swa(swa_model, train_loader, valid_loader, task, table, valid_index, runtime)
         if runtime.is_main:
@@ -567,11 +623,13 @@ def _train_locked(
                 table, folds, config.data.pseudo_labels, soft=config.pseudo.soft
             )
         to_train = folds_to_train(folds, config.folds.train_folds)
+        start_image_cache(config, task, table.frame["path"].astype(str).tolist())
         if runtime.is_main:
             _prepare_run_folder(config, paths, resume)
             write_json(paths.classes, table.classes)
         barrier(runtime)
         results = []
+        eta = Eta(total_epochs=len(to_train) * config.train.epochs)
         for fold in to_train:
             if resume and paths.fold_metrics(fold).is_file():
                 results.append(read_json(paths.fold_metrics(fold)))
@@ -590,6 +648,7 @@ def _train_locked(
                     resume=resume,
                     training_targets=training_targets,
                     on_evaluation=on_evaluation,
+                    eta=eta,
                 )
             )
         metrics: dict[str, Any] = {}

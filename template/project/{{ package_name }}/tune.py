@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +29,7 @@ from .train import train
 # Keys a trial may not change: they decide where and on what the study itself runs.
 UNTUNABLE = ("experiment", "output_dir", "seeds", "folds", "tune", "wandb", "data", "task", "metric")
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+STUDY_ATTEMPTS = 5
 
 
 def nested(key: str, value: Any) -> dict[str, Any]:
@@ -127,16 +129,26 @@ def create_storage(url: str) -> optuna.storages.BaseStorage:
 
 
 def create_study(config: Config, maximize: bool) -> optuna.Study:
-    """The study in its storage, created on first use and loaded (resumed, shared) afterwards."""
+    """The study in its storage, created on first use and loaded (resumed, shared) afterwards. Processes starting
+    together race to create the tables and the study; the losers retry and load what the winner made."""
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
     tune_dir(config).mkdir(parents=True, exist_ok=True)
-    return optuna.create_study(
-        study_name=config.tune.study_name or config.experiment,
-        storage=create_storage(storage_url(config)),
-        direction="maximize" if maximize else "minimize",
-        sampler=create_sampler(config),
-        pruner=create_pruner(config),
-        load_if_exists=True,
-    )
+    for attempt in range(STUDY_ATTEMPTS):
+        try:
+            return optuna.create_study(
+                study_name=config.tune.study_name or config.experiment,
+                storage=create_storage(storage_url(config)),
+                direction="maximize" if maximize else "minimize",
+                sampler=create_sampler(config),
+                pruner=create_pruner(config),
+                load_if_exists=True,
+            )
+        except (IntegrityError, OperationalError):
+            if attempt + 1 == STUDY_ATTEMPTS:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def trial_config(config: Config, params: dict[str, Any], number: int, folds_file: Path, study: str) -> Config:

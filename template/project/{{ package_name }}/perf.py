@@ -1,0 +1,164 @@
+"""Throughput machinery: backend switches (TF32, cuDNN autotuning), torch.compile, gradient checkpointing, and what
+each epoch reports (images/s, peak memory, GPU utilisation, the ETA over folds x epochs)."""
+
+from __future__ import annotations
+
+import resource
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+
+def configure_backends(device: torch.device, *, tf32: bool, deterministic: bool, fixed_shapes: bool) -> None:
+    """TF32 matmuls and convolutions on Ampere and later (bf16-like speed, fp32 range); cuDNN autotuning only
+    where input shapes repeat (detectors resize each image differently, so autotuning would run every batch)."""
+    if device.type != "cuda":
+        return
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cudnn.benchmark = fixed_shapes and not deterministic
+
+
+def compile_model(model: torch.nn.Module, mode: str, backend: str) -> torch.nn.Module:
+    """torch.compile, or the model as it is with a one-line warning where compiling is not supported. Graph
+    breaks and compiler errors fall back to eager execution instead of stopping the run."""
+    if mode == "off":
+        return model
+    import torch._dynamo
+
+    torch._dynamo.config.suppress_errors = True
+    try:
+        return torch.compile(model, mode=mode, backend=backend)
+    except (RuntimeError, ImportError, ValueError) as error:
+        print(f"warning: train.compile={mode} is not supported here ({str(error).splitlines()[0]}); running eagerly")
+        return model
+
+
+def original_module(model: torch.nn.Module) -> torch.nn.Module:
+    """The module under DDP and torch.compile wrappers, whose state dict has the plain parameter names."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if inner is None or not isinstance(inner, torch.nn.Module):
+            return model
+        model = inner
+
+
+def enable_grad_checkpointing(model: torch.nn.Module) -> bool:
+    """timm's set_grad_checkpointing on the model or the timm network inside it (smp encoders, detector
+    backbones): activations are recomputed in the backward pass, trading compute for memory."""
+    for module in model.modules():
+        setter = getattr(module, "set_grad_checkpointing", None)
+        if callable(setter):
+            setter(True)
+            return True
+    return False
+
+
+def _nvml_handle(device: torch.device) -> Any:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        return pynvml.nvmlDeviceGetHandleByIndex(device.index or 0)
+    except Exception:  # no driver, no library, a MIG slice: utilisation is simply not reported
+        return None
+
+
+class GpuUtilisation:
+    """Samples the GPU's utilisation (nvidia-ml-py) twice a second in a thread; the mean since `start`."""
+
+    def __init__(self, device: torch.device, interval: float = 0.5) -> None:
+        self.handle = _nvml_handle(device) if device.type == "cuda" else None
+        self.interval = interval
+        self.samples: list[int] = []
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def _sample(self) -> None:
+        import pynvml
+
+        while not self.stopping.wait(self.interval):
+            try:
+                self.samples.append(int(pynvml.nvmlDeviceGetUtilizationRates(self.handle).gpu))
+            except Exception:  # a failed sample is skipped
+                continue
+
+    def start(self) -> None:
+        self.samples = []
+        if self.handle is None:
+            return
+        self.stopping.clear()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> float:
+        """Mean utilisation in percent since `start`; NaN where it cannot be measured."""
+        if self.thread is not None:
+            self.stopping.set()
+            self.thread.join()
+            self.thread = None
+        return sum(self.samples) / len(self.samples) if self.samples else float("nan")
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak allocated GPU memory since the last reset (CUDA), else the process's peak resident memory."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+@dataclass
+class EpochTimes:
+    """Where an epoch's wall time went; `fixed` is what lies outside the training and validation loops and the
+    checkpoint writes (loader start-up, scheduler, history, logging)."""
+
+    started: float = field(default_factory=time.perf_counter)
+    train: float = 0.0
+    valid: float = 0.0
+    checkpoint: float = 0.0
+    images: int = 0
+
+    @property
+    def total(self) -> float:
+        return time.perf_counter() - self.started
+
+    def columns(self) -> dict[str, float]:
+        total = self.total
+        return {
+            "seconds": total,
+            "train_seconds": self.train,
+            "valid_seconds": self.valid,
+            "checkpoint_seconds": self.checkpoint,
+            "fixed_seconds": max(total - self.train - self.valid - self.checkpoint, 0.0),
+            "images_per_s": self.images / self.train if self.train > 0 else float("nan"),
+        }
+
+
+@dataclass
+class Eta:
+    """The time left over every fold's epochs, from the mean epoch time so far."""
+
+    total_epochs: int
+    done: int = 0
+    seconds: float = 0.0
+
+    def add(self, epoch_seconds: float) -> None:
+        self.done += 1
+        self.seconds += epoch_seconds
+
+    def text(self) -> str:
+        if not self.done:
+            return "?"
+        left = max(self.total_epochs - self.done, 0) * self.seconds / self.done
+        minutes, seconds = divmod(round(left), 60)
+        return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m{seconds:02d}s"

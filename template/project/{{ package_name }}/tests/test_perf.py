@@ -1,0 +1,183 @@
+"""Throughput knobs on CPU: torch.compile and gradient checkpointing in a fast-dev run, checkpoint cadence, and
+the per-epoch figures history.csv keeps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from ..config import load_config
+from ..perf import Eta, compile_model, enable_grad_checkpointing, original_module
+from ..runs import RunPaths
+from ..train import train
+from .conftest import TASK, WRITERS, task_overrides
+
+
+@pytest.fixture
+def overrides(tmp_path: Path) -> list[str]:
+    WRITERS[TASK](tmp_path / "data")
+    return [*task_overrides(tmp_path / "data", tmp_path / "outputs"), "folds.train_folds=[0]"]
+
+
+def _folds(overrides: list[str]) -> None:
+    from ..folds import make_folds
+
+    make_folds(load_config(overrides))
+
+
+@pytest.mark.parametrize(
+    "knobs",
+    [["train.compile=default", "train.compile_backend=eager"], ["model.grad_checkpointing=true"]],
+    ids=["compile", "grad-checkpointing"],
+)
+def test_fast_dev_run_writes_plain_checkpoints_and_history(overrides: list[str], knobs: list[str], capsys) -> None:
+    settings = [*overrides, *knobs]
+    _folds(settings)
+    train(load_config([*settings, "train.epochs=2"]))
+    assert "warning" not in capsys.readouterr().out  # both knobs reach this task's model
+    paths = RunPaths.from_config(load_config(settings))
+    saved = torch.load(paths.checkpoint(0, "best"), weights_only=True)["model"]
+    assert not any(key.startswith(("_orig_mod.", "module.")) for key in saved)  # loadable without the wrappers
+    history = pd.read_csv(paths.history(0))
+    expected = {"images_per_s", "peak_mem_mb", "gpu_util", "train_seconds", "valid_seconds", "fixed_seconds"}
+    assert expected <= set(history.columns)
+    assert (history["images_per_s"] > 0).all() and (history["peak_mem_mb"] > 0).all()
+    assert history["gpu_util"].isna().all()  # no GPU here: not measured rather than made up
+    seconds = history["train_seconds"] + history["valid_seconds"] + history["checkpoint_seconds"]
+    assert (history["fixed_seconds"] - (history["seconds"] - seconds)).abs().max() < 1e-6
+
+
+def test_last_checkpoint_every_n_epochs_and_at_the_end(overrides: list[str], monkeypatch) -> None:
+    from .. import train as train_stage
+
+    written: list[tuple[str, int]] = []
+    original = train_stage.save_torch
+
+    def record(path: Path, obj: dict) -> Path:
+        written.append((path.name, obj.get("state", {}).get("epoch", obj.get("epoch"))))
+        return original(path, obj)
+
+    monkeypatch.setattr(train_stage, "save_torch", record)
+    _folds(overrides)
+    train(load_config([*overrides, "train.epochs=3", "train.checkpoint_every=2"]))
+    assert [epoch for name, epoch in written if name == "last.pt"] == [2, 3]
+
+
+def test_compile_falls_back_with_one_line_where_unsupported(capsys) -> None:
+    model = torch.nn.Linear(2, 2)
+    assert compile_model(model, "off", "inductor") is model
+    fallback = compile_model(model, "default", "no-such-backend")
+    assert fallback is model
+    assert capsys.readouterr().out.startswith("warning: train.compile=default is not supported here")
+    compiled = compile_model(model, "default", "eager")
+    assert original_module(compiled) is model
+
+
+def test_grad_checkpointing_reaches_the_timm_network_inside() -> None:
+    import timm
+
+    wrapper = torch.nn.Sequential(timm.create_model("test_resnet", pretrained=False))
+    assert enable_grad_checkpointing(wrapper)
+    assert wrapper[0].grad_checkpointing
+    assert not enable_grad_checkpointing(torch.nn.Linear(2, 2))
+
+
+def test_eta_is_the_mean_epoch_time_over_the_epochs_left() -> None:
+    eta = Eta(total_epochs=10)
+    assert eta.text() == "?"
+    for seconds in (30.0, 50.0):
+        eta.add(seconds)
+    assert eta.text() == "5m20s"  # 8 epochs left x 40 s
+    eta.add(7300.0)
+    assert eta.text() == "4h47m"  # 7 x (7380 / 3) s = 287 min
+
+
+def test_compile_is_left_off_with_grad_checkpointing(overrides: list[str], capsys) -> None:
+    settings = [*overrides, "train.compile=default", "train.compile_backend=eager", "model.grad_checkpointing=true"]
+    _folds(settings)
+    train(load_config(settings))
+    assert "warning: train.compile is left off with model.grad_checkpointing" in capsys.readouterr().out
+
+
+def _batches(config, runtime) -> list:
+    """The first training and validation batches of fold 0, with every random generator reset first."""
+    import random
+
+    import numpy as np
+
+    from ..augment import start_image_cache
+    from ..data import read_train_table
+    from ..folds import read_folds
+    from ..tasks import create_task
+    from ..train import fold_loaders
+
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    table = read_train_table(config.data)
+    task = create_task(config, table.classes)
+    start_image_cache(config, task, table.frame["path"].tolist())
+    folds = read_folds(RunPaths.from_config(config).folds, table)
+    mean, std = task.normalisation(task.create_model())
+    train_index, valid_index = np.flatnonzero(folds != 0), np.flatnonzero(folds == 0)
+    loaders = fold_loaders(config, task, table, train_index, valid_index, runtime=runtime, mean=mean, std=std)
+    for loader in loaders:  # albumentations draws from its own generator: the same seed for both runs
+        loader.dataset.transform.set_random_seed(0)
+    return [next(iter(loader)) for loader in loaders]
+
+
+def _same(first: object, second: object) -> bool:
+    if isinstance(first, torch.Tensor):
+        return torch.equal(first, second)
+    if isinstance(first, dict):
+        return first.keys() == second.keys() and all(_same(first[k], second[k]) for k in first)
+    if isinstance(first, list | tuple):
+        return len(first) == len(second) and all(_same(a, b) for a, b in zip(first, second, strict=True))
+    return first == second
+
+
+@pytest.mark.parametrize("mode", ["ram", "disk"])
+def test_cached_batches_are_byte_identical_to_uncached_ones(overrides: list[str], tmp_path: Path, mode: str) -> None:
+    from ..data import activate_cache
+    from ..distributed import Runtime
+
+    _folds(overrides)
+    runtime = Runtime(torch.device("cpu"))
+    try:
+        plain = _batches(load_config([*overrides, "data.cache=none"]), runtime)
+        cached_config = load_config([*overrides, f"data.cache={mode}", f"data.cache_dir={tmp_path / 'cache'}"])
+        cached = _batches(cached_config, runtime)
+        again = _batches(cached_config, runtime)  # served from the cache this time
+    finally:
+        activate_cache("none", tmp_path, None, 3)
+    assert _same(plain, cached) and _same(plain, again)
+    if mode == "disk":
+        assert list((tmp_path / "cache").glob("*.npy"))
+
+
+def test_the_cache_misses_when_the_file_or_the_image_size_changes(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from ..data import ImageCache, activate_cache
+
+    path = tmp_path / "a.png"
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(path)
+    cache = ImageCache("disk", tmp_path / "cache", 16, 3)
+    assert cache.get(str(path)).shape == (16, 16, 3) and cache.misses == 1
+    from_disk = ImageCache("disk", tmp_path / "cache", 16, 3)
+    assert np.array_equal(from_disk.get(str(path)), cache.get(str(path))) and from_disk.misses == 0
+    other_size = ImageCache("disk", tmp_path / "cache", 24, 3)
+    assert other_size.get(str(path)).shape == (24, 24, 3) and other_size.misses == 1
+    Image.fromarray(np.full((20, 30, 3), 255, np.uint8)).save(path)  # new content, new mtime
+    changed = ImageCache("disk", tmp_path / "cache", 16, 3)
+    assert changed.get(str(path)).max() == 255 and changed.misses == 1
+    try:
+        first = activate_cache("ram", tmp_path, 16, 3)
+        assert activate_cache("ram", tmp_path, 16, 3) is first  # kept across folds and predict
+        assert activate_cache("ram", tmp_path, 24, 3) is not first
+    finally:
+        activate_cache("none", tmp_path, None, 3)
