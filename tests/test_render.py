@@ -34,6 +34,7 @@ PACKAGE_FILES = {
     "tta.py",
     "tune.py",
     "perf.py",
+    "parallel.py",
     "bench.py",
     "check.py",
     "ensemble.py",

@@ -167,6 +167,7 @@ class TrainConfig(StrictModel):
     compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"  # torch.compile mode
     compile_backend: str = "inductor"  # torch.compile backend (eager: trace only, for tests)
     checkpoint_every: int = Field(default=1, ge=1)  # write last.pt (with optimizer state) every N epochs and at the end
+    parallel_folds: int = Field(default=1, ge=1)  # folds trained at once, one process each (on GPU k with CUDA)
     device: str = "auto"  # auto, cpu, cuda, cuda:1, mps
     deterministic: bool = False
     swa: bool = False  # stochastic weight averaging (torch.optim.swa_utils) from swa_start_epoch; saves swa.pt

@@ -129,6 +129,17 @@ class FoldState:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
+def seed_worker(worker_id: int) -> None:
+    """A loader worker's own augmentation stream. Every worker starts with a copy of the parent's albumentations
+    and numpy generators, so without this they would repeat each other's random crops and flips; torch's
+    per-worker seed comes from the loader's generator, so runs stay reproducible."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    transform = getattr(torch.utils.data.get_worker_info().dataset, "transform", None)
+    if hasattr(transform, "set_random_seed"):
+        transform.set_random_seed(seed)
+
+
 def _loader(
     dataset: Dataset, runtime: Runtime, batch_size: int, workers: int, shuffle: bool, seed: int, collate_fn: Any = None
 ) -> DataLoader:
@@ -145,6 +156,7 @@ def _loader(
         drop_last=shuffle and len(dataset) > batch_size * runtime.world_size,
         persistent_workers=workers > 0,
         generator=torch.Generator().manual_seed(seed),
+        worker_init_fn=seed_worker,
         collate_fn=collate_fn,
     )
 
@@ -296,6 +308,8 @@ def fold_loaders(
     train_augmentations = load_augmentations(config.aug.train, "aug.train")
     redirect_caches(train_augmentations, RunPaths.from_config(config).root / "augraphy")
     train_transform = task.create_transform(train_augmentations, mean, std, train=True)
+    if hasattr(train_transform, "set_random_seed"):  # albumentations draws from its own generator, not numpy's
+        train_transform.set_random_seed(seed)
     valid_transform = task.create_transform(load_augmentations(config.aug.valid, "aug.valid"), mean, std, train=False)
     image_paths = table.frame["path"].to_numpy()
     targets = table.targets if training_targets is None else training_targets
@@ -477,6 +491,17 @@ def train_fold(
         patience = train_config.early_stopping_patience
         stopping = patience is not None and state.stale_epochs >= patience
         last_epoch = stopping or epoch + 1 == train_config.epochs
+        row = {
+            "epoch": epoch + 1,
+            "lr": optimizer.param_groups[0]["lr"],
+            "train_loss": train_loss,
+            "valid_loss": valid_loss,
+            config.metric: score,
+            "peak_mem_mb": peak_memory_mb(device),
+            "gpu_util": utilisation.stop(),
+            **times.columns(),
+        }
+        state.history.append(row)
         if runtime.is_main:
             checkpoint_started = time.perf_counter()
             if improved:
@@ -505,17 +530,7 @@ def train_fold(
                 snapshot = {"model": weights, "meta": meta, "epoch": epoch + 1, "score": score}
                 save_torch(paths.checkpoint(fold, f"snapshot_{(epoch + 1) // cycle_epochs}"), snapshot)
             times.checkpoint = time.perf_counter() - checkpoint_started
-        row = {
-            "epoch": epoch + 1,
-            "lr": optimizer.param_groups[0]["lr"],
-            "train_loss": train_loss,
-            "valid_loss": valid_loss,
-            config.metric: score,
-            "peak_mem_mb": peak_memory_mb(device),
-            "gpu_util": utilisation.stop(),
-            **times.columns(),
-        }
-        state.history.append(row)
+        row.update(times.columns())  # now with the checkpoint write; last.pt keeps the row as it was before it
         if eta is not None:
             eta.add(row["seconds"])
         if runtime.is_main:
@@ -608,52 +623,90 @@ def _prepare_run_folder(config: Config, paths: RunPaths, resume: bool) -> None:
     save_resolved_config(config, paths, "train")
 
 
+@dataclass
+class FoldInputs:
+    """What every fold trains from: the labels (with pseudo-labels), the fold of each row and the task."""
+
+    table: LabelledTable
+    folds: np.ndarray
+    task: Task
+    training_targets: np.ndarray | None
+
+
+def read_fold_inputs(config: Config, paths: RunPaths) -> FoldInputs:
+    table = read_train_table(config.data)
+    folds = read_folds(paths.folds, table)
+    task = create_task(config, table.classes)
+    training_targets = None
+    if config.data.pseudo_labels is not None:
+        table, folds, training_targets = with_pseudo_labels(
+            table, folds, config.data.pseudo_labels, soft=config.pseudo.soft
+        )
+    return FoldInputs(table, folds, task, training_targets)
+
+
+def train_folds(
+    config: Config,
+    inputs: FoldInputs,
+    fold_list: list[int],
+    *,
+    runtime: Runtime,
+    paths: RunPaths,
+    resume: bool = False,
+    on_evaluation: EvaluationHook | None = None,
+) -> list[dict[str, Any]]:
+    """Train `fold_list` one after another in this process; with --resume, finished folds are read back."""
+    results = []
+    eta = Eta(total_epochs=len(fold_list) * config.train.epochs)
+    for fold in fold_list:
+        if resume and paths.fold_metrics(fold).is_file():
+            results.append(read_json(paths.fold_metrics(fold)))
+            if runtime.is_main:
+                print(f"fold {fold}: already trained, skipped (--resume)")
+            continue
+        results.append(
+            train_fold(
+                config,
+                inputs.task,
+                inputs.table,
+                inputs.folds,
+                fold,
+                runtime=runtime,
+                paths=paths,
+                resume=resume,
+                training_targets=inputs.training_targets,
+                on_evaluation=on_evaluation,
+                eta=eta,
+            )
+        )
+    return results
+
+
 def _train_locked(
     config: Config, paths: RunPaths, resume: bool, on_evaluation: EvaluationHook | None
 ) -> dict[str, Any]:
     runtime = init_runtime(config.train.device)
     try:
         # Everything that can be refused is read before the run folder changes.
-        table = read_train_table(config.data)
-        folds = read_folds(paths.folds, table)
-        task = create_task(config, table.classes)
-        training_targets = None
-        if config.data.pseudo_labels is not None:
-            table, folds, training_targets = with_pseudo_labels(
-                table, folds, config.data.pseudo_labels, soft=config.pseudo.soft
-            )
-        to_train = folds_to_train(folds, config.folds.train_folds)
-        start_image_cache(config, task, table.frame["path"].astype(str).tolist())
+        inputs = read_fold_inputs(config, paths)
+        to_train = folds_to_train(inputs.folds, config.folds.train_folds)
+        processes = min(config.train.parallel_folds, len(to_train))
         if runtime.is_main:
             _prepare_run_folder(config, paths, resume)
-            write_json(paths.classes, table.classes)
+            write_json(paths.classes, inputs.table.classes)
         barrier(runtime)
-        results = []
-        eta = Eta(total_epochs=len(to_train) * config.train.epochs)
-        for fold in to_train:
-            if resume and paths.fold_metrics(fold).is_file():
-                results.append(read_json(paths.fold_metrics(fold)))
-                if runtime.is_main:
-                    print(f"fold {fold}: already trained, skipped (--resume)")
-                continue
-            results.append(
-                train_fold(
-                    config,
-                    task,
-                    table,
-                    folds,
-                    fold,
-                    runtime=runtime,
-                    paths=paths,
-                    resume=resume,
-                    training_targets=training_targets,
-                    on_evaluation=on_evaluation,
-                    eta=eta,
-                )
+        if processes > 1 and not runtime.distributed and on_evaluation is None:
+            from .parallel import train_folds_in_parallel
+
+            results = train_folds_in_parallel(config, to_train, processes, resume=resume)
+        else:
+            start_image_cache(config, inputs.task, inputs.table.frame["path"].astype(str).tolist())
+            results = train_folds(
+                config, inputs, to_train, runtime=runtime, paths=paths, resume=resume, on_evaluation=on_evaluation
             )
         metrics: dict[str, Any] = {}
         if runtime.is_main:
-            metrics = summarise(config, task, table, results, paths)
+            metrics = summarise(config, inputs.task, inputs.table, results, paths)
             write_json(paths.metrics, metrics)
             tracker = create_tracker(config, paths.root, "cv", "summary")
             tracker.summary({key: value for key, value in metrics.items() if isinstance(value, float)})

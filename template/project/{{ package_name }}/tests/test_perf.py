@@ -181,3 +181,64 @@ def test_the_cache_misses_when_the_file_or_the_image_size_changes(tmp_path: Path
         assert activate_cache("ram", tmp_path, 24, 3) is not first
     finally:
         activate_cache("none", tmp_path, None, 3)
+
+
+@pytest.mark.skipif(TASK != "classification", reason="task-independent process handling; runs in classification")
+def test_parallel_folds_write_what_a_serial_run_writes(tmp_path: Path) -> None:
+    """Two CPU processes, a fold each, against one process training both folds."""
+    WRITERS[TASK](tmp_path / "data")
+    runs = {}
+    for name, extra in (("serial", []), ("parallel", ["train.parallel_folds=2"])):
+        settings = [*task_overrides(tmp_path / "data", tmp_path / name), "train.epochs=1", *extra]
+        _folds(settings)
+        metrics = train(load_config(settings))
+        runs[name] = (RunPaths.from_config(load_config(settings)).root, metrics)
+    (serial, serial_metrics), (parallel, parallel_metrics) = runs["serial"], runs["parallel"]
+
+    def files(root: Path) -> set[str]:
+        return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.name not in {".lock"}}
+
+    assert files(serial) == files(parallel)
+    assert (serial / "folds.csv").read_bytes() == (parallel / "folds.csv").read_bytes()
+    assert serial_metrics["folds"].keys() == parallel_metrics["folds"].keys() == {"0", "1"}
+    oof_serial, oof_parallel = pd.read_csv(serial / "oof.csv"), pd.read_csv(parallel / "oof.csv")
+    assert oof_serial["id"].tolist() == oof_parallel["id"].tolist()
+    numbers = oof_serial.select_dtypes("number").columns
+    assert (oof_serial[numbers] - oof_parallel[numbers]).abs().max().max() < 1e-3  # thread counts differ
+
+
+def test_parallel_folds_refuse_more_gpus_than_visible(monkeypatch) -> None:
+    from ..errors import ConfigError
+    from ..parallel import fold_devices
+
+    assert fold_devices("cpu", 3) == ["cpu", "cpu", "cpu"]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert fold_devices("cuda", 2) == ["cuda:0", "cuda:1"]
+    with pytest.raises(ConfigError, match=r"train.parallel_folds=3: only 2 CUDA GPU\(s\) are visible"):
+        fold_devices("cuda", 3)
+
+
+def test_loader_workers_draw_different_augmentations(overrides: list[str]) -> None:
+    """albumentations' generator is copied into every worker: seed_worker gives each its own stream."""
+    import albumentations as A
+    import numpy as np
+
+    from ..train import _loader
+
+    class Noise(torch.utils.data.Dataset):
+        transform = A.Compose([A.HorizontalFlip(p=0.5), A.RandomBrightnessContrast(p=1.0)], seed=0)
+
+        def __len__(self) -> int:
+            return 8
+
+        def __getitem__(self, index: int) -> torch.Tensor:
+            return torch.from_numpy(self.transform(image=np.full((4, 4, 3), 128, np.uint8))["image"].copy())
+
+    from ..distributed import Runtime
+
+    batches = list(_loader(Noise(), Runtime(torch.device("cpu")), 1, 2, False, seed=0))
+    worker_firsts = batches[0], batches[1]  # the first item of worker 0 and of worker 1
+    assert not torch.equal(*worker_firsts)
+    again = list(_loader(Noise(), Runtime(torch.device("cpu")), 1, 2, False, seed=0))
+    assert all(torch.equal(a, b) for a, b in zip(batches, again, strict=True))  # reproducible from the seed
