@@ -15,7 +15,7 @@ from .config import Config
 from .data import LabelledTable, check_test_ids, read_sample_submission, read_test_table, read_train_table
 from .distributed import resolve_device
 from .errors import ProjectError
-from .folds import assign_folds
+from .folds import table_folds
 from .tta import check_views
 
 
@@ -88,22 +88,10 @@ def check_config(config: Config) -> list[Problem]:
 
 def check_folds(config: Config, table: LabelledTable) -> list[Problem]:
     """The fold strategy against the labels, as `folds` would split them."""
-    groups = None
-    if config.folds.group_column:
-        if config.folds.group_column not in table.frame.columns:
-            return [Problem(str(table.source), f"missing group column '{config.folds.group_column}'")]
-        groups = table.frame[config.folds.group_column].to_numpy()
     try:
-        assign_folds(
-            table.targets if table.strata is None else table.strata,
-            strategy=config.folds.strategy,
-            n_splits=config.folds.n_splits,
-            seed=config.folds.seed,
-            groups=groups,
-            holdout_ratio=config.folds.holdout_ratio,
-        )
+        table_folds(config, table)
     except ProjectError as error:
-        return [Problem("folds.strategy", str(error).removeprefix(f"folds.strategy={config.folds.strategy}: "))]
+        return [_problem(error, "folds.strategy")]
     return []
 
 

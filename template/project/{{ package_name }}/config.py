@@ -164,6 +164,7 @@ class TrainConfig(StrictModel):
     amp: Literal["auto", "bf16", "fp16", "off"] = "auto"  # auto: bf16 on CUDA when supported, else fp16
     channels_last: bool = True  # CUDA only
     tf32: bool = True  # TF32 matmuls and convolutions on Ampere and later GPUs
+    fused: bool = True  # CUDA: fused Adam/AdamW kernels (other optimizers update all tensors at once, foreach)
     compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"  # torch.compile mode
     compile_backend: str = "inductor"  # torch.compile backend (eager: trace only, for tests)
     checkpoint_every: int = Field(default=1, ge=1)  # write last.pt (with optimizer state) every N epochs and at the end
@@ -266,6 +267,7 @@ class TuneConfig(StrictModel):
     sampler: Literal["tpe", "random"] = "tpe"
     pruner: Literal["median", "hyperband", "none"] = "median"  # stops trials whose validation lags
     startup_trials: int = Field(default=3, ge=0)  # trials run in full before the pruner and TPE take over
+    prune_after: int = Field(default=2, ge=1)  # validations every trial gets before the pruner may stop it
     storage: str | None = None  # default sqlite:///<run>/tune/study.db; a database URL shares a study across machines
     study_name: str | None = None  # default: the experiment name
     seed: int = 42

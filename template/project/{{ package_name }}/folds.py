@@ -93,15 +93,14 @@ def assign_folds(
     return folds
 
 
-def make_folds(config: Config, table: LabelledTable | None = None) -> Path:
-    """Write the fold file (`id`, `fold`) into the run folder and return its path."""
-    table = table or read_train_table(config.data)
+def table_folds(config: Config, table: LabelledTable) -> np.ndarray:
+    """The fold of each row of `table` under config.folds (the `check` preflight splits the same way)."""
     groups = None
     if config.folds.group_column:
         if config.folds.group_column not in table.frame.columns:
             raise DataError(f"{table.source}: missing group column '{config.folds.group_column}'")
         groups = table.frame[config.folds.group_column].to_numpy()
-    folds = assign_folds(
+    return assign_folds(
         table.targets if table.strata is None else table.strata,
         strategy=config.folds.strategy,
         n_splits=config.folds.n_splits,
@@ -109,8 +108,13 @@ def make_folds(config: Config, table: LabelledTable | None = None) -> Path:
         groups=groups,
         holdout_ratio=config.folds.holdout_ratio,
     )
-    path = RunPaths.from_config(config).folds
-    return write_csv(path, pd.DataFrame({"id": table.ids, "fold": folds}))
+
+
+def make_folds(config: Config, table: LabelledTable | None = None) -> Path:
+    """Write the fold file (`id`, `fold`) into the run folder and return its path."""
+    table = table or read_train_table(config.data)
+    folds = table_folds(config, table)
+    return write_csv(RunPaths.from_config(config).folds, pd.DataFrame({"id": table.ids, "fold": folds}))
 
 
 def read_folds(path: Path, table: LabelledTable) -> np.ndarray:

@@ -74,11 +74,29 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if amp == "bf16" else torch.float16
 
 
+# timm names of torch optimizers with a fused CUDA kernel (one launch for every parameter's update).
+FUSED_OPTIMIZERS = {"adam", "adamw"}
+
+
+def optimizer_kwargs(config: TrainConfig, on_cuda: bool) -> dict[str, Any]:
+    """timm's create_optimizer_v2 arguments: on CUDA, Adam and AdamW fused (train.fused), others multi-tensor."""
+    kwargs: dict[str, Any] = {
+        "opt": config.optimizer,
+        "lr": config.lr,
+        "weight_decay": config.weight_decay,
+        "momentum": config.momentum,
+    }
+    if on_cuda and config.fused and config.optimizer.lower() in FUSED_OPTIMIZERS:
+        kwargs["fused"] = True
+    elif on_cuda:
+        kwargs["foreach"] = True
+    return kwargs
+
+
 def create_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    on_cuda = any(parameter.is_cuda for parameter in model.parameters())
     try:
-        return create_optimizer_v2(
-            model, opt=config.optimizer, lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum
-        )
+        return create_optimizer_v2(model, **optimizer_kwargs(config, on_cuda))
     except (AssertionError, ValueError) as error:
         raise ConfigError(f"train.optimizer '{config.optimizer}': not a timm optimizer ({error})") from error
 

@@ -98,9 +98,13 @@ def create_sampler(config: Config) -> optuna.samplers.BaseSampler:
 
 
 def create_pruner(config: Config) -> optuna.pruners.BasePruner:
+    first = config.tune.prune_after  # evaluations every trial gets before it can be stopped
     pruners = {
-        "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=config.tune.startup_trials),
-        "hyperband": lambda: optuna.pruners.HyperbandPruner(),
+        "median": lambda: optuna.pruners.MedianPruner(
+            n_startup_trials=config.tune.startup_trials,
+            n_warmup_steps=first,  # reports are steps 1, 2, ...
+        ),
+        "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=first),
         "none": lambda: optuna.pruners.NopPruner(),
     }
     return pruners[config.tune.pruner]()
@@ -202,11 +206,12 @@ def config_changes(base: Config, reference: Config, skip: tuple[str, ...] = NOT_
     def diff(new: Any, old: Any) -> Any:
         if isinstance(new, dict) and isinstance(old, dict):
             changed = {key: diff(value, old.get(key)) for key, value in new.items()}
-            return {key: value for key, value in changed.items() if value is not _SAME}
+            kept = {key: value for key, value in changed.items() if value is not _SAME}
+            return kept or _SAME  # a section with nothing changed is left out
         return _SAME if new == old else new
 
     changed = diff(base.model_dump(mode="json"), reference.model_dump(mode="json"))
-    return {key: value for key, value in changed.items() if key not in skip}
+    return {} if changed is _SAME else {key: value for key, value in changed.items() if key not in skip}
 
 
 _SAME = object()

@@ -198,6 +198,16 @@ CASES = [
     ),
     Case("truncated images, check", ["check"], r"check found 2 problems", prepare=truncate_images),
     Case(
+        "a group split without its column",
+        ["check", "folds.strategy=group_kfold"],
+        r"folds\.strategy=group_kfold needs folds\.group_column",
+    ),
+    Case(
+        "a group column the labels lack",
+        ["run", "folds.strategy=group_kfold", "folds.group_column=patient"],
+        r": missing group column 'patient'",
+    ),
+    Case(
         "no test folder",
         ["run"],
         r"data/test: test image folder not found",

@@ -242,3 +242,13 @@ def test_loader_workers_draw_different_augmentations(overrides: list[str]) -> No
     assert not torch.equal(*worker_firsts)
     again = list(_loader(Noise(), Runtime(torch.device("cpu")), 1, 2, False, seed=0))
     assert all(torch.equal(a, b) for a, b in zip(batches, again, strict=True))  # reproducible from the seed
+
+
+def test_cuda_optimizers_are_fused_or_multi_tensor() -> None:
+    from ..train import optimizer_kwargs
+
+    assert optimizer_kwargs(load_config(["train.optimizer=adamw"]).train, on_cuda=True)["fused"] is True
+    assert optimizer_kwargs(load_config(["train.optimizer=sgd"]).train, on_cuda=True)["foreach"] is True
+    assert "fused" not in optimizer_kwargs(load_config(["train.fused=false"]).train, on_cuda=True)
+    cpu = optimizer_kwargs(load_config(["train.optimizer=adamw"]).train, on_cuda=False)
+    assert "fused" not in cpu and "foreach" not in cpu

@@ -54,6 +54,8 @@ def test_a_three_trial_study_writes_an_overlay_that_loads(competition_root: Path
     tuned = load_config(config_files=[overlay_path])
     assert tuned.train.lr == pytest.approx(result["best_params"]["train.lr"])
     assert tuned.data.root == competition_root / "data"  # what this tune changed from the defaults comes along
+    assert "tune" not in overlay and "output_dir" not in overlay
+    assert all(value != {} for value in overlay.values())  # sections with nothing changed are left out
     report = Path(result["report"]).read_text()
     assert "optimisation history" in report and report.count("data:image/png;base64") >= 2
     trial_runs = sorted((competition_root / "outputs" / "baseline" / "tune").glob("trial_*/metrics.json"))
@@ -62,7 +64,7 @@ def test_a_three_trial_study_writes_an_overlay_that_loads(competition_root: Path
 
 def test_a_trial_that_lags_is_pruned(competition_root: Path, monkeypatch) -> None:
     """Scores made certain: trial 0 validates at 1.0 each epoch, later trials at 0.0, so the median pruner stops
-    them at their first report."""
+    them at their second report (tune.prune_after=2)."""
 
     def fake_train(config: Config, *, on_evaluation) -> dict:
         score = 1.0 if config.experiment == "trial_000" else 0.0
@@ -72,8 +74,10 @@ def test_a_trial_that_lags_is_pruned(competition_root: Path, monkeypatch) -> Non
 
     monkeypatch.setattr(tune_stage, "train", fake_train)
     result = tune_stage.tune(tune_config(competition_root, "tune.n_trials=3", "tune.sampler=random"))
-    states = [trial.state for trial in optuna.load_study(study_name="baseline", storage=result["storage"]).trials]
+    trials = optuna.load_study(study_name="baseline", storage=result["storage"]).trials
+    states = [trial.state for trial in trials]
     assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.PRUNED]
+    assert [len(trial.intermediate_values) for trial in trials] == [3, 2, 2]
     assert result["best_trial"] == 0 and result["pruned"] == 2
 
 
