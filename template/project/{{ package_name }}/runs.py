@@ -268,7 +268,7 @@ def trained_folds(paths: RunPaths) -> list[int]:
     return sorted(int(fold) for fold in read_json(paths.metrics).get("folds", {}))
 
 
-_HELD_LOCKS: dict[Path, tuple[IO[str], int]] = {}
+_HELD_LOCKS: dict[Path, IO[str]] = {}  # run folders this process holds
 
 
 @contextmanager
@@ -277,14 +277,7 @@ def run_lock(paths: RunPaths, stage: str) -> Iterator[None]:
     within a process; under torchrun only rank 0 takes it."""
     key = paths.root.resolve()
     if fcntl is None or os.environ.get("RANK", "0") != "0" or key in _HELD_LOCKS:
-        handle, depth = _HELD_LOCKS.get(key, (None, 0))
-        if handle is not None:
-            _HELD_LOCKS[key] = (handle, depth + 1)
-        try:
-            yield
-        finally:
-            if handle is not None:
-                _HELD_LOCKS[key] = (handle, _HELD_LOCKS[key][1] - 1)
+        yield  # held already by this process (a stage called inside another), or not this rank's to take
         return
     paths.root.mkdir(parents=True, exist_ok=True)
     handle = open(paths.lock, "a+")  # noqa: SIM115 - held open for the lock's lifetime
@@ -302,7 +295,7 @@ def run_lock(paths: RunPaths, stage: str) -> Iterator[None]:
     handle.truncate()
     handle.write(f"`{stage}` (pid {os.getpid()} on {socket.gethostname()}, since {started})\n")
     handle.flush()
-    _HELD_LOCKS[key] = (handle, 1)
+    _HELD_LOCKS[key] = handle
     try:
         yield
     finally:
