@@ -356,21 +356,9 @@ def _render_project(
     return Rendered(dest, package, tuple(replaced), kept)
 
 
-def create_project(
-    dest: Path,
-    *,
-    data: dict[str, Any] | None = None,
-    template: str | None = None,
-    defaults: bool = False,
-    force: bool = False,
-    trust: bool = False,
-    init_git: bool = True,
-    quiet: bool = False,
-) -> Path:
-    """`render_project`, returning the project folder."""
-    return render_project(
-        dest, data=data, template=template, defaults=defaults, force=force, trust=trust, init_git=init_git, quiet=quiet
-    ).path
+def create_project(dest: Path, **options: Any) -> Path:
+    """`render_project` (same keyword options), returning the project folder."""
+    return render_project(dest, **options).path
 
 
 def read_answers(project: Path) -> dict[str, Any]:
