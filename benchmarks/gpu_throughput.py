@@ -12,12 +12,16 @@ present, else CPU with the demos' small sizes), and one table reports:
 
 python benchmarks/gpu_throughput.py [--tasks classification detection segmentation] [--epochs 10] [--workers N]
     [--set key=value ...]   (extra overrides for every run, e.g. train.batch_size=256 on a GPU)
+    [--profile]             (then, per task, where `train`'s time goes: cProfile's functions by cumulative time,
+                             and torch.profiler's operators by self time)
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import pstats
 import statistics
 import subprocess
 import sys
@@ -43,7 +47,25 @@ def _rate(output: str) -> float:
     return float(output.strip().splitlines()[-1].split(":")[-1])
 
 
-def measure(task: str, epochs: int, workers: int, extra: list[str], folder: Path) -> dict[str, float]:
+def cprofile_table(project: Path, package: str, settings: list[str], rows: int = 20) -> str:
+    """`train` under cProfile: the project's own functions by cumulative time (where the loop spends it), then
+    every function by its own time (the hot spots underneath)."""
+    output = project / "train.prof"
+    _run(project, package, "cProfile", "-o", str(output), "-m", package, "train", *settings)
+    tables = []
+    for order, restriction in (("cumulative", rf"{package}/(?!cli|__main__)"), ("tottime", ".")):
+        stream = io.StringIO()
+        stats = pstats.Stats(str(output), stream=stream)
+        stats = stats.sort_stats(order) if order == "cumulative" else stats.strip_dirs().sort_stats(order)
+        stats.print_stats(restriction, rows)
+        text = stream.getvalue()
+        tables.append(f"-- by {order} --\n" + text[text.find("ncalls") :].replace(str(project), "."))
+    return "\n".join(tables)
+
+
+def measure(
+    task: str, epochs: int, workers: int, extra: list[str], folder: Path, profile: bool = False
+) -> dict[str, float]:
     demo = DEMOS[task]
     package = demo.answers["package_name"]
     project = create_project(folder / package, data=dict(demo.answers), defaults=True, quiet=True)
@@ -71,6 +93,10 @@ def measure(task: str, epochs: int, workers: int, extra: list[str], folder: Path
     podium = float(steady["images_per_s"].median())
     bare = _rate(_run(project, package, f"{package}.bench", "bare", *settings))
     predict = _rate(_run(project, package, f"{package}.bench", "predict", *settings))
+    if profile:
+        print(f"== {task}: cProfile of train, by cumulative time ==\n{cprofile_table(project, package, settings)}")
+        table = _run(project, package, f"{package}.bench", "profile", *settings)
+        print(f"== {task}: torch.profiler of train, operators by self time ==\n{table}")
     return {
         "first_step_s": first_step,
         "first_step_ratio": first_step / build_seconds,
@@ -111,9 +137,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2, help="data.num_workers")
     parser.add_argument("--set", nargs="*", default=[], help="extra key=value overrides for every run")
+    parser.add_argument("--profile", action="store_true", help="print where train's time goes, per task")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        rows = {task: measure(task, args.epochs, args.workers, args.set, Path(folder) / task) for task in args.tasks}
+        rows = {
+            task: measure(task, args.epochs, args.workers, args.set, Path(folder) / task, args.profile)
+            for task in args.tasks
+        }
     titles = [title for _, title, _ in COLUMNS]
     widths = [max(len(title), 7) + 1 for title in titles]
 

@@ -97,7 +97,7 @@ def svc_baseline(data_dir: Path, folds_file: Path) -> float:
     return float(scores.mean())
 
 
-def test_accuracy(submission: Path, holdout: Path) -> float:
+def holdout_accuracy(submission: Path, holdout: Path) -> float:
     import pandas as pd
 
     predicted = pd.read_csv(submission, dtype={"id": str}).set_index("id")["label"]
@@ -212,36 +212,15 @@ def write_scenes_competition(data_dir: Path, holdout_dir: Path) -> dict[str, int
     return {"train": SCENES["train"], "test": SCENES["test"]}
 
 
-# The rendered project scores the held-out boxes with its own readers and COCO evaluation.
-SCORE_SCENES = """
-import json, sys
-import numpy as np, pandas as pd
-from {package}.boxes import parse_prediction_string, to_xyxy
-from {package}.config import load_config
-from {package}.tasks.detection import coco_map
-tokens = load_config().detection.submission_tokens
-truth = pd.read_csv(sys.argv[2], dtype={{"id": str}})
-submission = pd.read_csv(sys.argv[1], dtype={{"id": str}}, keep_default_na=False).set_index("id")
-targets, outputs = [], []
-for image_id in submission.index:
-    rows = truth[truth["id"] == image_id]
-    boxes = to_xyxy(np.array([json.loads(b) for b in rows["bbox"]]).reshape(-1, 4), "xywh")
-    targets.append({{"boxes": boxes, "labels": rows["class"].to_numpy()}})
-    found, scores, labels = parse_prediction_string(submission.loc[image_id, "PredictionString"], tokens)
-    outputs.append({{"boxes": found, "scores": scores, "labels": np.array([int(x) for x in labels], dtype=int)}})
-print(coco_map(np.array(targets, dtype=object), np.array(outputs, dtype=object))[1])
-"""
+def holdout_map50(project: Path, package: str, submission: Path, holdout: Path) -> float:
+    return _score_in_project(project, "detection", package, submission, holdout)
 
 
-def test_map50(project: Path, package: str, submission: Path, holdout: Path) -> float:
-    return _score_in_project(project, SCORE_SCENES.format(package=package), submission, holdout)
-
-
-def _score_in_project(project: Path, code: str, submission: Path, holdout: Path) -> Any:
-    """Run scoring code with the rendered project's own readers and metrics; its last printed line (a number or
-    a JSON mapping with a "score") is the result."""
+def _score_in_project(project: Path, task: str, package: str, submission: Path, holdout: Path) -> Any:
+    """Score with the rendered project's own readers and metrics (podium.demo_scoring, run in the project); its
+    last printed line (a number or a JSON mapping with a "score") is the result."""
     result = subprocess.run(
-        [sys.executable, "-c", code, str(submission), str(holdout)],
+        [sys.executable, "-m", "podium.demo_scoring", task, package, str(submission), str(holdout)],
         cwd=project,
         env=_project_env(),
         capture_output=True,
@@ -324,28 +303,8 @@ def write_masks_competition(data_dir: Path, holdout_dir: Path) -> dict[str, int]
     return {"train": SCENES["train"], "test": SCENES["test"]}
 
 
-SCORE_MASKS = """
-import json, sys
-from pathlib import Path
-import numpy as np, pandas as pd
-from PIL import Image
-from {package}.masks import rle_decode
-from {package}.tasks.segmentation import per_image_scores
-submission = pd.read_csv(sys.argv[1], dtype=str, keep_default_na=False)
-predicted, truth = [], []
-for row in submission.itertuples(index=False):
-    mask = np.asarray(Image.open(Path(sys.argv[2]) / "masks" / f"{{row.id}}.png"))
-    predicted.append(rle_decode(row.EncodedPixels, mask.shape)[None])
-    truth.append((mask == int(row.ClassId) + 1).astype(np.uint8)[None])
-dice, _, present = per_image_scores(np.stack(predicted), np.stack(truth))
-print(json.dumps({{"score": float(dice.mean()), "dice_non_empty": float(dice[present].mean())}}))
-"""
-
-
-def test_dice(project: Path, package: str, submission: Path, holdout: Path) -> dict[str, float]:
-    """Dice per test image and digit as the competition scores it (an empty prediction of an absent digit is 1),
-    and over the (image, digit) pairs where the digit is present, the stricter figure."""
-    return _score_in_project(project, SCORE_MASKS.format(package=package), submission, holdout.parent)
+def holdout_dice(project: Path, package: str, submission: Path, holdout: Path) -> dict[str, float]:
+    return _score_in_project(project, "segmentation", package, submission, holdout.parent)
 
 
 @dataclass(frozen=True)
@@ -369,7 +328,7 @@ DEMOS = {
         COMMON_OVERRIDES + FAST_OVERRIDES,
         write_digits_competition,
         "test_labels.csv",
-        lambda project, package, submission, holdout: test_accuracy(submission, holdout),
+        lambda project, package, submission, holdout: holdout_accuracy(submission, holdout),
         ("RBF SVC on pixels, same folds", svc_baseline),
         "digits",
     ),
@@ -379,7 +338,7 @@ DEMOS = {
         DETECTION_OVERRIDES + DETECTION_FAST,
         write_scenes_competition,
         "test_boxes.csv",
-        test_map50,
+        holdout_map50,
         None,
         "digit scenes",
     ),
@@ -389,7 +348,7 @@ DEMOS = {
         SEGMENTATION_OVERRIDES + SEGMENTATION_FAST,
         write_masks_competition,
         "masks",
-        test_dice,
+        holdout_dice,
         None,
         "digit masks",
     ),

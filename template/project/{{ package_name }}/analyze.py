@@ -21,7 +21,7 @@ from .analysis import (
     per_class_report,
     rank_errors,
 )
-from .augment import create_transform, load_augmentations
+from .augment import InputNormaliser, create_transform, load_augmentations
 from .config import Config
 from .data import ImageDataset, read_image, read_train_table
 from .distributed import resolve_device
@@ -57,16 +57,12 @@ def _transform_accuracy(models: dict, table: Any, folds: np.ndarray, config: Con
     seen = 0
     for fold, (model, meta) in models.items():
         rows = np.flatnonzero(folds == fold)[: max(cap // len(models), 1)]
-        transform = create_transform(
-            load_augmentations(config.aug.valid),
-            image_size=config.model.image_size,
-            mean=tuple(meta["mean"]),
-            std=tuple(meta["std"]),
-        )
+        transform = create_transform(load_augmentations(config.aug.valid), image_size=config.model.image_size)
+        normalise = InputNormaliser(tuple(meta["mean"]), tuple(meta["std"]), device)
         dataset = ImageDataset(table.frame["path"].to_numpy()[rows], table.targets[rows], transform)
         loader = torch.utils.data.DataLoader(dataset, batch_size=config.predict.batch_size)
         for images, targets in loader:
-            images = images.to(device)
+            images = normalise(images)
             for view in TRANSFORM_VIEWS:
                 predicted = model(get_view(view)(images)).argmax(dim=1).cpu()
                 correct[view] += int((predicted == targets).sum())
@@ -90,12 +86,10 @@ def _explanations(
     picked = np.concatenate([wrong, right])
     if len(picked) == 0:
         return {}
-    transform = create_transform(
-        None, image_size=config.model.image_size, mean=tuple(meta["mean"]), std=tuple(meta["std"])
-    )
+    transform = create_transform(None, image_size=config.model.image_size)
+    normalise = InputNormaliser(tuple(meta["mean"]), tuple(meta["std"]), next(model.parameters()).device)
     image_paths = table.frame["path"].to_numpy()[rows[picked]].tolist()
-    images = torch.stack([transform(image=read_image(p))["image"] for p in image_paths])
-    images = images.to(next(model.parameters()).device)
+    images = normalise(torch.stack([transform(image=read_image(p))["image"] for p in image_paths]))
     predicted = probabilities[picked].argmax(axis=1)
     titles = [("wrong " if i < len(wrong) else "right ") + table.classes[c] for i, c in enumerate(predicted)]
     with torch.enable_grad():

@@ -8,6 +8,8 @@ python -m <package>.bench bare [key=value ...]
     a bare loop's training images/s: the project's model, optimizer and AMP on one real batch already on the device
 python -m <package>.bench build [key=value ...]   /   predict [key=value ...]
     import torch and build the model (a baseline for the time to the first step)  /  predict's test images/s
+python -m <package>.bench profile [key=value ...]
+    torch.profiler over `train`: the operators that take the most time (CUDA time on a GPU)
 """
 
 from __future__ import annotations
@@ -41,13 +43,10 @@ def bench_augment(image_size: int, count: int, repeats: int) -> None:
 
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (256, 320, 3), dtype=np.uint8) for _ in range(count)]
-    stats = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
     pipelines = {
-        "albumentations medium": create_transform(
-            load_augmentations("configs/aug/medium.yaml"), image_size=image_size, **stats
-        ),
+        "albumentations medium": create_transform(load_augmentations("configs/aug/medium.yaml"), image_size=image_size),
         "torchvision v2 medium": create_transform(
-            load_augmentations("configs/aug/tv_medium.yaml"), image_size=image_size, **stats
+            load_augmentations("configs/aug/tv_medium.yaml"), image_size=image_size
         ),
     }
     rates: dict[str, list[float]] = {name: [] for name in pipelines}
@@ -67,6 +66,7 @@ def bench_augment(image_size: int, count: int, repeats: int) -> None:
 def bare_images_per_second(config: Config, steps: int = 20) -> float:
     """Training images/s of a bare loop: the project's model, optimizer, AMP and channels-last on one real batch
     that stays on the device, so no data loading, logging or checkpointing counts."""
+    from .augment import InputNormaliser
     from .data import read_train_table
     from .distributed import resolve_device
     from .train import autocast_dtype, fold_loaders
@@ -75,10 +75,11 @@ def bare_images_per_second(config: Config, steps: int = 20) -> float:
     task = create_task(config, table.classes)
     device = resolve_device(config.train.device)
     model = task.create_model().to(device)
-    mean, std = task.normalisation(model)
+    normalise = InputNormaliser(*task.normalisation(model), device)
     rows = torch.arange(len(table.frame)).numpy()
-    loader, _ = fold_loaders(config, task, table, rows, rows[:1], runtime=Runtime(device), mean=mean, std=std)
+    loader, _ = fold_loaders(config, task, table, rows, rows[:1], runtime=Runtime(device))
     images, targets = task.to_device(next(iter(loader)), device)
+    images = normalise(images)
     channels_last = config.train.channels_last and device.type == "cuda"
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -120,13 +121,29 @@ def predict_images_per_second(config: Config) -> float:
     return len(read_test_table(config.data)) / (time.perf_counter() - started)
 
 
+def profile_training(config: Config, rows: int = 20) -> str:
+    """torch.profiler over `train`, operators by self time. It sees the main process only: time spent in loader
+    workers shows as the wait inside the DataLoader iterator's `__next__`."""
+    from .train import train
+
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if torch.cuda.is_available():
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as profiler:
+        train(config)
+    sort = "self_cuda_time_total" if torch.cuda.is_available() else "self_cpu_time_total"
+    return profiler.key_averages().table(sort_by=sort, row_limit=rows)
+
+
 def main() -> None:
     import sys
 
-    if len(sys.argv) > 1 and sys.argv[1] in ("bare", "build", "predict"):
+    if len(sys.argv) > 1 and sys.argv[1] in ("bare", "build", "predict", "profile"):
         mode, config = sys.argv[1], load_config(sys.argv[2:])
         if mode == "build":
             build_model(config)
+        elif mode == "profile":
+            print(profile_training(config))
         else:
             rate = bare_images_per_second(config) if mode == "bare" else predict_images_per_second(config)
             print(f"{mode} images/s: {rate:.1f}")

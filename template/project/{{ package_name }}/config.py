@@ -186,7 +186,7 @@ class TrainConfig(StrictModel):
 
 class AugConfig(StrictModel):
     # albumentations pipelines: a YAML file saved by A.save or an inline A.to_dict mapping; null = none.
-    # Resize to model.image_size comes first and Normalize (timm's mean/std) last, added by the code.
+    # Resize to model.image_size comes first, added by the code; normalisation (timm's mean/std) runs on the device.
     train: str | dict[str, Any] | None = "configs/aug/light.yaml"
     valid: str | dict[str, Any] | None = None
     test: str | dict[str, Any] | None = None

@@ -1,5 +1,5 @@
-"""Throughput machinery: backend switches (TF32, cuDNN autotuning), torch.compile, gradient checkpointing, and what
-each epoch reports (images/s, peak memory, GPU utilisation, the ETA over folds x epochs)."""
+"""Throughput machinery: backend switches (TF32, cuDNN autotuning), torch.compile, gradient checkpointing, epochs
+started ahead of time, and what each epoch reports (images/s, peak memory, GPU utilisation, the ETA)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import resource
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch.utils.data import DataLoader, DistributedSampler
 
 
 def configure_backends(device: torch.device, *, tf32: bool, deterministic: bool, fixed_shapes: bool) -> None:
@@ -115,6 +117,27 @@ def peak_memory_mb(device: torch.device) -> float:
 def reset_peak_memory(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+
+
+class EpochBatches:
+    """A loader's epochs started ahead of time: `start(epoch)` hands the epoch's indices to the persistent
+    workers, which decode its first batches while the main process validates, checkpoints or builds the model;
+    `take(epoch)` returns that iterator (starting it now if it was not)."""
+
+    def __init__(self, loader: DataLoader) -> None:
+        self.loader = loader
+        self.started: dict[int, Iterator[Any]] = {}
+
+    def start(self, epoch: int) -> None:
+        if epoch in self.started:
+            return
+        if isinstance(self.loader.sampler, DistributedSampler):
+            self.loader.sampler.set_epoch(epoch)
+        self.started = {epoch: iter(self.loader)}  # one at a time: a new iter() resets the workers' queue
+
+    def take(self, epoch: int) -> Iterator[Any]:
+        self.start(epoch)
+        return self.started.pop(epoch)
 
 
 @dataclass

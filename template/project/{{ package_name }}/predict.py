@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .augment import load_augmentations, start_image_cache
+from .augment import InputNormaliser, load_augmentations, start_image_cache
 from .config import Config
 from .data import read_test_table
 from .distributed import resolve_device
@@ -61,12 +61,13 @@ def predict_loader(
     device: torch.device,
     amp_dtype: torch.dtype | None,
     description: str,
+    normalise: InputNormaliser,
 ) -> np.ndarray:
     """The task's per-image outputs over `loader` (TTA views merged the task's way)."""
     outputs = []
     for images, meta in tqdm(loader, desc=description, leave=False, disable=None):
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            outputs.append(task.predict_batch(model, images.to(device), meta, views))
+            outputs.append(task.predict_batch(model, normalise(images), meta, views))
     return np.concatenate(outputs)
 
 
@@ -106,17 +107,19 @@ def _predict_locked(config: Config, paths: RunPaths) -> Path:
         per_checkpoint = []
         for checkpoint in checkpoints:  # several: a snapshot (or checkpoint) ensemble within the fold
             model, meta = load_checkpoint(task, checkpoint, device)
-            transform = task.create_transform(augmentations, tuple(meta["mean"]), tuple(meta["std"]), train=False)
+            transform = task.create_transform(augmentations, train=False)
+            normalise = InputNormaliser(tuple(meta["mean"]), tuple(meta["std"]), device)
             dataset = task.create_dataset(test["path"].tolist(), None, transform)
             loader = DataLoader(
                 dataset,
                 batch_size=config.predict.batch_size,
                 num_workers=config.data.num_workers,
                 collate_fn=task.collate_fn,
+                pin_memory=device.type == "cuda",
             )
             description = f"predict fold {fold} {checkpoint.stem}"
             per_checkpoint.append(
-                predict_loader(task, model, loader, config.predict.tta, device, amp_dtype, description)
+                predict_loader(task, model, loader, config.predict.tta, device, amp_dtype, description, normalise)
             )
         outputs = task.merge_models(per_checkpoint)
         task.write_predictions(paths.fold_test_predictions(fold), ids, outputs)

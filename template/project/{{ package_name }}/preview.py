@@ -40,7 +40,7 @@ def preview_augmentations(config: Config, count: int = 16, output: Path | None =
     augmentations = load_augmentations(config.aug.train, "aug.train")
     redirect_caches(augmentations, RunPaths.from_config(config).root / "augraphy")
     task = create_task(config, table.classes)
-    transform = task.create_transform(augmentations, (0.0,) * 3, (1.0,) * 3, train=True)
+    transform = task.create_transform(augmentations, train=True)
     paths = table.frame["path"].tolist()
     dataset = task.create_dataset(paths, table.targets, transform, train=True)
     rng = np.random.default_rng(config.seed)
@@ -53,7 +53,7 @@ def preview_augmentations(config: Config, count: int = 16, output: Path | None =
     for index, row in enumerate(rows):
         image = read_image(table.frame["path"].iloc[row], config.model.in_chans)
         tensor, target = dataset[int(row)]
-        augmented = np.clip(tensor.permute(1, 2, 0).numpy(), 0, 1)
+        augmented = tensor.permute(1, 2, 0).numpy()
         label = table.frame["id"].iloc[row]
         for offset, (picture, title) in enumerate(((image, f"{label}"), (augmented, "augmented"))):
             axis = axes.flat[2 * index + offset]

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .augment import InputNormaliser
 from .config import Config
 from .data import read_train_table
 from .distributed import Runtime, resolve_device
@@ -93,15 +94,18 @@ def soup(config: Config) -> dict[str, Any]:
         names = [name for name, _, _ in candidates]
         check_same_architecture([state for _, state, _ in candidates], names)
         meta = candidates[0][2]
-        mean, std = tuple(meta.get("mean", (0.5,) * 3)), tuple(meta.get("std", (0.5,) * 3))
+        normalise = InputNormaliser(tuple(meta["mean"]), tuple(meta["std"]), runtime.device)
         valid_index = np.flatnonzero(folds == fold)
-        _, valid_loader = fold_loaders(
-            config, task, table, np.flatnonzero(folds != fold), valid_index, runtime=runtime, mean=mean, std=std
-        )
+        _, valid_loader = fold_loaders(config, task, table, np.flatnonzero(folds != fold), valid_index, runtime=runtime)
 
-        def evaluate_state(state: StateDict, loader: Any = valid_loader, index: np.ndarray = valid_index) -> float:
+        def evaluate_state(
+            state: StateDict,
+            loader: Any = valid_loader,
+            index: np.ndarray = valid_index,
+            normalise: InputNormaliser = normalise,
+        ) -> float:
             model.load_state_dict(state)
-            _, probabilities, indices = evaluate(model, loader, task, runtime=runtime)
+            _, probabilities, indices = evaluate(model, loader, task, runtime=runtime, normalise=normalise)
             return float(task.score(table.targets[index][indices], probabilities))
 
         pairs = [(name, state) for name, state, _ in candidates]

@@ -7,7 +7,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,13 +24,14 @@ from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
-from .augment import load_augmentations, redirect_caches, start_image_cache
+from .augment import InputNormaliser, load_augmentations, redirect_caches, start_image_cache
 from .config import Config, TrainConfig, load_config
 from .data import LabelledTable, read_train_table, with_pseudo_labels
 from .distributed import Runtime, all_gather, barrier, init_runtime, shutdown
 from .errors import ConfigError, ModelError
 from .folds import folds_to_train, read_folds
 from .perf import (
+    EpochBatches,
     EpochTimes,
     Eta,
     GpuUtilisation,
@@ -195,9 +196,12 @@ def train_one_epoch(
     num_updates: int = 0,
     description: str = "train",
     on_first_update: Callable[[], None] | None = None,
+    normalise: InputNormaliser | None = None,
+    batches: Iterator[Any] | None = None,
 ) -> tuple[float, int, int, float]:
-    """One pass over `loader` with accumulation, clipping, AMP, EMA; returns (mean loss, updates so far, images,
-    seconds from the first batch's arrival to the end: the steps' time, without the loader's start-up).
+    """One pass over `loader` (or `batches`, its epoch already started) with accumulation, clipping, AMP, EMA;
+    returns (mean loss, updates so far, images, seconds from the first batch's arrival to the end: the steps'
+    time, without the loader's start-up).
     The progress bar shows loss, learning rate and images/s, refreshed every few steps (reading the loss waits
     for the GPU, so not every step)."""
     model.train()
@@ -208,7 +212,11 @@ def train_one_epoch(
     running_loss = torch.zeros((), device=device)
     optimizer.zero_grad(set_to_none=True)
     progress = tqdm(
-        loader, total=total_steps, desc=description, leave=False, disable=True if not runtime.is_main else None
+        loader if batches is None else batches,
+        total=total_steps,
+        desc=description,
+        leave=False,
+        disable=True if not runtime.is_main else None,
     )
     step, seen, started = 0, 0, None
     for step, batch in enumerate(progress):
@@ -217,6 +225,8 @@ def train_one_epoch(
         started = started or time.perf_counter()
         images, targets = task.to_device(batch, device)
         seen += len(images)
+        if normalise is not None:
+            images = normalise(images)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         if mixup is not None and len(images) % 2 == 0:  # timm mixes a batch with its reverse: even sizes only
@@ -268,6 +278,7 @@ def evaluate(
     amp_dtype: torch.dtype | None = None,
     channels_last: bool = False,
     max_batches: int | None = None,
+    normalise: InputNormaliser | None = None,
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """(mean loss, per-image outputs, dataset indices), gathered from every rank; the loss is NaN for models
     that give none in evaluation mode (torchvision detectors)."""
@@ -278,6 +289,8 @@ def evaluate(
     batches = loader if max_batches is None else (batch for i, batch in enumerate(loader) if i < max_batches)
     for batch in tqdm(batches, desc="valid", leave=False, disable=True if not runtime.is_main else None):
         images, targets = task.to_device(batch, device)
+        if normalise is not None:
+            images = normalise(images)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
@@ -317,18 +330,16 @@ def fold_loaders(
     valid_index: np.ndarray,
     *,
     runtime: Runtime,
-    mean: tuple[float, ...],
-    std: tuple[float, ...],
     training_targets: np.ndarray | None = None,
     seed: int = 0,
 ) -> tuple[DataLoader, DataLoader]:
     """The training loader (augmented, shuffled) and the validation loader of one fold."""
     train_augmentations = load_augmentations(config.aug.train, "aug.train")
     redirect_caches(train_augmentations, RunPaths.from_config(config).root / "augraphy")
-    train_transform = task.create_transform(train_augmentations, mean, std, train=True)
+    train_transform = task.create_transform(train_augmentations, train=True)
     if hasattr(train_transform, "set_random_seed"):  # albumentations draws from its own generator, not numpy's
         train_transform.set_random_seed(seed)
-    valid_transform = task.create_transform(load_augmentations(config.aug.valid, "aug.valid"), mean, std, train=False)
+    valid_transform = task.create_transform(load_augmentations(config.aug.valid, "aug.valid"), train=False)
     image_paths = table.frame["path"].to_numpy()
     targets = table.targets if training_targets is None else training_targets
     train_set = task.create_dataset(list(image_paths[train_index]), targets[train_index], train_transform, train=True)
@@ -367,6 +378,7 @@ def train_fold(
     model = task.create_model()
     mean, std = task.normalisation(model)
     meta = checkpoint_meta(config, task, mean, std)
+    normalise = InputNormaliser(mean, std, runtime.device)
     train_loader, valid_loader = fold_loaders(
         config,
         task,
@@ -374,8 +386,6 @@ def train_fold(
         train_index,
         valid_index,
         runtime=runtime,
-        mean=mean,
-        std=std,
         training_targets=training_targets,
         seed=config.seed + fold,
     )
@@ -453,6 +463,9 @@ def train_fold(
         print("warning: train.compile is left off with model.grad_checkpointing (they do not combine here)")
         compile_mode = "off"
     model = compile_model(model, compile_mode, train_config.compile_backend)
+    epochs = EpochBatches(train_loader)
+    if state.epoch < train_config.epochs:  # workers decode the first batches while the tracker starts
+        epochs.start(state.epoch)
     tracker = create_tracker(config, paths.root, f"fold{fold}", "train") if runtime.is_main else None
     utilisation = GpuUtilisation(device)
     first_update: dict[str, float] = {}
@@ -460,8 +473,6 @@ def train_fold(
         times = EpochTimes()
         reset_peak_memory(device)
         utilisation.start()
-        if isinstance(train_loader.sampler, DistributedSampler):
-            train_loader.sampler.set_epoch(epoch)
         in_swa = swa_model is not None and epoch >= train_config.swa_start_epoch
         train_loss, state.num_updates, times.images, times.train = train_one_epoch(
             model,
@@ -478,7 +489,11 @@ def train_fold(
             num_updates=state.num_updates,
             description=f"fold {fold} epoch {epoch + 1}/{train_config.epochs}",
             on_first_update=lambda: first_update.setdefault("unix", time.time()),
+            normalise=normalise,
+            batches=epochs.take(epoch),
         )
+        if epoch + 1 < train_config.epochs:
+            epochs.start(epoch + 1)  # the next epoch's first batches are decoded during validation and saving
         eval_model = ema.module if ema is not None else model
         # Evaluation can cost as much as training (detection): every eval_every epochs and always the last.
         evaluate_now = (epoch + 1) % train_config.eval_every == 0 or epoch + 1 == train_config.epochs
@@ -493,6 +508,7 @@ def train_fold(
                 amp_dtype=amp_dtype,
                 channels_last=channels_last,
                 max_batches=train_config.max_eval_batches,
+                normalise=normalise,
             )
             score = task.score(table.targets[valid_index][indices], probabilities)
             times.valid = time.perf_counter() - valid_started
@@ -568,7 +584,9 @@ def train_fold(
     result = {"fold": fold, "score": state.best_score, "best_epoch": state.best_epoch + 1, "epochs": state.epoch}
     result["first_step_unix"] = first_update.get("unix")
     if swa_model is not None and int(swa_model.n_averaged) > 0:
-        result["swa_score"] = _finish_swa(swa_model, train_loader, valid_loader, task, table, valid_index, runtime)
+        result["swa_score"] = _finish_swa(
+            swa_model, train_loader, valid_loader, task, table, valid_index, runtime, normalise
+        )
         if runtime.is_main:
             swa_checkpoint = {"model": swa_model.module.state_dict(), "meta": meta, "score": result["swa_score"]}
             save_torch(paths.checkpoint(fold, "swa"), swa_checkpoint)
@@ -589,10 +607,11 @@ def _finish_swa(
     table: LabelledTable,
     valid_index: np.ndarray,
     runtime: Runtime,
+    normalise: InputNormaliser,
 ) -> float:
     """Recompute batch-norm statistics for the averaged weights, then score them on the fold's validation."""
-    update_bn(train_loader, swa_model, device=runtime.device)
-    _, probabilities, indices = evaluate(swa_model.module, valid_loader, task, runtime=runtime)
+    update_bn((normalise(images) for images, _ in train_loader), swa_model, device=runtime.device)
+    _, probabilities, indices = evaluate(swa_model.module, valid_loader, task, runtime=runtime, normalise=normalise)
     return float(task.score(table.targets[valid_index][indices], probabilities))
 
 

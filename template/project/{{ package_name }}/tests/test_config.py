@@ -65,7 +65,7 @@ def test_every_aug_preset_builds_and_runs(preset: str, tmp_path) -> None:
 
     augmentations = load_augmentations(f"configs/aug/{preset}")
     redirect_caches(augmentations, tmp_path)
-    transform = create_transform(augmentations, image_size=32, mean=(0.5,) * 3, std=(0.5,) * 3)
+    transform = create_transform(augmentations, image_size=32)
     out = transform(image=np.zeros((40, 50, 3), dtype=np.uint8))["image"]
     assert tuple(out.shape) == (3, 32, 32)
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ..config import load_config
-from ..perf import Eta, compile_model, enable_grad_checkpointing, original_module
+from ..perf import EpochBatches, Eta, compile_model, enable_grad_checkpointing, original_module
 from ..runs import RunPaths
 from ..train import train
 from .conftest import TASK, WRITERS, task_overrides
@@ -121,9 +121,8 @@ def _batches(config, runtime) -> list:
     task = create_task(config, table.classes)
     start_image_cache(config, task, table.frame["path"].tolist())
     folds = read_folds(RunPaths.from_config(config).folds, table)
-    mean, std = task.normalisation(task.create_model())
     train_index, valid_index = np.flatnonzero(folds != 0), np.flatnonzero(folds == 0)
-    loaders = fold_loaders(config, task, table, train_index, valid_index, runtime=runtime, mean=mean, std=std)
+    loaders = fold_loaders(config, task, table, train_index, valid_index, runtime=runtime)
     for loader in loaders:  # albumentations draws from its own generator: the same seed for both runs
         loader.dataset.transform.set_random_seed(0)
     return [next(iter(loader)) for loader in loaders]
@@ -156,6 +155,27 @@ def test_cached_batches_are_byte_identical_to_uncached_ones(overrides: list[str]
     assert _same(plain, cached) and _same(plain, again)
     if mode == "disk":
         assert list((tmp_path / "cache").glob("*.npy"))
+
+
+def test_batches_leave_the_workers_as_uint8_and_are_normalised_on_the_device(overrides: list[str]) -> None:
+    import albumentations as A
+    import numpy as np
+
+    from ..augment import InputNormaliser
+    from ..distributed import Runtime
+    from ..tasks import create_task
+
+    _folds(overrides)
+    config = load_config(overrides)
+    train_batch, _ = _batches(config, Runtime(torch.device("cpu")))
+    images = train_batch[0]
+    assert images.dtype == torch.uint8  # a quarter of float32's bytes to pin and copy
+    mean, std = create_task(config, ["a", "b"]).normalisation(torch.nn.Identity())
+    if TASK == "detection":  # torchvision detectors take 0-1 floats and normalise inside
+        assert (mean, std) == ((0.0,) * 3, (1.0,) * 3)
+    normalised = InputNormaliser(mean, std, torch.device("cpu"))(images)
+    expected = A.Normalize(mean=mean, std=std)(image=images[0].permute(1, 2, 0).numpy())["image"]
+    np.testing.assert_allclose(normalised[0].permute(1, 2, 0).numpy(), expected, atol=1e-5)
 
 
 def test_the_cache_misses_when_the_file_or_the_image_size_changes(tmp_path: Path) -> None:
@@ -252,3 +272,34 @@ def test_cuda_optimizers_are_fused_or_multi_tensor() -> None:
     assert "fused" not in optimizer_kwargs(load_config(["train.fused=false"]).train, on_cuda=True)
     cpu = optimizer_kwargs(load_config(["train.optimizer=adamw"]).train, on_cuda=False)
     assert "fused" not in cpu and "foreach" not in cpu
+
+
+class _MarkingDataset(torch.utils.data.Dataset):
+    """Leaves a file per item fetched, so a test can see when loader workers start decoding."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, index: int) -> int:
+        (self.folder / f"{index}").touch()
+        return index
+
+
+def test_an_epoch_started_ahead_is_decoded_before_it_is_taken(tmp_path: Path) -> None:
+    import time
+
+    dataset = _MarkingDataset(tmp_path)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=2, num_workers=1, persistent_workers=True)
+    epochs = EpochBatches(loader)
+    epochs.start(0)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(tmp_path.iterdir()), "workers did not start on start()"
+    batches = epochs.take(0)
+    assert [int(i) for batch in batches for i in batch] == list(range(8))  # the same epoch, whole and in order
+    assert epochs.started == {}
+    assert [int(i) for batch in epochs.take(1) for i in batch] == list(range(8))  # take() starts a new one
