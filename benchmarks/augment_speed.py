@@ -10,4 +10,4 @@ import sys
 from _project import run_in_project
 
 if __name__ == "__main__":
-    run_in_project("bench", ["augment", *sys.argv[1:]])
+    run_in_project("tools.bench", ["augment", *sys.argv[1:]])

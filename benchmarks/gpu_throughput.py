@@ -80,7 +80,7 @@ def measure(
     ]
     _run(project, package, package, "folds", *settings)
     started = time.perf_counter()
-    _run(project, package, f"{package}.bench", "build", *settings)
+    _run(project, package, f"{package}.tools.bench", "build", *settings)
     build_seconds = time.perf_counter() - started
     launched = time.time()
     _run(project, package, package, "train", *settings)
@@ -91,11 +91,11 @@ def measure(
     folds = pd.read_csv(run / "folds.csv")
     valid_images = int((folds["fold"] == 0).sum())
     podium = float(steady["images_per_s"].median())
-    bare = _rate(_run(project, package, f"{package}.bench", "bare", *settings))
-    predict = _rate(_run(project, package, f"{package}.bench", "predict", *settings))
+    bare = _rate(_run(project, package, f"{package}.tools.bench", "bare", *settings))
+    predict = _rate(_run(project, package, f"{package}.tools.bench", "predict", *settings))
     if profile:
         print(f"== {task}: cProfile of train, by cumulative time ==\n{cprofile_table(project, package, settings)}")
-        table = _run(project, package, f"{package}.bench", "profile", *settings)
+        table = _run(project, package, f"{package}.tools.bench", "profile", *settings)
         print(f"== {task}: torch.profiler of train, operators by self time ==\n{table}")
     return {
         "first_step_s": first_step,

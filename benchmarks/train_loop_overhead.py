@@ -10,4 +10,4 @@ import sys
 from _project import run_in_project
 
 if __name__ == "__main__":
-    run_in_project("bench", ["train-loop", *sys.argv[1:]])
+    run_in_project("tools.bench", ["train-loop", *sys.argv[1:]])

@@ -16,8 +16,16 @@ from PIL import Image
 from torchvision.ops import box_convert
 
 from .config import DataConfig
-from .data import IMAGE_SUFFIXES, LabelledTable, _check_classes, _read_csv, _require_columns, _sorted_labels, image_path
-from .errors import DataError
+from .core.data import (
+    IMAGE_SUFFIXES,
+    LabelledTable,
+    check_classes,
+    image_path,
+    read_csv,
+    require_columns,
+    sorted_labels,
+)
+from .core.errors import DataError
 
 
 def to_xyxy(boxes: np.ndarray, box_format: str) -> np.ndarray:
@@ -132,7 +140,7 @@ def coco_annotations(config: DataConfig) -> tuple[Path, dict, list[str], Iterato
     source = config.root / config.annotations
     coco = read_coco_file(source)
     categories = {category["id"]: str(category["name"]) for category in coco["categories"]}
-    classes = _check_classes(_sorted_labels(list(categories.values())), config, source)
+    classes = check_classes(sorted_labels(list(categories.values())), config, source)
     class_index = {name: i for i, name in enumerate(classes)}
     images = {image["id"]: image for image in coco["images"]}
 
@@ -207,11 +215,11 @@ def read_boxes_csv(config: DataConfig, check_images: bool = True) -> LabelledTab
     """One box per row: image id, box (4 columns or one '[a, b, c, d]' column) and class. Rows with an empty box
     and images of the train folder with no row are negatives."""
     source = config.root / config.train_csv
-    frame = _read_csv(source)
+    frame = read_csv(source)
     if not config.target_columns:  # one class, as in Global Wheat: every box is data.classes[0] (or "object")
         frame["_class"] = (config.classes or ["object"])[0]
     class_column = config.target_columns[0] if config.target_columns else "_class"
-    _require_columns(frame, [config.id_column, *config.box_columns, class_column], source)
+    require_columns(frame, [config.id_column, *config.box_columns, class_column], source)
     if len(config.box_columns) not in (1, 4):
         raise DataError(f"data.box_columns has {len(config.box_columns)} names; expected 4 columns or 1 column")
     folder = config.root / config.train_images
@@ -229,7 +237,7 @@ def read_boxes_csv(config: DataConfig, check_images: bool = True) -> LabelledTab
                 raise DataError(
                     f"{source}: row {row + 2}: class '{label.strip()}' is not in data.classes {config.classes}"
                 )
-    classes = _check_classes(_sorted_labels(found), config, source)
+    classes = check_classes(sorted_labels(found), config, source)
     class_index = {name: i for i, name in enumerate(classes)}
     image_ids = sorted(set(ids) | set(on_disk))
     by_image: dict[str, list[int]] = {image_id: [] for image_id in image_ids}
@@ -298,7 +306,7 @@ def read_voc(config: DataConfig, check_images: bool = True) -> LabelledTable:
     if not parsed:
         raise DataError(f"{folder}: no .xml annotation files")
     found = sorted({(obj.findtext("name") or "").strip() for _, root in parsed for obj in root.iter("object")})
-    classes = _check_classes(_sorted_labels([name for name in found if name]), config, folder)
+    classes = check_classes(sorted_labels([name for name in found if name]), config, folder)
     class_index = {name: i for i, name in enumerate(classes)}
     rows, targets, clipped = [], [], 0
     for xml_path, root in parsed:

@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 
 from PIL import Image, UnidentifiedImageError
 
-from .augment import load_augmentations
 from .config import Config
-from .data import LabelledTable, check_test_ids, read_sample_submission, read_test_table, read_train_table
-from .distributed import resolve_device
-from .errors import ProjectError
+from .core.augment import load_augmentations
+from .core.data import LabelledTable, check_test_ids, read_sample_submission, read_test_table
+from .core.distributed import resolve_device
+from .core.errors import ProjectError
+from .core.tta import check_views
 from .folds import table_folds
-from .tta import check_views
+from .tasks import read_train_table
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import time
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .config import Config, load_config, with_overrides
-from .errors import ProjectError, one_line
+from .core.errors import ProjectError, one_line
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -72,6 +73,18 @@ def _command(func: F) -> F:
     return func
 
 
+def _rendered(tool: str) -> bool:
+    """Tools are rendered only for the tasks they support; their commands exist only where they are."""
+    return importlib.util.find_spec(f"{PACKAGE}.tools.{tool}") is not None
+
+
+def _tool_command(tool: str) -> Callable[[F], F]:
+    def register(func: F) -> F:
+        return _command(func) if _rendered(tool) else func
+
+    return register
+
+
 def _load(overrides: list[str] | None, config_files: list[Path] | None, experiment: str | None) -> Config:
     return load_config(overrides or [], config_files=config_files, experiment=experiment)
 
@@ -80,7 +93,7 @@ def _load_run(
     overrides: list[str] | None, config_files: list[Path] | None, experiment: str | None, stage: str
 ) -> Config:
     """A stage after `train`: the run's own resolved config, with overlays and overrides on top."""
-    from .runs import load_run_config
+    from .core.runs import load_run_config
 
     return load_run_config(overrides or [], config_files=config_files, experiment=experiment, stage=stage)
 
@@ -124,7 +137,7 @@ def train(
 ) -> None:
     """Train every fold (works under torchrun for DDP); prints CV mean ± std. seeds=[0,1,2] or several -e
     train one run each, sharing the first run's fold file."""
-    from .runs import expand_variants
+    from .core.runs import expand_variants
     from .train import train as run_training
 
     variants, _ = expand_variants(_load_all(overrides, config, experiment))
@@ -143,11 +156,11 @@ def predict(overrides: Overrides = None, config: ConfigFiles = None, experiment:
     console.print(f"test predictions: {path}")
 
 
-@_command
+@_tool_command("ensemble")
 def ensemble(overrides: Overrides = None, config: ConfigFiles = None, experiment: Experiment = None) -> None:
     """Blend prediction files of several runs (ensemble.members) into outputs/<experiment>/, weights on OOF."""
-    from .ensemble import ensemble as run_ensemble
-    from .runs import RunPaths, run_lock
+    from .core.runs import RunPaths, run_lock
+    from .tools.ensemble import ensemble as run_ensemble
 
     settings = _load(overrides, config, experiment)
     with run_lock(RunPaths.from_config(settings), "ensemble"):
@@ -155,11 +168,11 @@ def ensemble(overrides: Overrides = None, config: ConfigFiles = None, experiment
     console.print(_metrics_table({**result, "cv_mean": result["oof_score"], "cv_std": 0.0}, settings.experiment))
 
 
-@_command
+@_tool_command("soup")
 def soup(overrides: Overrides = None, config: ConfigFiles = None, experiment: Experiment = None) -> None:
     """Average checkpoints of one architecture per fold (uniform or greedy soup) into fold_K/soup.pt."""
-    from .runs import RunPaths, run_lock
-    from .soup import soup as make_soup
+    from .core.runs import RunPaths, run_lock
+    from .tools.soup import soup as make_soup
 
     settings = _load_run(overrides, config, experiment, "soup")
     with run_lock(RunPaths.from_config(settings), "soup"):
@@ -167,15 +180,15 @@ def soup(overrides: Overrides = None, config: ConfigFiles = None, experiment: Ex
     console.print("predict with the soups: predict.checkpoints=[soup]")
 
 
-@_command
+@_tool_command("pseudo")
 def pseudo(overrides: Overrides = None, config: ConfigFiles = None, experiment: Experiment = None) -> None:
     """Label confident test predictions and retrain with them in every fold's training part."""
-    from .pseudo import pseudo as run_pseudo
+    from .tools.pseudo import pseudo as run_pseudo
 
     table = Table(title="pseudo-labelling")
     for column in ("round", "labelled", "CV before", "CV after", "run"):
         table.add_column(column)
-    from .runs import RunPaths, run_lock
+    from .core.runs import RunPaths, run_lock
 
     settings = _load_run(overrides, config, experiment, "pseudo")
     with run_lock(RunPaths.from_config(settings), "pseudo"):
@@ -190,7 +203,7 @@ def pseudo(overrides: Overrides = None, config: ConfigFiles = None, experiment: 
 def tune(overrides: Overrides = None, config: ConfigFiles = None, experiment: Experiment = None) -> None:
     """Search hyper-parameters with Optuna over tune.space (pruned, resumable; several processes can share one
     study); the best trial becomes configs/experiment/tuned.yaml."""
-    from .tune import tune as run_tune
+    from .tools.tune import tune as run_tune
 
     result = run_tune(_load(overrides, config, experiment))
     table = Table(title=f"study {result['study']}: {result['trials']} trials")
@@ -256,7 +269,7 @@ def _preflight(settings: Config, workers: int | None = None) -> None:
     raise ProjectError(f"check found {len(report.problems)} problems, the first: {first}")
 
 
-@_command
+@_tool_command("eda")
 def eda(
     overrides: Overrides = None,
     config: ConfigFiles = None,
@@ -268,7 +281,7 @@ def eda(
     ),
 ) -> None:
     """Explore train and test images: distributions, outliers, duplicates, shift; propose augmentations."""
-    from .eda import eda as run_eda
+    from .tools.eda import eda as run_eda
 
     path = run_eda(_load(overrides, config, experiment), output, workers, suggested)
     console.print(f"EDA report: {path}; proposed augmentations: {suggested} (adopt: aug.train={suggested})")
@@ -282,7 +295,7 @@ def augment_preview(
     output: Annotated[Path | None, typer.Option(help="PNG path (default <run>/reports/augment_preview.png).")] = None,
 ) -> None:
     """Draw n training images and their augmented versions (n=16 by default) with aug.train."""
-    from .preview import preview_augmentations
+    from .tools.preview import preview_augmentations
 
     words = [word for word in overrides or [] if not word.startswith("n=")]
     counts = [word for word in overrides or [] if word.startswith("n=")]
@@ -291,11 +304,11 @@ def augment_preview(
     console.print(f"augmentation preview: {path}")
 
 
-@_command
+@_tool_command("analyze")
 def analyze(overrides: Overrides = None, config: ConfigFiles = None, experiment: Experiment = None) -> None:
     """Report on a run's predictions (HTML + W&B): errors, distributions, correlations, Grad-CAM, CV vs LB.
     Name the run as a folder (analyze outputs/blend), with -e NAME, or with experiment=NAME."""
-    from .analyze import analyze as run_analysis
+    from .tools.analyze import analyze as run_analysis
 
     words = list(overrides or [])
     folders = [word for word in words if "=" not in word]
@@ -304,7 +317,7 @@ def analyze(overrides: Overrides = None, config: ConfigFiles = None, experiment:
         if not run_dir.is_dir():
             raise ProjectError(f"analyze: run folder {run_dir} not found")
         words = [w for w in words if "=" in w] + [f"output_dir={run_dir.parent}", f"experiment={run_dir.name}"]
-    from .runs import RunPaths, run_lock
+    from .core.runs import RunPaths, run_lock
 
     settings = _load_run(words, config, experiment, "analyze")
     with run_lock(RunPaths.from_config(settings), "analyze"):
@@ -347,16 +360,19 @@ def run(
 ) -> None:
     """All stages in order: check -> folds -> train -> predict -> submit, with a summary at the end. With
     seeds=[...] or several -e, every run is trained and predicted, then blended (mean) and the blend is submitted."""
-    from .ensemble import ensemble as run_ensemble
+    from .core.runs import RunPaths, expand_variants
     from .folds import make_folds
     from .predict import predict as run_prediction
-    from .runs import RunPaths, expand_variants
     from .submit import submit as write_submission
     from .train import train as run_training
 
     started = time.perf_counter()
     configs = _load_all(overrides, config, experiment)
     variants, blend = expand_variants(configs)
+    if len(variants) > 1 and not _rendered("ensemble"):
+        raise ProjectError(
+            f"run: seeds=[...] and several -e blend runs with `ensemble`, which {configs[0].task} projects do not have"
+        )
     if not skip_check:
         _preflight(configs[0], configs[0].data.num_workers or None)
     # Fold files the user named (folds.path) are only read, and so are ours when resuming.
@@ -375,6 +391,8 @@ def run(
     if len(variants) > 1:
         members = [str(RunPaths.from_config(variant).root) for variant in variants]
         final = with_overrides(configs[0], {"experiment": blend, "seeds": None, "ensemble": {"members": members}})
+        from .tools.ensemble import ensemble as run_ensemble
+
         result = run_ensemble(final)
         metrics = {**result, "cv_mean": result["oof_score"], "cv_std": 0.0}
     submission, _ = write_submission(final)

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError
+from .core.errors import ConfigError
 
 DEFAULT_CONFIG = Path("configs/default.yaml")
 EXPERIMENT_DIR = Path("configs/experiment")

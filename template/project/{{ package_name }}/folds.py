@@ -17,9 +17,10 @@ from sklearn.model_selection import (
 )
 
 from .config import Config
-from .data import LabelledTable, read_train_table
-from .errors import DataError
-from .runs import RunPaths, write_csv
+from .core.data import LabelledTable
+from .core.errors import DataError
+from .core.runs import RunPaths, write_csv
+from .tasks import read_train_table
 
 HOLDOUT_TRAIN = -1  # rows never validated: always in the training part
 

@@ -12,8 +12,8 @@ import pandas as pd
 from PIL import Image
 
 from .config import DataConfig
-from .data import IMAGE_SUFFIXES, LabelledTable, _check_classes, _read_csv, _require_columns, _sorted_labels
-from .errors import DataError
+from .core.data import IMAGE_SUFFIXES, LabelledTable, check_classes, read_csv, require_columns, sorted_labels
+from .core.errors import DataError
 
 
 def rle_encode(mask: np.ndarray, order: str = "F", start: int = 1) -> str:
@@ -151,13 +151,13 @@ def read_rle_csv(config: DataConfig, check_images: bool = True) -> LabelledTable
     """A CSV of run-length encodings: id, optionally a class column (data.target_columns), and the RLE column;
     several rows per image for several classes, an empty RLE for an empty mask."""
     source = config.root / config.train_csv
-    frame = _read_csv(source)
+    frame = read_csv(source)
     class_column = config.target_columns[0] if config.target_columns else None
-    _require_columns(frame, [config.id_column, config.rle_column, *([class_column] if class_column else [])], source)
+    require_columns(frame, [config.id_column, config.rle_column, *([class_column] if class_column else [])], source)
     images = _image_files(config.root / config.train_images)
     labels = frame[class_column].astype(str).str.strip() if class_column else pd.Series(["1"] * len(frame))
-    found = _sorted_labels(sorted({label for label in labels if label}))
-    classes = _check_classes(found, config, source)
+    found = sorted_labels(sorted({label for label in labels if label}))
+    classes = check_classes(found, config, source)
     index = {name: i for i, name in enumerate(classes)}
     by_image: dict[str, list] = {image_id: [] for image_id in images}
     for row, (image_id, label, rle) in enumerate(

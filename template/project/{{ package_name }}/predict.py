@@ -9,16 +9,16 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .augment import InputNormaliser, load_augmentations, start_image_cache
 from .config import Config
-from .data import read_test_table
-from .distributed import resolve_device
-from .errors import ConfigError, DataError, ModelError
-from .perf import configure_backends
-from .runs import RunPaths, read_json, run_lock, save_resolved_config, trained_folds
+from .core.augment import InputNormaliser, load_augmentations, start_image_cache
+from .core.data import read_test_table
+from .core.distributed import resolve_device
+from .core.errors import ConfigError, DataError, ModelError
+from .core.perf import configure_backends
+from .core.runs import RunPaths, read_json, run_lock, save_resolved_config, trained_folds
+from .core.tta import check_views
 from .tasks import Task, create_task
 from .train import autocast_dtype
-from .tta import check_views
 
 
 def fold_checkpoints(paths: RunPaths, names: list[str]) -> dict[int, list[Path]]:

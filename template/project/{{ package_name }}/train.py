@@ -24,13 +24,12 @@ from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
-from .augment import InputNormaliser, load_augmentations, redirect_caches, start_image_cache
 from .config import Config, TrainConfig, load_config
-from .data import LabelledTable, read_train_table, with_pseudo_labels
-from .distributed import Runtime, all_gather, barrier, init_runtime, shutdown
-from .errors import ConfigError, ModelError
-from .folds import folds_to_train, read_folds
-from .perf import (
+from .core.augment import InputNormaliser, load_augmentations, redirect_caches, start_image_cache
+from .core.data import LabelledTable, with_pseudo_labels
+from .core.distributed import Runtime, all_gather, barrier, init_runtime, shutdown
+from .core.errors import ConfigError, ModelError
+from .core.perf import (
     EpochBatches,
     EpochTimes,
     Eta,
@@ -42,7 +41,7 @@ from .perf import (
     peak_memory_mb,
     reset_peak_memory,
 )
-from .runs import (
+from .core.runs import (
     RunPaths,
     check_same_run_settings,
     move_previous_training,
@@ -53,8 +52,9 @@ from .runs import (
     write_csv,
     write_json,
 )
-from .tasks import Task, create_task
-from .tracking import create_tracker
+from .core.tracking import create_tracker
+from .folds import folds_to_train, read_folds
+from .tasks import Task, create_task, read_train_table
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -733,7 +733,7 @@ def _train_locked(
             write_json(paths.classes, inputs.table.classes)
         barrier(runtime)
         if processes > 1 and not runtime.distributed and on_evaluation is None:
-            from .parallel import train_folds_in_parallel
+            from .core.parallel import train_folds_in_parallel
 
             results = train_folds_in_parallel(config, to_train, processes, resume=resume)
         else:

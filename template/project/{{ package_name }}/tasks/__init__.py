@@ -7,20 +7,30 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..core.errors import ConfigError, DataError
+
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
     import torch
     from torch.utils.data import Dataset
 
-    from ..config import Config
-    from ..metrics import Metric
+    from ..config import Config, DataConfig
+    from ..core.data import LabelledTable
+    from ..core.metrics import Metric
 
-# Task modules are rendered only for the project's task, so they are imported by name on demand.
-TASK_MODULES = {
-    "classification": ".classification",
-    "detection": ".detection",
-    "segmentation": ".segmentation",
+# Only the project's task package is rendered, so packages are imported by name on demand.
+TASKS = ("classification", "detection", "segmentation")
+# Which task reads each data layout (its package's labels.LAYOUTS holds the reader).
+LAYOUT_TASKS = {
+    "csv": "classification",
+    "folders": "classification",
+    "coco": "detection",
+    "boxes_csv": "detection",
+    "voc": "detection",
+    "masks": "segmentation",
+    "rle_csv": "segmentation",
+    "coco_polygons": "segmentation",
 }
 
 
@@ -65,24 +75,35 @@ class Task(Protocol):
 def require_task(config: Config, stage: str, supported: tuple[str, ...] = ("classification",)) -> None:
     """Stop a stage that does not handle this project's task with one clear line."""
     if config.task not in supported:
-        from ..errors import ConfigError
-
         raise ConfigError(
             f"the {stage} command supports {' and '.join(supported)} only; this project's task is {config.task}"
         )
 
 
-def create_task(config: Config, classes: list[str]) -> Task:
-    """The task object for `config.task`; raises on a task this project was not rendered with."""
-    module_name = TASK_MODULES.get(config.task)
-    if module_name is None:
-        raise ValueError(f"unknown task '{config.task}'; expected one of {', '.join(TASK_MODULES)}")
+def task_module(task: str, module: str) -> Any:
+    """`tasks/<task>/<module>.py`; one line when the project was rendered for another task."""
+    if task not in TASKS:
+        raise ConfigError(f"task: unknown '{task}'; expected one of {', '.join(TASKS)}")
     try:
-        module = importlib.import_module(module_name, __package__)
+        return importlib.import_module(f".{task}.{module}", __package__)
     except ModuleNotFoundError as error:
-        if error.name and error.name.endswith(module_name.lstrip(".")):
-            from ..errors import ConfigError
-
-            raise ConfigError(f"task '{config.task}': this project was rendered for another task") from error
+        if error.name and error.name.endswith(f"tasks.{task}"):
+            raise ConfigError(f"task '{task}': this project was rendered for another task") from error
         raise
-    return module.TASK(config, classes)
+
+
+def create_task(config: Config, classes: list[str]) -> Task:
+    """The task object for `config.task`."""
+    return task_module(config.task, "task").TASK(config, classes)
+
+
+def read_train_table(config: DataConfig, check_images: bool = True) -> LabelledTable:
+    """Read and check the training labels with the reader of `data.layout` (in its task's labels.py); every
+    error names the file and row. EDA passes `check_images=False` to list missing images instead of stopping."""
+    task = LAYOUT_TASKS.get(config.layout)
+    if task is None:
+        raise ConfigError(f"data.layout: unknown '{config.layout}'; expected one of {', '.join(LAYOUT_TASKS)}")
+    table = task_module(task, "labels").LAYOUTS[config.layout](config, check_images)
+    if len(table.frame) == 0:
+        raise DataError(f"{table.source}: no training images")
+    return table

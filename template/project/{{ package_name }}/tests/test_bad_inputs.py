@@ -298,7 +298,7 @@ def test_bad_input_is_one_line_and_writes_nothing(case: Case, tmp_path: Path, re
 
 def test_later_stages_start_from_the_runs_own_config(run_copy: Path) -> None:
     """configs/default.yaml says one image size, the run was trained at another: predict takes the run's."""
-    from ..runs import load_run_config
+    from ..core.runs import load_run_config
 
     overrides = [f"output_dir={run_copy / 'outputs'}"]
     assert load_config(overrides).model.image_size != 32
@@ -349,7 +349,7 @@ def test_interrupt_prints_how_to_resume(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_environment_wandb_mode_wins_over_the_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from ..tracking import NullTracker, create_tracker
+    from ..core.tracking import NullTracker, create_tracker
 
     monkeypatch.setenv("WANDB_MODE", "disabled")
     config = load_config(["wandb.mode=offline"])

@@ -5,17 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ..augment import create_transform, load_augmentations
 from ..config import load_config, parse_override
-from ..errors import ConfigError
-from ..tasks import TASK_MODULES
+from ..core.augment import create_transform, load_augmentations
+from ..core.errors import ConfigError
+from ..tasks import TASKS
 from ..train import create_optimizer, create_scheduler
 from .conftest import PROJECT_ROOT
 
 
 def test_default_config_validates() -> None:
     config = load_config()
-    assert config.task in TASK_MODULES
+    assert config.task in TASKS
     assert config.folds.n_splits == 5
     assert config.model.image_size >= 16
 
@@ -61,7 +61,7 @@ def test_experiment_overlay_names_the_run(tmp_path) -> None:
 def test_every_aug_preset_builds_and_runs(preset: str, tmp_path) -> None:
     import numpy as np
 
-    from ..augment import redirect_caches
+    from ..core.augment import redirect_caches
 
     augmentations = load_augmentations(f"configs/aug/{preset}")
     redirect_caches(augmentations, tmp_path)

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ..data import read_train_table
-from ..errors import DataError
+from ..core.errors import DataError
 from ..folds import SPLITTERS, assign_folds, make_folds, read_folds
+from ..tasks import read_train_table
 
 RNG = np.random.default_rng(0)
 LABELS = np.repeat(np.arange(4), [100, 60, 30, 10])

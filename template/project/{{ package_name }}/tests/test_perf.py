@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from ..config import load_config
-from ..perf import EpochBatches, Eta, compile_model, enable_grad_checkpointing, original_module
-from ..runs import RunPaths
+from ..core.perf import EpochBatches, Eta, compile_model, enable_grad_checkpointing, original_module
+from ..core.runs import RunPaths
 from ..train import train
 from .conftest import TASK, WRITERS, task_overrides
 
@@ -108,10 +108,9 @@ def _batches(config, runtime) -> list:
 
     import numpy as np
 
-    from ..augment import start_image_cache
-    from ..data import read_train_table
+    from ..core.augment import start_image_cache
     from ..folds import read_folds
-    from ..tasks import create_task
+    from ..tasks import create_task, read_train_table
     from ..train import fold_loaders
 
     random.seed(0)
@@ -140,8 +139,8 @@ def _same(first: object, second: object) -> bool:
 
 @pytest.mark.parametrize("mode", ["ram", "disk"])
 def test_cached_batches_are_byte_identical_to_uncached_ones(overrides: list[str], tmp_path: Path, mode: str) -> None:
-    from ..data import activate_cache
-    from ..distributed import Runtime
+    from ..core.data import activate_cache
+    from ..core.distributed import Runtime
 
     _folds(overrides)
     runtime = Runtime(torch.device("cpu"))
@@ -161,8 +160,8 @@ def test_batches_leave_the_workers_as_uint8_and_are_normalised_on_the_device(ove
     import albumentations as A
     import numpy as np
 
-    from ..augment import InputNormaliser
-    from ..distributed import Runtime
+    from ..core.augment import InputNormaliser
+    from ..core.distributed import Runtime
     from ..tasks import create_task
 
     _folds(overrides)
@@ -182,7 +181,7 @@ def test_the_cache_misses_when_the_file_or_the_image_size_changes(tmp_path: Path
     import numpy as np
     from PIL import Image
 
-    from ..data import ImageCache, activate_cache
+    from ..core.data import ImageCache, activate_cache
 
     path = tmp_path / "a.png"
     Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(path)
@@ -228,8 +227,8 @@ def test_parallel_folds_write_what_a_serial_run_writes(tmp_path: Path) -> None:
 
 
 def test_parallel_folds_refuse_more_gpus_than_visible(monkeypatch) -> None:
-    from ..errors import ConfigError
-    from ..parallel import fold_devices
+    from ..core.errors import ConfigError
+    from ..core.parallel import fold_devices
 
     assert fold_devices("cpu", 3) == ["cpu", "cpu", "cpu"]
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -255,7 +254,7 @@ def test_loader_workers_draw_different_augmentations(overrides: list[str]) -> No
         def __getitem__(self, index: int) -> torch.Tensor:
             return torch.from_numpy(self.transform(image=np.full((4, 4, 3), 128, np.uint8))["image"].copy())
 
-    from ..distributed import Runtime
+    from ..core.distributed import Runtime
 
     batches = list(_loader(Noise(), Runtime(torch.device("cpu")), 1, 2, False, seed=0))
     worker_firsts = batches[0], batches[1]  # the first item of worker 0 and of worker 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ..tta import TTA_VIEWS, get_view, tta_probabilities
+from ..core.tta import TTA_VIEWS, get_view, tta_probabilities
 
 GRID = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).reshape(1, 1, 2, 2)
 

@@ -14,9 +14,9 @@ import optuna
 import pytest
 import yaml
 
-from .. import tune as tune_stage
 from ..config import Config, load_config
-from ..errors import ConfigError
+from ..core.errors import ConfigError
+from ..tools import tune as tune_stage
 from .conftest import PACKAGE, PROJECT_ROOT, TASK, WRITERS, task_overrides
 
 # A space every task's fast-dev run takes: two learning rates and two epoch counts.

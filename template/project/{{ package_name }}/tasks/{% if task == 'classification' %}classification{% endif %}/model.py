@@ -8,8 +8,8 @@ from pathlib import Path
 import timm
 import torch
 
-from .config import ModelConfig
-from .errors import ModelError
+from ...config import ModelConfig
+from ...core.errors import ModelError
 
 
 def check_backbone(name: str) -> None:

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import pandas as pd
 
-from .config import Config, config_to_yaml, dotted_value, load_config, with_overrides
+from ..config import Config, config_to_yaml, dotted_value, load_config, with_overrides
 from .errors import ConfigError, ProjectError
 
 try:  # POSIX: the lock is released by the OS when its holder dies, even by kill -9

@@ -1,23 +1,12 @@
-"""Competition metrics over targets and probabilities, with the direction that counts as better."""
+"""Classification metrics over targets and probabilities (threshold for multi-label), by config name."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score, log_loss, roc_auc_score
 
-
-@dataclass(frozen=True)
-class Metric:
-    score: Callable[[np.ndarray, np.ndarray, float], float]  # (targets, probabilities, threshold)
-    higher_is_better: bool
-
-    def is_improvement(self, new: float, best: float | None) -> bool:
-        if best is None or np.isnan(best):
-            return True
-        return new > best if self.higher_is_better else new < best
+from ...core.metrics import Metric
+from ...core.registry import lookup
 
 
 def _hard(probabilities: np.ndarray, multi_label: bool, threshold: float) -> np.ndarray:
@@ -75,6 +64,4 @@ METRICS: dict[str, Metric] = {
 
 
 def create_metric(name: str) -> Metric:
-    if name not in METRICS:
-        raise ValueError(f"unknown metric '{name}'; expected one of {', '.join(METRICS)}")
-    return METRICS[name]
+    return lookup(METRICS, name, "metric")

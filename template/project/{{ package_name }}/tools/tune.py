@@ -16,15 +16,14 @@ import optuna
 import pandas as pd
 import yaml
 
-from .config import Config, SearchDimension, known_keys, load_config, with_overrides
-from .data import read_train_table
-from .errors import ConfigError
-from .folds import make_folds
+from ..config import Config, SearchDimension, known_keys, load_config, with_overrides
+from ..core.errors import ConfigError
+from ..core.runs import RunPaths, write_text
+from ..core.tracking import create_tracker
+from ..folds import make_folds
+from ..tasks import create_task, read_train_table
+from ..train import train
 from .report import Report, figure_png
-from .runs import RunPaths, write_text
-from .tasks import create_task
-from .tracking import create_tracker
-from .train import train
 
 # Keys a trial may not change: they decide where and on what the study itself runs.
 UNTUNABLE = ("experiment", "output_dir", "seeds", "folds", "tune", "wandb", "data", "task", "metric")

@@ -1,4 +1,4 @@
-"""Image classification, single- or multi-label: timm model, CE/BCE loss, softmax/sigmoid, metric."""
+"""The classification task object: what the training loop, predict and submit call (single- or multi-label)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,17 @@ import numpy as np
 import pandas as pd
 import torch
 from timm.data import Mixup
-from timm.loss import BinaryCrossEntropy, SoftTargetCrossEntropy
 
-from ..augment import create_transform
-from ..config import Config
-from ..data import ImageDataset
-from ..errors import ConfigError
-from ..metrics import create_metric
-from ..models import create_model, normalisation
-from ..runs import write_csv
-from ..tta import tta_probabilities
+from ...config import Config
+from ...core.augment import create_transform
+from ...core.data import ImageDataset
+from ...core.errors import ConfigError
+from ...core.runs import write_csv
+from ...core.tta import tta_probabilities
+from .loss import balanced_weights, create_loss, soft_target_loss
+from .metric import create_metric
+from .model import create_model, normalisation
+from .submission import build_submission, submission_format, validate_submission
 
 
 class ClassificationTask:
@@ -33,30 +34,14 @@ class ClassificationTask:
         self.classes = list(classes)
         self.multi_label = config.data.multi_label
         self.metric = create_metric(config.metric)
-        smoothing = config.train.label_smoothing
-        if self.multi_label:
-            self.loss = BinaryCrossEntropy(smoothing=smoothing)
-        else:
-            self.loss = torch.nn.CrossEntropyLoss(label_smoothing=smoothing)
-        # Soft targets (Mixup/CutMix, soft pseudo-labels) already carry any smoothing: no second smoothing.
-        self.soft_loss = SoftTargetCrossEntropy()
+        self.loss = create_loss(self.multi_label, config.train.label_smoothing)
+        self.soft_loss = soft_target_loss()
 
     def balance_classes(self, targets: np.ndarray, device: torch.device) -> np.ndarray:
         """Weight the loss against class imbalance from a fold's training targets (sklearn's "balanced" rule;
         positive weights neg/pos per class for multi-label); returns the weights."""
-        from sklearn.utils.class_weight import compute_class_weight
-
-        smoothing = self.config.train.label_smoothing
-        if self.multi_label:
-            positives = targets.sum(axis=0)
-            weights = (len(targets) - positives) / np.clip(positives, 1, None)
-            self.loss = BinaryCrossEntropy(smoothing=smoothing, pos_weight=torch.tensor(weights, dtype=torch.float32))
-        else:
-            present = np.unique(targets)
-            weights = np.ones(self.num_outputs)
-            weights[present] = compute_class_weight("balanced", classes=present, y=targets)
-            self.loss = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32), label_smoothing=smoothing)
-        self.loss.to(device)
+        weights = balanced_weights(targets, self.num_outputs, self.multi_label)
+        self.loss = create_loss(self.multi_label, self.config.train.label_smoothing, weights).to(device)
         return weights
 
     @property
@@ -149,8 +134,6 @@ class ClassificationTask:
 
     def submission(self, sample: pd.DataFrame, predictions: Path) -> pd.DataFrame:
         """The sample's ids and columns: a label column or one probability column per class."""
-        from ..submit import build_submission, submission_format, validate_submission
-
         data = self.config.data
         frame = pd.read_csv(predictions, dtype={"id": str})
         fmt = submission_format(sample, data.id_column, self.classes, self.config.submit.format)

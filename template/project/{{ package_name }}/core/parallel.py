@@ -9,12 +9,12 @@ from typing import Any
 
 import torch
 
+from ..config import Config, validate_config, with_overrides
+from ..train import read_fold_inputs, train_folds
 from .augment import start_image_cache
-from .config import Config, validate_config, with_overrides
 from .distributed import Runtime, resolve_device
 from .errors import ConfigError
 from .runs import RunPaths
-from .train import read_fold_inputs, train_folds
 
 
 def fold_devices(preference: str, processes: int) -> list[str]:

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from .config import DataConfig
+from ..config import DataConfig
 from .errors import DataError
 from .runs import atomic_path
 
@@ -38,7 +38,7 @@ class LabelledTable:
         return self.frame["id"].to_numpy()
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def read_csv(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
@@ -47,13 +47,13 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: cannot read as CSV ({' '.join(str(error).split())})") from error
 
 
-def _require_columns(frame: pd.DataFrame, columns: list[str], source: Path) -> None:
+def require_columns(frame: pd.DataFrame, columns: list[str], source: Path) -> None:
     for column in columns:
         if column not in frame.columns:
             raise DataError(f"{source}: missing column '{column}' (columns: {', '.join(map(str, frame.columns))})")
 
 
-def _check_unique_ids(ids: pd.Series, source: Path) -> None:
+def check_unique_ids(ids: pd.Series, source: Path) -> None:
     duplicated = ids[ids.duplicated(keep=False)]
     if len(duplicated):
         first = duplicated.iloc[0]
@@ -71,20 +71,20 @@ def image_path(folder: Path, image_id: str, ext: str) -> Path:
     return folder / (image_id if Path(image_id).suffix.lower() in IMAGE_SUFFIXES else f"{image_id}{ext}")
 
 
-def _check_images_exist(paths: list[Path], source: Path) -> None:
+def check_images_exist(paths: list[Path], source: Path) -> None:
     for row, path in enumerate(paths):
         if not path.is_file():
             raise DataError(f"{path}: image not found (row {row + 2} of {source})")
 
 
-def _sorted_labels(values: list[str]) -> list[str]:
+def sorted_labels(values: list[str]) -> list[str]:
     try:
         return sorted(values, key=float)
     except ValueError:
         return sorted(values)
 
 
-def _check_classes(found: list[str], config: DataConfig, source: Path) -> list[str]:
+def check_classes(found: list[str], config: DataConfig, source: Path) -> list[str]:
     if config.num_classes is not None and len(found) != config.num_classes and config.classes is None:
         raise DataError(
             f"{source}: {len(found)} classes found ({', '.join(found[:10])}) "
@@ -98,113 +98,6 @@ def _check_classes(found: list[str], config: DataConfig, source: Path) -> list[s
     if config.num_classes is not None and len(config.classes) != config.num_classes:
         raise DataError(f"data.classes has {len(config.classes)} names but data.num_classes is {config.num_classes}")
     return list(config.classes)
-
-
-def _single_label_targets(frame: pd.DataFrame, column: str, config: DataConfig, source: Path) -> tuple:
-    labels = frame[column].astype(str).str.strip()
-    empty = np.flatnonzero(labels.to_numpy() == "")
-    if len(empty):
-        raise DataError(f"{source}: empty '{column}' at row {int(empty[0]) + 2}")
-    classes = _check_classes(_sorted_labels(labels.unique().tolist()), config, source)
-    index = {name: i for i, name in enumerate(classes)}
-    return classes, labels.map(index).to_numpy(dtype=np.int64)
-
-
-def _multi_label_targets(frame: pd.DataFrame, config: DataConfig, source: Path) -> tuple:
-    columns = config.target_columns
-    if len(columns) > 1:
-        values = frame[columns].apply(pd.to_numeric, errors="coerce")
-        bad = values.isna() | ~values.isin([0, 1])
-        if bad.to_numpy().any():
-            row, col = np.argwhere(bad.to_numpy())[0]
-            raise DataError(f"{source}: column '{columns[col]}' row {row + 2}: expected 0 or 1")
-        classes = _check_classes(list(columns), config, source)
-        return classes, values[classes].to_numpy(dtype=np.float32)
-    tags = frame[columns[0]].astype(str).str.split(config.label_separator)
-    found = _sorted_labels(sorted({tag for row in tags for tag in row if tag}))
-    classes = _check_classes(found, config, source)
-    index = {name: i for i, name in enumerate(classes)}
-    targets = np.zeros((len(frame), len(classes)), dtype=np.float32)
-    for row, row_tags in enumerate(tags):
-        for tag in row_tags:
-            if tag:
-                targets[row, index[tag]] = 1.0
-    return classes, targets
-
-
-def _read_csv_layout(config: DataConfig, check_images: bool = True) -> LabelledTable:
-    source = config.root / config.train_csv
-    frame = _read_csv(source)
-    _require_columns(frame, [config.id_column, *config.target_columns], source)
-    if config.multi_label:
-        classes, targets = _multi_label_targets(frame, config, source)
-    else:
-        if len(config.target_columns) != 1:
-            raise DataError(
-                f"data.target_columns has {len(config.target_columns)} columns; single-label needs one "
-                "(set data.multi_label=true for 0/1 columns)"
-            )
-        classes, targets = _single_label_targets(frame, config.target_columns[0], config, source)
-    frame = frame.rename(columns={config.id_column: "id"}) if config.id_column != "id" else frame
-    frame["id"] = frame["id"].astype(str)
-    _check_unique_ids(frame["id"], source)
-    folder = config.root / config.train_images
-    paths = [image_path(folder, image_id, config.image_ext) for image_id in frame["id"]]
-    if check_images:
-        _check_images_exist(paths, source)
-    frame["path"] = [str(path) for path in paths]
-    return LabelledTable(frame, classes, targets, config.multi_label, source)
-
-
-def _read_folder_layout(config: DataConfig, check_images: bool = True) -> LabelledTable:
-    folder = config.root / config.train_images
-    if not folder.is_dir():
-        raise DataError(f"{folder}: folder not found (expected one sub-folder per class)")
-    if config.multi_label:
-        raise DataError("data.layout=folders gives one class per image; set data.multi_label=false")
-    class_dirs = sorted(path for path in folder.iterdir() if path.is_dir())
-    if not class_dirs:
-        raise DataError(f"{folder}: no class sub-folders found")
-    classes = _check_classes(_sorted_labels([path.name for path in class_dirs]), config, folder)
-    rows = []
-    for class_dir in class_dirs:
-        for path in sorted(class_dir.iterdir()):
-            if path.suffix.lower() in IMAGE_SUFFIXES:
-                rows.append({"id": f"{class_dir.name}/{path.stem}", "path": str(path), "label": class_dir.name})
-    frame = pd.DataFrame(rows, columns=["id", "path", "label"])
-    index = {name: i for i, name in enumerate(classes)}
-    return LabelledTable(frame, classes, frame["label"].map(index).to_numpy(np.int64), False, folder)
-
-
-def _lazy_reader(module: str, name: str) -> Callable[..., LabelledTable]:
-    def read(config: DataConfig, check_images: bool = True) -> LabelledTable:
-        import importlib
-
-        # Detection and segmentation readers import this module: load them on first use.
-        return getattr(importlib.import_module(f".{module}", __package__), name)(config, check_images)
-
-    return read
-
-
-TABLE_READERS: dict[str, Callable[..., LabelledTable]] = {
-    "csv": _read_csv_layout,
-    "folders": _read_folder_layout,
-    "coco": _lazy_reader("boxes", "read_coco"),
-    "boxes_csv": _lazy_reader("boxes", "read_boxes_csv"),
-    "voc": _lazy_reader("boxes", "read_voc"),
-    "masks": _lazy_reader("masks", "read_mask_folder"),
-    "rle_csv": _lazy_reader("masks", "read_rle_csv"),
-    "coco_polygons": _lazy_reader("masks", "read_coco_polygons"),
-}
-
-
-def read_train_table(config: DataConfig, check_images: bool = True) -> LabelledTable:
-    """Read and check the training labels; every error names the file and row. EDA passes
-    `check_images=False` to list missing images as issues instead of stopping."""
-    table = TABLE_READERS[config.layout](config, check_images)
-    if len(table.frame) == 0:
-        raise DataError(f"{table.source}: no training images")
-    return table
 
 
 def read_test_table(config: DataConfig) -> pd.DataFrame:
@@ -222,8 +115,8 @@ def read_sample_submission(config: DataConfig, per_class: bool = False) -> pd.Da
     """The sample submission; ids are unique, or with `per_class` (segmentation's one row per image and class)
     unique together with the class column."""
     source = config.root / config.sample_submission
-    frame = _read_csv(source)
-    _require_columns(frame, [config.id_column], source)
+    frame = read_csv(source)
+    require_columns(frame, [config.id_column], source)
     keys = frame[config.id_column]
     class_columns = [c for c in config.target_columns if c in frame.columns] if per_class else []
     if class_columns:
@@ -235,7 +128,7 @@ def read_sample_submission(config: DataConfig, per_class: bool = False) -> pd.Da
             f"{source}: id '{repeated}' has several rows, one per class: name the sample's class column in "
             f"data.target_columns (e.g. data.target_columns=[{others[0] if others else 'ClassId'}])"
         )
-    _check_unique_ids(keys, source)
+    check_unique_ids(keys, source)
     return frame
 
 
@@ -253,15 +146,15 @@ def check_test_ids(sample: pd.DataFrame, test_ids: pd.Series, id_column: str, sa
 
 def read_pseudo_labels(path: Path, classes: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
     """A pseudo-label CSV (`id`, `path`, one probability column per class) as (frame, probabilities)."""
-    frame = _read_csv(path)
-    _require_columns(frame, ["id", "path", *classes], path)
-    _check_unique_ids(frame["id"], path)
+    frame = read_csv(path)
+    require_columns(frame, ["id", "path", *classes], path)
+    check_unique_ids(frame["id"], path)
     if frame.empty:
         raise DataError(f"{path}: no pseudo-labelled rows")
     values = frame[classes].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float32)
     if np.isnan(values).any() or values.min() < 0 or values.max() > 1:
         raise DataError(f"{path}: class columns must hold probabilities in [0, 1]")
-    _check_images_exist([Path(p) for p in frame["path"]], path)
+    check_images_exist([Path(p) for p in frame["path"]], path)
     return frame[["id", "path"]], values
 
 

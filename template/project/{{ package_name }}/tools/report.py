@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .data import read_image
+from ..core.data import read_image
 
 
 def figure_png(figure: plt.Figure) -> bytes:

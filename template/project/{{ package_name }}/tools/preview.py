@@ -13,11 +13,11 @@ import numpy as np
 import torch
 from matplotlib.patches import Rectangle
 
-from .augment import load_augmentations, redirect_caches
-from .config import Config
-from .data import read_image, read_train_table
-from .runs import RunPaths, atomic_path
-from .tasks import create_task
+from ..config import Config
+from ..core.augment import load_augmentations, redirect_caches
+from ..core.data import read_image
+from ..core.runs import RunPaths, atomic_path
+from ..tasks import create_task, read_train_table
 
 
 def _draw_boxes(axis: plt.Axes, boxes: np.ndarray, labels: list[str]) -> None:
@@ -27,7 +27,7 @@ def _draw_boxes(axis: plt.Axes, boxes: np.ndarray, labels: list[str]) -> None:
 
 
 def _original_mask(table: Any, row: int, shape: tuple[int, ...], task: Any) -> np.ndarray:
-    from .masks import decode_target
+    from ..masks import decode_target
 
     mask = decode_target(table.targets[row], shape[0], shape[1], len(table.classes), task.multilabel)
     return mask.transpose(2, 0, 1) if mask.ndim == 3 else mask

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .config import Config
+from ..config import Config
 
 log = logging.getLogger(__name__)
 

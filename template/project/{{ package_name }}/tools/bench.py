@@ -1,14 +1,14 @@
 """Benchmarks printing ratios against a baseline measured in the same run.
 
-python -m <package>.bench [train-loop] [--backbone resnet18 --image-size 64 --batch-size 32 --steps 20]
+python -m <package>.tools.bench [train-loop] [--backbone resnet18 --image-size 64 --batch-size 32 --steps 20]
     the training loop's time per step over a bare PyTorch loop's, same model and batches (target <= 1.10)
-python -m <package>.bench augment [--image-size 224 --images 200]
+python -m <package>.tools.bench augment [--image-size 224 --images 200]
     images/s of the albumentations medium preset over its torchvision v2 counterpart, one process (target >= 2)
-python -m <package>.bench bare [key=value ...]
+python -m <package>.tools.bench bare [key=value ...]
     a bare loop's training images/s: the project's model, optimizer and AMP on one real batch already on the device
-python -m <package>.bench build [key=value ...]   /   predict [key=value ...]
+python -m <package>.tools.bench build [key=value ...]   /   predict [key=value ...]
     import torch and build the model (a baseline for the time to the first step)  /  predict's test images/s
-python -m <package>.bench profile [key=value ...]
+python -m <package>.tools.bench profile [key=value ...]
     torch.profiler over `train`: the operators that take the most time (CUDA time on a GPU)
 """
 
@@ -21,10 +21,10 @@ import time
 import torch
 import torch.nn.functional as F
 
-from .config import Config, load_config
-from .distributed import Runtime
-from .tasks import create_task
-from .train import create_optimizer, create_scheduler, train_one_epoch
+from ..config import Config, load_config
+from ..core.distributed import Runtime
+from ..tasks import create_task
+from ..train import create_optimizer, create_scheduler, train_one_epoch
 
 
 def bare_loop(model: torch.nn.Module, batches: list, optimizer: torch.optim.Optimizer) -> None:
@@ -39,7 +39,7 @@ def bare_loop(model: torch.nn.Module, batches: list, optimizer: torch.optim.Opti
 def bench_augment(image_size: int, count: int, repeats: int) -> None:
     import numpy as np
 
-    from .augment import create_transform, load_augmentations
+    from ..core.augment import create_transform, load_augmentations
 
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (256, 320, 3), dtype=np.uint8) for _ in range(count)]
@@ -66,10 +66,10 @@ def bench_augment(image_size: int, count: int, repeats: int) -> None:
 def bare_images_per_second(config: Config, steps: int = 20) -> float:
     """Training images/s of a bare loop: the project's model, optimizer, AMP and channels-last on one real batch
     that stays on the device, so no data loading, logging or checkpointing counts."""
-    from .augment import InputNormaliser
-    from .data import read_train_table
-    from .distributed import resolve_device
-    from .train import autocast_dtype, fold_loaders
+    from ..core.augment import InputNormaliser
+    from ..core.distributed import resolve_device
+    from ..tasks import read_train_table
+    from ..train import autocast_dtype, fold_loaders
 
     table = read_train_table(config.data)
     task = create_task(config, table.classes)
@@ -113,8 +113,8 @@ def build_model(config: Config) -> None:
 
 
 def predict_images_per_second(config: Config) -> float:
-    from .data import read_test_table
-    from .predict import predict
+    from ..core.data import read_test_table
+    from ..predict import predict
 
     started = time.perf_counter()
     predict(config)
@@ -124,7 +124,7 @@ def predict_images_per_second(config: Config) -> float:
 def profile_training(config: Config, rows: int = 20) -> str:
     """torch.profiler over `train`, operators by self time. It sees the main process only: time spent in loader
     workers shows as the wait inside the DataLoader iterator's `__next__`."""
-    from .train import train
+    from ..train import train
 
     activities = [torch.profiler.ProfilerActivity.CPU]
     if torch.cuda.is_available():

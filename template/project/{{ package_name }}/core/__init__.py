@@ -1,0 +1,1 @@
+"""Machinery the stages share: the loop's runtime, run folders, readers, augmentation, TTA, tracking, errors."""
