@@ -10,7 +10,7 @@ from podium.demo import DETECTION_ANSWERS, DETECTION_OVERRIDES, write_scenes_com
 
 MERGE_TIMING = """
 import time, numpy as np
-from {package}.tasks.detection import merge_boxes
+from {package}.tasks.detection.postprocess import merge_boxes
 rng = np.random.default_rng(0)
 def view():
     xy = rng.uniform(0, 900, (60, 2))

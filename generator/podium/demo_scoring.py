@@ -15,8 +15,9 @@ import pandas as pd
 
 def scenes_map50(package: str, submission: Path, holdout: Path) -> float:
     """mAP@.5 of a detection submission against held-out boxes (one row per box, bbox [x, y, w, h])."""
-    labels = importlib.import_module(f"{package}.boxes")
-    metric = importlib.import_module(f"{package}.tasks.detection")
+    labels = importlib.import_module(f"{package}.tasks.detection.labels")
+    submission_strings = importlib.import_module(f"{package}.tasks.detection.submission")
+    metric = importlib.import_module(f"{package}.tasks.detection.metric")
     tokens = importlib.import_module(f"{package}.config").load_config().detection.submission_tokens
     truth = pd.read_csv(holdout, dtype={"id": str})
     predicted = pd.read_csv(submission, dtype={"id": str}, keep_default_na=False).set_index("id")
@@ -25,7 +26,9 @@ def scenes_map50(package: str, submission: Path, holdout: Path) -> float:
         rows = truth[truth["id"] == image_id]
         boxes = labels.to_xyxy(np.array([json.loads(b) for b in rows["bbox"]]).reshape(-1, 4), "xywh")
         targets.append({"boxes": boxes, "labels": rows["class"].to_numpy()})
-        found, scores, names = labels.parse_prediction_string(predicted.loc[image_id, "PredictionString"], tokens)
+        found, scores, names = submission_strings.parse_prediction_string(
+            predicted.loc[image_id, "PredictionString"], tokens
+        )
         outputs.append({"boxes": found, "scores": scores, "labels": np.array([int(x) for x in names], dtype=int)})
     return float(metric.coco_map(np.array(targets, dtype=object), np.array(outputs, dtype=object))[1])
 

@@ -188,7 +188,7 @@ def read_rle_csv(config: DataConfig, check_images: bool = True) -> LabelledTable
 
 def read_coco_polygons(config: DataConfig, check_images: bool = True) -> LabelledTable:
     """COCO JSON with `segmentation` polygons (or RLE), rasterised by pycocotools when an image is loaded."""
-    from .boxes import coco_annotations, coco_image_row
+    from .core.coco import coco_annotations, coco_image_row
 
     source, images, classes, checked = coco_annotations(config)
     annotations: dict[int, list] = {image_id: [] for image_id in images}

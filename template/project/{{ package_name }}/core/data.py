@@ -296,3 +296,9 @@ class ImageDataset(Dataset):
         if self.targets is None:
             return image, torch.tensor(index)
         return image, torch.as_tensor(self.targets[index])
+
+
+def object_array(items: list[Any]) -> np.ndarray:
+    array = np.empty(len(items), dtype=object)
+    array[:] = items
+    return array

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -70,3 +71,15 @@ def tta_probabilities(
         probabilities = predict(get_view(name)(images))
         total = probabilities if total is None else total + probabilities
     return total / len(views)
+
+
+def deaugment_boxes(view: str, boxes: np.ndarray, width: float, height: float) -> np.ndarray:
+    """Map xyxy boxes predicted on `view(image)` back to the image (width, height are the view's input size)."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4).copy()
+    if view == "identity" or view.startswith("scale_"):
+        return boxes  # the detector already returns boxes in its input's coordinates
+    if view == "hflip":
+        return np.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], axis=1)
+    if view == "vflip":
+        return np.stack([boxes[:, 0], height - boxes[:, 3], boxes[:, 2], height - boxes[:, 1]], axis=1)
+    raise ValueError(f"TTA view '{view}' is not supported for detection; use identity, hflip, vflip or scale_<f>")

@@ -374,3 +374,26 @@ def test_check_decodes_in_parallel_and_lists_every_broken_image(tmp_path: Path) 
         ("im70.jpg", "cannot decode image"),
         ("missing.png", "image not found"),
     ]
+
+
+CLASSIFICATION_TOOLS = ("ensemble", "soup", "pseudo", "eda", "analyze")
+
+
+def test_only_the_tools_this_task_supports_are_rendered_and_offered() -> None:
+    registered = {(command.name or command.callback.__name__).replace("_", "-") for command in app.registered_commands}
+    for tool in CLASSIFICATION_TOOLS:
+        rendered = (Path(__file__).parents[1] / "tools" / f"{tool}.py").is_file()
+        assert rendered == (TASK == "classification"), tool
+        assert (tool in registered) == rendered, tool
+    if TASK != "classification":
+        result = invoke("ensemble")
+        assert result.exit_code != 0 and "No such command 'ensemble'" in result.output
+
+
+@pytest.mark.skipif(TASK == "classification", reason="classification blends seed runs")
+def test_a_seed_run_without_ensembles_is_refused_before_training(tmp_path: Path) -> None:
+    WRITERS[TASK](tmp_path / "data")
+    result = invoke("run", "seeds=[0,1]", *task_overrides(tmp_path / "data", tmp_path / "outputs"))
+    assert result.exit_code == 2
+    assert f"blend runs with `ensemble`, which {TASK} projects do not have" in " ".join(result.output.split())
+    assert not list((tmp_path / "outputs").rglob("*.pt"))  # nothing was trained

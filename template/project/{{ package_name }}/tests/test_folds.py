@@ -9,6 +9,7 @@ import pytest
 from ..core.errors import DataError
 from ..folds import SPLITTERS, assign_folds, make_folds, read_folds
 from ..tasks import read_train_table
+from .conftest import TASK
 
 RNG = np.random.default_rng(0)
 LABELS = np.repeat(np.arange(4), [100, 60, 30, 10])
@@ -57,6 +58,7 @@ def test_group_strategy_without_groups_is_an_error() -> None:
         assign_folds(LABELS, strategy="group_kfold", n_splits=5)
 
 
+@pytest.mark.skipif(TASK != "classification", reason="classification CSV data; the fold logic is task-independent")
 def test_same_seed_same_folds_and_fold_file_round_trip(make_config) -> None:
     config = make_config("folds.strategy=group_kfold", "folds.group_column=site", "folds.n_splits=3")
     path = make_folds(config)
@@ -67,12 +69,14 @@ def test_same_seed_same_folds_and_fold_file_round_trip(make_config) -> None:
     assert (read_folds(make_folds(config), table) == folds).all()
 
 
+@pytest.mark.skipif(TASK != "classification", reason="classification CSV data; the fold logic is task-independent")
 def test_missing_fold_file_says_which_command_to_run(make_config, tmp_path) -> None:
     config = make_config()
     with pytest.raises(DataError, match="run the `folds` command first"):
         read_folds(tmp_path / "nope.csv", read_train_table(config.data))
 
 
+@pytest.mark.skipif(TASK != "classification", reason="classification CSV data; the fold logic is task-independent")
 def test_group_column_missing_from_csv(make_config) -> None:
     with pytest.raises(DataError, match="missing group column 'hospital'"):
         make_folds(make_config("folds.strategy=group_kfold", "folds.group_column=hospital"))

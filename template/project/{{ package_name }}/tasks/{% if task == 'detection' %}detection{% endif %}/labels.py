@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 from torchvision.ops import box_convert
 
-from .config import DataConfig
-from .core.data import (
+from ...config import DataConfig
+from ...core.coco import coco_annotations, coco_image_row, folder_images, read_image_size
+from ...core.data import (
     IMAGE_SUFFIXES,
     LabelledTable,
     check_classes,
@@ -25,7 +24,7 @@ from .core.data import (
     require_columns,
     sorted_labels,
 )
-from .core.errors import DataError
+from ...core.errors import DataError
 
 
 def to_xyxy(boxes: np.ndarray, box_format: str) -> np.ndarray:
@@ -69,16 +68,6 @@ def check_boxes(
     return clipped.astype(np.float32), int(outside.sum())
 
 
-def _image_size(path: Path, source: Path) -> tuple[int, int]:
-    try:
-        with Image.open(path) as image:
-            return image.size
-    except FileNotFoundError as error:
-        raise DataError(f"{path}: image not found (annotated in {source})") from error
-    except OSError as error:
-        raise DataError(f"{path}: cannot read image size ({error})") from error
-
-
 def _target(boxes: list, labels: list, segmentations: list | None = None) -> dict[str, Any]:
     target: dict[str, Any] = {
         "boxes": np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
@@ -113,60 +102,6 @@ def _table(rows: list[dict], targets: list[dict], classes: list[str], source: Pa
     table = LabelledTable(frame, classes, target_array, False, source)
     table.strata = box_strata(target_array, len(classes))
     return table
-
-
-def _folder_images(folder: Path) -> dict[str, Path]:
-    if not folder.is_dir():
-        raise DataError(f"{folder}: image folder not found")
-    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
-
-
-def read_coco_file(source: Path) -> dict:
-    """A COCO JSON file with images, annotations and categories, or one DataError line."""
-    try:
-        coco = json.loads(source.read_text())
-    except FileNotFoundError as error:
-        raise DataError(f"{source}: file not found") from error
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DataError(f"{source}: not valid JSON ({error})") from error
-    if not isinstance(coco, dict) or not all(key in coco for key in ("images", "annotations", "categories")):
-        raise DataError(f"{source}: expected a COCO mapping with images, annotations and categories")
-    return coco
-
-
-def coco_annotations(config: DataConfig) -> tuple[Path, dict, list[str], Iterator[tuple[str, dict, int]]]:
-    """(source, images by id, classes, checked annotations as (name, annotation, class index)) of a COCO file:
-    every annotation names a known image and category, or one DataError line says which does not."""
-    source = config.root / config.annotations
-    coco = read_coco_file(source)
-    categories = {category["id"]: str(category["name"]) for category in coco["categories"]}
-    classes = check_classes(sorted_labels(list(categories.values())), config, source)
-    class_index = {name: i for i, name in enumerate(classes)}
-    images = {image["id"]: image for image in coco["images"]}
-
-    def checked() -> Iterator[tuple[str, dict, int]]:
-        for number, annotation in enumerate(coco["annotations"]):
-            name = f"{source}: annotation {annotation.get('id', number)}"
-            if annotation.get("image_id") not in images:
-                raise DataError(f"{name} is for unknown image id {annotation.get('image_id')}")
-            if annotation.get("category_id") not in categories:
-                raise DataError(
-                    f"{name} has unknown category_id {annotation.get('category_id')} (categories: {sorted(categories)})"
-                )
-            yield name, annotation, class_index[categories[annotation["category_id"]]]
-
-    return source, images, classes, checked()
-
-
-def coco_image_row(config: DataConfig, source: Path, image_id: int, image: dict, check_images: bool) -> dict:
-    """The table row (id, path, width, height) of a COCO image; the size is read from the file when missing."""
-    path = config.root / config.train_images / image["file_name"]
-    if check_images and not path.is_file():
-        raise DataError(f"{path}: image not found (image id {image_id} of {source})")
-    width, height = image.get("width"), image.get("height")
-    if width is None or height is None:
-        width, height = _image_size(path, source)
-    return {"id": Path(image["file_name"]).stem, "path": str(path), "width": width, "height": height}
 
 
 def read_coco(config: DataConfig, check_images: bool = True) -> LabelledTable:
@@ -223,7 +158,7 @@ def read_boxes_csv(config: DataConfig, check_images: bool = True) -> LabelledTab
     if len(config.box_columns) not in (1, 4):
         raise DataError(f"data.box_columns has {len(config.box_columns)} names; expected 4 columns or 1 column")
     folder = config.root / config.train_images
-    on_disk = _folder_images(folder)
+    on_disk = folder_images(folder)
     ids = (
         frame[config.id_column]
         .astype(str)
@@ -251,7 +186,7 @@ def read_boxes_csv(config: DataConfig, check_images: bool = True) -> LabelledTab
     extra_columns = [column for column in frame.columns if column not in reserved]
     for image_id in image_ids:
         path = on_disk.get(image_id, image_path(folder, image_id, config.image_ext))
-        width, height = _image_size(path, source)
+        width, height = read_image_size(path, source)
         raw, labels, where = [], [], []
         for row in by_image[image_id]:
             here = f"{source}: row {row + 2}"
@@ -321,7 +256,7 @@ def read_voc(config: DataConfig, check_images: bool = True) -> LabelledTable:
                 int(_voc_number(size, "height", str(xml_path))),
             )
         else:
-            width, height = _image_size(path, xml_path)
+            width, height = read_image_size(path, xml_path)
         boxes, labels, where = [], [], []
         for number, obj in enumerate(root.iter("object")):
             here = f"{xml_path}: object {number + 1}"
@@ -341,46 +276,4 @@ def read_voc(config: DataConfig, check_images: bool = True) -> LabelledTable:
     return _table(rows, targets, classes, folder, clipped)
 
 
-def prediction_string(
-    boxes: np.ndarray, scores: np.ndarray, labels: list[str], tokens: str, size: tuple[int, int] | None = None
-) -> str:
-    """Kaggle's PredictionString: per box, the tokens of `tokens` (label score x1 y1 x2 y2 | x y w h) joined by
-    spaces; `size` (width, height) makes coordinates fractions of the image. No boxes: an empty string."""
-    order = tokens.split()
-    unknown = set(order) - {"label", "score", "x1", "y1", "x2", "y2", "x", "y", "w", "h"}
-    if unknown:
-        raise ValueError(f"detection.submission_tokens: unknown tokens {sorted(unknown)}")
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    if size is not None:
-        boxes = boxes / np.array([size[0], size[1], size[0], size[1]], dtype=np.float64)
-    xywh = from_xyxy(boxes, "xywh")
-    parts = []
-    for box, wh, score, label in zip(boxes, xywh, scores, labels, strict=True):
-        values = {"label": label, "score": f"{score:.4f}", "x1": box[0], "y1": box[1], "x2": box[2], "y2": box[3]}
-        values.update({"x": wh[0], "y": wh[1], "w": wh[2], "h": wh[3]})
-        parts.extend(
-            value if isinstance(value, str) else f"{value:.{6 if size else 1}f}" for value in (values[t] for t in order)
-        )
-    return " ".join(parts)
-
-
-def parse_prediction_string(text: str, tokens: str, size: tuple[int, int] | None = None) -> tuple:
-    """Inverse of `prediction_string`: (xyxy boxes, scores, labels)."""
-    order = tokens.split()
-    values = str(text).split() if isinstance(text, str) else []
-    if len(values) % len(order):
-        raise ValueError(f"prediction string has {len(values)} tokens, not a multiple of {len(order)} ({tokens})")
-    boxes, scores, labels = [], [], []
-    for start in range(0, len(values), len(order)):
-        item = dict(zip(order, values[start : start + len(order)], strict=True))
-        if "x1" in item:
-            box = [float(item[k]) for k in ("x1", "y1", "x2", "y2")]
-        else:
-            box = to_xyxy(np.array([float(item[k]) for k in ("x", "y", "w", "h")]), "xywh")[0].tolist()
-        boxes.append(box)
-        scores.append(float(item.get("score", 1.0)))
-        labels.append(item.get("label", "0"))
-    boxes_array = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    if size is not None:
-        boxes_array = boxes_array * np.array([size[0], size[1], size[0], size[1]])
-    return boxes_array, np.asarray(scores, dtype=np.float64), labels
+LAYOUTS = {"coco": read_coco, "boxes_csv": read_boxes_csv, "voc": read_voc}

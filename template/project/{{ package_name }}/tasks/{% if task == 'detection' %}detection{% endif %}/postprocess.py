@@ -1,0 +1,74 @@
+"""Boxes after the model: views and folds merged with ensemble-boxes (WBF, NMS, soft-NMS, NMW), per-image
+detection records."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@contextlib.contextmanager
+def detector_input_size(model: nn.Module, factor: float) -> Iterator[None]:
+    """Scale views: let torchvision's internal resize keep the scaled size instead of undoing it."""
+    transform = model.transform
+    saved = transform.min_size, transform.max_size
+    if factor != 1.0 and getattr(transform, "fixed_size", None) is None:
+        transform.min_size = (round(saved[0][-1] * factor),)
+        transform.max_size = round(saved[1] * factor)
+    try:
+        yield
+    finally:
+        transform.min_size, transform.max_size = saved
+
+
+def merge_boxes(
+    parts: list[dict[str, np.ndarray]], size: tuple[float, float], method: str, iou: float, skip: float
+) -> dict[str, np.ndarray]:
+    """One image's detections from several views or models merged with ensemble-boxes (WBF, NMS, ...)."""
+    from ensemble_boxes import nms, non_maximum_weighted, soft_nms, weighted_boxes_fusion
+
+    width, height = size
+    scale = np.array([width, height, width, height], dtype=np.float64)
+    boxes, scores, labels = [], [], []
+    for part in parts:
+        normalised = np.clip(np.asarray(part["boxes"], dtype=np.float64).reshape(-1, 4) / scale, 0, 1)
+        keep = (normalised[:, 2] > normalised[:, 0]) & (normalised[:, 3] > normalised[:, 1])  # ensemble-boxes warns
+        boxes.append(normalised[keep])
+        scores.append(np.asarray(part["scores"])[keep])
+        labels.append(np.asarray(part["labels"])[keep])
+    if sum(len(b) for b in boxes) == 0:
+        return detection_record(np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=np.int64), size)
+    mergers = {
+        "wbf": lambda: weighted_boxes_fusion(boxes, scores, labels, iou_thr=iou, skip_box_thr=skip),
+        "nms": lambda: nms(boxes, scores, labels, iou_thr=iou),
+        "soft_nms": lambda: soft_nms(boxes, scores, labels, iou_thr=iou, thresh=max(skip, 1e-3)),
+        "nmw": lambda: non_maximum_weighted(boxes, scores, labels, iou_thr=iou, skip_box_thr=skip),
+    }
+    merged_boxes, merged_scores, merged_labels = mergers[method]()
+    return detection_record(merged_boxes * scale, merged_scores, merged_labels.astype(np.int64), size)
+
+
+def detection_record(boxes: Any, scores: Any, labels: Any, size: tuple[float, float]) -> dict[str, Any]:
+    return {
+        "boxes": np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
+        "scores": np.asarray(scores, dtype=np.float64).reshape(-1),
+        "labels": np.asarray(labels, dtype=np.int64).reshape(-1),
+        "size": (float(size[0]), float(size[1])),
+    }
+
+
+def output_objects(output: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """A torchvision detector's output as numpy with 0-based class labels; background (label 0), which
+    sigmoid-based heads (FCOS, RetinaNet) can still emit, is dropped."""
+    labels = output["labels"].cpu().numpy()
+    keep = labels > 0
+    return {
+        "boxes": output["boxes"].float().cpu().numpy().reshape(-1, 4)[keep],
+        "scores": output["scores"].float().cpu().numpy()[keep],
+        "labels": labels[keep] - 1,
+    }
