@@ -12,7 +12,7 @@ TTA_TIMING = """
 import json, time, torch
 from {package}.config import load_config
 from {package}.tasks import create_task
-from {package}.tasks.segmentation import tta_probabilities
+from {package}.core.tta import map_probabilities
 torch.manual_seed(0)
 config = load_config({overrides!r})
 task = create_task(config, config.data.classes)
@@ -20,10 +20,10 @@ model = task.create_model(pretrained=False).eval()
 images = torch.rand(32, 3, config.model.image_size, config.model.image_size)
 def seconds(views, repeats=5):
     with torch.inference_mode():
-        tta_probabilities(lambda x: task.probabilities(model(x)), images, views, hard=False)  # warm-up
+        map_probabilities(lambda x: task.probabilities(model(x)), images, views, hard=False)  # warm-up
         started = time.perf_counter()
         for _ in range(repeats):
-            tta_probabilities(lambda x: task.probabilities(model(x)), images, views, hard=False)
+            map_probabilities(lambda x: task.probabilities(model(x)), images, views, hard=False)
     return (time.perf_counter() - started) / repeats
 plain = seconds(["identity"])
 result = {{"plain_ms_per_image": plain / len(images) * 1000}}

@@ -38,8 +38,8 @@ def masks_dice(package: str, submission: Path, holdout: Path) -> dict[str, float
     and over the (image, digit) pairs where the digit is present, the stricter figure."""
     from PIL import Image
 
-    labels = importlib.import_module(f"{package}.masks")
-    metric = importlib.import_module(f"{package}.tasks.segmentation")
+    labels = importlib.import_module(f"{package}.tasks.segmentation.labels")
+    metric = importlib.import_module(f"{package}.tasks.segmentation.metric")
     rows = pd.read_csv(submission, dtype=str, keep_default_na=False)
     predicted, truth = [], []
     for row in rows.itertuples(index=False):

@@ -1,4 +1,5 @@
-"""Test-time augmentation: named views of an NCHW batch and the average of the model's probabilities."""
+"""Test-time augmentation for every task: named views of an NCHW batch and their exact inverses, for class
+probabilities (views averaged), probability maps (mapped back, then soft or hard voting) and boxes."""
 
 from __future__ import annotations
 
@@ -21,15 +22,31 @@ TTA_VIEWS: dict[str, View] = {
 }
 
 
-def _scale_view(factor: float) -> View:
+# The view that undoes each view (maps predicted on a view are mapped back before they are merged).
+INVERSE_VIEWS: dict[str, str] = {
+    "identity": "identity",
+    "hflip": "hflip",
+    "vflip": "vflip",
+    "rot90": "rot270",
+    "rot180": "rot180",
+    "rot270": "rot90",
+    "transpose": "transpose",
+}
+
+
+def _scale_view(factor: float, multiple: int | None) -> View:
     def view(x: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
+        if multiple is None:
+            return F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
+        size = [max(multiple, round(side * factor / multiple) * multiple) for side in x.shape[-2:]]
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
     return view
 
 
-def get_view(name: str) -> View:
-    """A registered view, or `scale_F` (resize by factor F, e.g. scale_1.25)."""
+def get_view(name: str, multiple: int | None = None) -> View:
+    """A registered view, or `scale_F` (resize by factor F, e.g. scale_1.25; to sides that are multiples of
+    `multiple` when given: segmentation encoders need multiples of 32)."""
     if name in TTA_VIEWS:
         return TTA_VIEWS[name]
     if name.startswith("scale_"):
@@ -38,7 +55,7 @@ def get_view(name: str) -> View:
         except ValueError:
             factor = 0.0
         if factor > 0:
-            return _scale_view(factor)
+            return _scale_view(factor, multiple)
     known = ", ".join([*TTA_VIEWS, "scale_<factor>"])
     raise ValueError(f"unknown TTA view '{name}'; expected one of {known}")
 
@@ -70,6 +87,36 @@ def tta_probabilities(
     for name in views:
         probabilities = predict(get_view(name)(images))
         total = probabilities if total is None else total + probabilities
+    return total / len(views)
+
+
+def view_pair(name: str, multiple: int | None = 32) -> tuple[View, View]:
+    """(view, inverse) for maps; a scale view's inverse is the identity, as maps are resized back to the input."""
+    view = get_view(name, multiple)
+    return view, (TTA_VIEWS[INVERSE_VIEWS[name]] if name in INVERSE_VIEWS else TTA_VIEWS["identity"])
+
+
+def map_probabilities(
+    predict: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    views: list[str],
+    hard: bool,
+    multilabel: bool,
+) -> torch.Tensor:
+    """Per-pixel class probabilities merged over views: their mean (soft voting) or, with `hard`, the share of
+    views whose argmax (multiclass) or 0.5 threshold (multilabel) picks each class (hard voting)."""
+    total = None
+    for name in views:
+        forward, inverse = view_pair(name)
+        output = inverse(predict(forward(images)))
+        if output.shape[-2:] != images.shape[-2:]:
+            output = F.interpolate(output, size=images.shape[-2:], mode="bilinear", align_corners=False)
+        if hard:
+            if multilabel:
+                output = (output >= 0.5).float()
+            else:
+                output = F.one_hot(output.argmax(1), output.shape[1]).permute(0, 3, 1, 2).float()
+        total = output if total is None else total + output
     return total / len(views)
 
 

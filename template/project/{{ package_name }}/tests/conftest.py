@@ -141,7 +141,7 @@ def write_segmentation_competition(root: Path, n_train: int = 12, n_test: int = 
     """Coloured rectangles on noise: train/ and test/ PNGs, masks/ index PNGs (0 background, 1 red, 2 green;
     image 0 is empty), train.csv with the same masks as RLE rows (id, ClassId, EncodedPixels), and
     sample_submission.csv (id, ClassId, EncodedPixels: one row per test image and class). Returns the masks."""
-    from ..masks import rle_encode
+    from ..tasks.segmentation.labels import rle_encode
 
     rng = np.random.default_rng(2)
     for folder in ("train", "test", "masks"):

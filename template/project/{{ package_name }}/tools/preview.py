@@ -27,7 +27,7 @@ def _draw_boxes(axis: plt.Axes, boxes: np.ndarray, labels: list[str]) -> None:
 
 
 def _original_mask(table: Any, row: int, shape: tuple[int, ...], task: Any) -> np.ndarray:
-    from ..masks import decode_target
+    from ..tasks.segmentation.labels import decode_target
 
     mask = decode_target(table.targets[row], shape[0], shape[1], len(table.classes), task.multilabel)
     return mask.transpose(2, 0, 1) if mask.ndim == 3 else mask

@@ -4,7 +4,6 @@ inverse mapping, per-class thresholds and minimum areas tuned on OOF, RLE or PNG
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,188 +14,20 @@ import pandas as pd
 import segmentation_models_pytorch as smp
 import timm
 import torch
-import torch.nn.functional as F
 from albumentations.pytorch import ToTensorV2
 from torch import nn
-from torch.utils.data import Dataset
 
-from ..config import Config
-from ..core.data import id_stem, load_image, object_array
-from ..core.errors import ConfigError, ModelError, SubmissionError
-from ..masks import decode_target, rle_encode
-from ..core.metrics import Metric
-from ..core.runs import RunPaths, atomic_path, write_json
-
-# View and its exact inverse on NCHW tensors (probability maps are mapped back before they are merged).
-TTA_INVERSES: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]] = {
-    "identity": (lambda x: x, lambda x: x),
-    "hflip": (lambda x: x.flip(-1), lambda x: x.flip(-1)),
-    "vflip": (lambda x: x.flip(-2), lambda x: x.flip(-2)),
-    "rot90": (lambda x: torch.rot90(x, 1, (-2, -1)), lambda x: torch.rot90(x, -1, (-2, -1))),
-    "rot180": (lambda x: torch.rot90(x, 2, (-2, -1)), lambda x: torch.rot90(x, -2, (-2, -1))),
-    "rot270": (lambda x: torch.rot90(x, 3, (-2, -1)), lambda x: torch.rot90(x, -3, (-2, -1))),
-    "transpose": (lambda x: x.transpose(-2, -1), lambda x: x.transpose(-2, -1)),
-}
-
-
-def tta_pair(view: str) -> tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]:
-    """(view, inverse) for a registered view or `scale_F` (resize by F, then back to the input size)."""
-    if view in TTA_INVERSES:
-        return TTA_INVERSES[view]
-    if view.startswith("scale_"):
-        factor = float(view.removeprefix("scale_"))
-
-        def forward(x: torch.Tensor) -> torch.Tensor:
-            size = [max(32, round(s * factor / 32) * 32) for s in x.shape[-2:]]  # encoders need multiples of 32
-            return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-
-        return forward, lambda y: y  # the inverse needs the input size: see tta_probabilities
-    raise ValueError(f"unknown TTA view '{view}'; expected one of {', '.join(TTA_INVERSES)}, scale_<f>")
-
-
-def tta_probabilities(
-    predict: Callable[[torch.Tensor], torch.Tensor],
-    images: torch.Tensor,
-    views: list[str],
-    hard: bool,
-    multilabel: bool,
-) -> torch.Tensor:
-    """Per-pixel class probabilities merged over views: their mean (soft voting) or, with `hard`, the share of
-    views whose argmax (multiclass) or 0.5 threshold (multilabel) picks each class (hard voting)."""
-    total = None
-    for view in views:
-        forward, inverse = tta_pair(view)
-        output = inverse(predict(forward(images)))
-        if output.shape[-2:] != images.shape[-2:]:
-            output = F.interpolate(output, size=images.shape[-2:], mode="bilinear", align_corners=False)
-        if hard:
-            if multilabel:
-                output = (output >= 0.5).float()
-            else:
-                output = F.one_hot(output.argmax(1), output.shape[1]).permute(0, 3, 1, 2).float()
-        total = output if total is None else total + output
-    return total / len(views)
-
-
-LOSSES: dict[str, Callable[[str, int | None], nn.Module]] = {
-    "dice": lambda mode, ignore: smp.losses.DiceLoss(mode, ignore_index=ignore),
-    "jaccard": lambda mode, ignore: smp.losses.JaccardLoss(mode),
-    "focal": lambda mode, ignore: smp.losses.FocalLoss(mode, ignore_index=ignore),
-    "lovasz": lambda mode, ignore: smp.losses.LovaszLoss(mode, ignore_index=ignore),
-    "tversky": lambda mode, ignore: smp.losses.TverskyLoss(mode, ignore_index=ignore),
-    "ce": lambda mode, ignore: (
-        nn.CrossEntropyLoss(ignore_index=-100 if ignore is None else ignore)
-        if mode == "multiclass"
-        else smp.losses.SoftBCEWithLogitsLoss(ignore_index=ignore)
-    ),
-}
-
-
-def create_loss(config: Config) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The weighted sum of smp losses named in segmentation.losses."""
-    seg = config.segmentation
-    unknown = sorted(set(seg.losses) - set(LOSSES))
-    if unknown or not seg.losses:
-        raise ConfigError(f"segmentation.losses {unknown or '{}'}: expected names from {', '.join(LOSSES)}")
-    parts = [(weight, LOSSES[name](seg.mode, seg.ignore_index)) for name, weight in seg.losses.items()]
-
-    def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        logits = logits.float()
-        return sum(weight * part(logits, target) for weight, part in parts)
-
-    return loss
-
-
-def binarise(probabilities: np.ndarray, multilabel: bool, thresholds: list[float], min_areas: list[int]) -> np.ndarray:
-    """(K, H, W) 0/1 masks of the K classes from probabilities ((K, H, W) multilabel, (K+1, H, W) multiclass):
-    argmax or per-class thresholds, then a class mask smaller than its minimum area is emptied."""
-    if multilabel:
-        masks = (probabilities >= np.asarray(thresholds, dtype=np.float32)[:, None, None]).astype(np.uint8)
-    else:
-        winner = probabilities.argmax(axis=0)
-        masks = np.stack([(winner == k + 1) for k in range(probabilities.shape[0] - 1)]).astype(np.uint8)
-    for k, area in enumerate(min_areas):
-        if 0 < masks[k].sum() < area:
-            masks[k] = 0
-    return masks
-
-
-def per_image_scores(predicted: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dice, iou, target non-empty) per image and class for (N, K, H, W) 0/1 masks, from smp's statistics;
-    an empty prediction of an empty mask scores 1, as Kaggle scores it."""
-    tp, fp, fn, tn = smp.metrics.get_stats(  # smp views the tensors flat: they must be contiguous
-        torch.as_tensor(np.ascontiguousarray(predicted), dtype=torch.long),
-        torch.as_tensor(np.ascontiguousarray(target), dtype=torch.long),
-        mode="multilabel",
-    )
-    dice = smp.metrics.f1_score(tp, fp, fn, tn, reduction="none", zero_division=1.0).numpy()
-    iou = smp.metrics.iou_score(tp, fp, fn, tn, reduction="none", zero_division=1.0).numpy()
-    return dice, iou, (tp + fn).numpy() > 0
-
-
-def _target_channels(target: np.ndarray, num_classes: int, multilabel: bool) -> np.ndarray:
-    if multilabel:
-        return target.astype(np.uint8)
-    return np.stack([(target == k + 1) for k in range(num_classes)]).astype(np.uint8)
-
-
-def _quantise(probabilities: torch.Tensor) -> np.ndarray:
-    # Probabilities are kept as bytes: OOF maps of a whole competition fit in memory and on disk.
-    return (probabilities.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-
-
-
-
-def copy_paste(
-    image: np.ndarray, mask: np.ndarray, donor_image: np.ndarray, donor_mask: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Simple Copy-Paste: the donor's object pixels (non-zero mask), resized to this image, overwrite the image
-    and the mask at the same place; the labels follow the pixels."""
-    height, width = image.shape[:2]
-    if donor_image.shape[:2] != (height, width):
-        donor_image = cv2.resize(donor_image, (width, height), interpolation=cv2.INTER_LINEAR)
-        donor_mask = cv2.resize(donor_mask, (width, height), interpolation=cv2.INTER_NEAREST)
-    donor_image = donor_image.reshape(image.shape)
-    objects = donor_mask.max(axis=2) > 0 if donor_mask.ndim == 3 else donor_mask > 0
-    image, mask = image.copy(), mask.copy()
-    image[objects] = donor_image[objects]
-    if mask.ndim == 3:  # multilabel: the pasted object replaces what lay under it in every channel
-        mask[objects] = donor_mask.reshape(mask.shape)[objects]
-    else:
-        mask[objects] = donor_mask[objects]
-    return image, mask
-
-
-class SegmentationDataset(Dataset):
-    """(image, mask) for training and validation, (image, original width and height) for test images."""
-
-    def __init__(
-        self, paths: list[str], targets: np.ndarray | None, transform: A.Compose, task: SegmentationTask, train: bool
-    ) -> None:
-        self.paths, self.targets, self.transform, self.task, self.train = list(paths), targets, transform, task, train
-
-    def _sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        image = load_image(self.paths[index], self.task.config.model.in_chans)
-        height, width = image.shape[:2]
-        mask = decode_target(self.targets[index], height, width, len(self.task.classes), self.task.multilabel)
-        return image, mask
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.targets is None:
-            image = load_image(self.paths[index], self.task.config.model.in_chans)
-            height, width = image.shape[:2]
-            return self.transform(image=image)["image"], torch.tensor([width, height], dtype=torch.float64)
-        image, mask = self._sample(index)
-        probability = self.task.config.segmentation.copy_paste_p
-        rng = np.random.default_rng((torch.initial_seed() + index) % 2**32)  # per worker and epoch, repeatable
-        if self.train and probability > 0 and rng.random() < probability:
-            image, mask = copy_paste(image, mask, *self._sample(int(rng.integers(len(self.paths)))))
-        out = self.transform(image=image, mask=mask)
-        target = out["mask"]
-        return out["image"], target.float() if self.task.multilabel else target.long()
+from ...config import Config
+from ...core.data import id_stem, object_array
+from ...core.errors import ConfigError, ModelError, SubmissionError
+from ...core.metrics import Metric
+from ...core.runs import RunPaths, atomic_path, write_json
+from ...core.tta import map_probabilities
+from .data import SegmentationDataset
+from .labels import rle_encode
+from .loss import create_loss
+from .metric import per_image_scores, target_channels
+from .postprocess import binarise, quantise
 
 
 class SegmentationTask:
@@ -297,16 +128,16 @@ class SegmentationTask:
     def evaluate_batch(self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> tuple[float, np.ndarray]:
         logits = model(images)
         loss = float(self.loss(logits, targets))
-        probabilities = _quantise(self.probabilities(logits))
+        probabilities = quantise(self.probabilities(logits))
         masks = targets.to(torch.uint8).cpu().numpy()
         items = [{"probs": p, "target": t} for p, t in zip(probabilities, masks, strict=True)]
         return loss, object_array(items)
 
     def predict_batch(self, model: nn.Module, images: torch.Tensor, meta: torch.Tensor, views: list[str]) -> np.ndarray:
         hard = self.config.segmentation.tta_merge == "hard"
-        merged = tta_probabilities(lambda x: self.probabilities(model(x)), images, views, hard, self.multilabel)
+        merged = map_probabilities(lambda x: self.probabilities(model(x)), images, views, hard, self.multilabel)
         sizes = [tuple(float(v) for v in row) for row in meta.tolist()]
-        return object_array([{"probs": p, "size": s} for p, s in zip(_quantise(merged), sizes, strict=True)])
+        return object_array([{"probs": p, "size": s} for p, s in zip(quantise(merged), sizes, strict=True)])
 
     def merge_models(self, outputs: list[np.ndarray]) -> np.ndarray:
         merged = []
@@ -318,11 +149,13 @@ class SegmentationTask:
     def _masks(self, outputs: np.ndarray, post: dict[str, list]) -> tuple[np.ndarray, np.ndarray]:
         """(predicted, target) (N, K, H, W) 0/1 masks; pixels of the ignore index are blanked in both, so they
         count in neither Dice nor IoU."""
-        predicted = np.stack([
-            binarise(o["probs"].astype(np.float32) / 255, self.multilabel, post["thresholds"], post["min_areas"])
-            for o in outputs
-        ])
-        targets = np.stack([_target_channels(o["target"], len(self.classes), self.multilabel) for o in outputs])
+        predicted = np.stack(
+            [
+                binarise(o["probs"].astype(np.float32) / 255, self.multilabel, post["thresholds"], post["min_areas"])
+                for o in outputs
+            ]
+        )
+        targets = np.stack([target_channels(o["target"], len(self.classes), self.multilabel) for o in outputs])
         ignore = self.config.segmentation.ignore_index
         if ignore is not None and not self.multilabel:
             ignored = np.stack([o["target"] == ignore for o in outputs])[:, None]

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .config import DataConfig
-from .core.data import IMAGE_SUFFIXES, LabelledTable, check_classes, read_csv, require_columns, sorted_labels
-from .core.errors import DataError
+from ...config import DataConfig
+from ...core.data import IMAGE_SUFFIXES, LabelledTable, check_classes, read_csv, require_columns, sorted_labels
+from ...core.errors import DataError
 
 
 def rle_encode(mask: np.ndarray, order: str = "F", start: int = 1) -> str:
@@ -188,7 +188,7 @@ def read_rle_csv(config: DataConfig, check_images: bool = True) -> LabelledTable
 
 def read_coco_polygons(config: DataConfig, check_images: bool = True) -> LabelledTable:
     """COCO JSON with `segmentation` polygons (or RLE), rasterised by pycocotools when an image is loaded."""
-    from .core.coco import coco_annotations, coco_image_row
+    from ...core.coco import coco_annotations, coco_image_row
 
     source, images, classes, checked = coco_annotations(config)
     annotations: dict[int, list] = {image_id: [] for image_id in images}
@@ -234,3 +234,6 @@ def decode_target(spec: dict[str, Any], height: int, width: int, num_classes: in
     for k in range(num_classes):  # later classes win where multiclass masks overlap
         index[channels[:, :, k] > 0] = k + 1
     return index
+
+
+LAYOUTS = {"masks": read_mask_folder, "rle_csv": read_rle_csv, "coco_polygons": read_coco_polygons}

@@ -1,0 +1,41 @@
+"""Segmentation losses by name from smp (dice, jaccard, focal, lovasz, tversky) and cross-entropy, summed with
+the weights of segmentation.losses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import segmentation_models_pytorch as smp
+import torch
+from torch import nn
+
+from ...config import Config
+from ...core.errors import ConfigError
+
+LOSSES: dict[str, Callable[[str, int | None], nn.Module]] = {
+    "dice": lambda mode, ignore: smp.losses.DiceLoss(mode, ignore_index=ignore),
+    "jaccard": lambda mode, ignore: smp.losses.JaccardLoss(mode),
+    "focal": lambda mode, ignore: smp.losses.FocalLoss(mode, ignore_index=ignore),
+    "lovasz": lambda mode, ignore: smp.losses.LovaszLoss(mode, ignore_index=ignore),
+    "tversky": lambda mode, ignore: smp.losses.TverskyLoss(mode, ignore_index=ignore),
+    "ce": lambda mode, ignore: (
+        nn.CrossEntropyLoss(ignore_index=-100 if ignore is None else ignore)
+        if mode == "multiclass"
+        else smp.losses.SoftBCEWithLogitsLoss(ignore_index=ignore)
+    ),
+}
+
+
+def create_loss(config: Config) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The weighted sum of smp losses named in segmentation.losses."""
+    seg = config.segmentation
+    unknown = sorted(set(seg.losses) - set(LOSSES))
+    if unknown or not seg.losses:
+        raise ConfigError(f"segmentation.losses {unknown or '{}'}: expected names from {', '.join(LOSSES)}")
+    parts = [(weight, LOSSES[name](seg.mode, seg.ignore_index)) for name, weight in seg.losses.items()]
+
+    def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        return sum(weight * part(logits, target) for weight, part in parts)
+
+    return loss
