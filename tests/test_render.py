@@ -17,53 +17,56 @@ from .conftest import EXAMPLES_DIR, TEMPLATE_DIR
 PACKAGE_FILES = {
     "__init__.py",
     "__main__.py",
-    "augment.py",
     "cli.py",
     "config.py",
-    "data.py",
-    "distributed.py",
-    "errors.py",
-    "folds.py",
-    "metrics.py",
-    "models.py",
-    "predict.py",
-    "runs.py",
-    "submit.py",
-    "tracking.py",
-    "train.py",
-    "tta.py",
-    "tune.py",
-    "perf.py",
-    "parallel.py",
-    "bench.py",
+    "pipeline.py",
     "check.py",
-    "ensemble.py",
-    "soup.py",
-    "pseudo.py",
-    "analysis.py",
-    "analyze.py",
-    "explain.py",
-    "preview.py",
-    "eda.py",
-    "report.py",
-    "boxes.py",
-    "masks.py",
+    "folds.py",
+    "train.py",
+    "predict.py",
+    "submit.py",
+    "core/__init__.py",
+    "core/augment.py",
+    "core/checkpoints.py",
+    "core/coco.py",
+    "core/data.py",
+    "core/distributed.py",
+    "core/engine.py",
+    "core/errors.py",
+    "core/metrics.py",
+    "core/parallel.py",
+    "core/perf.py",
+    "core/registry.py",
+    "core/runs.py",
+    "core/tracking.py",
+    "core/tta.py",
     "tasks/__init__.py",
+    "tools/__init__.py",
+    "tools/bench.py",
+    "tools/preview.py",
+    "tools/report.py",
+    "tools/tune.py",
     "tests/__init__.py",
     "tests/conftest.py",
     "tests/test_bad_inputs.py",
     "tests/test_config.py",
     "tests/test_folds.py",
-    "tests/test_metrics.py",
-    "tests/test_submit.py",
+    "tests/test_layout.py",
     "tests/test_tta.py",
     "tests/test_tune.py",
     "tests/test_perf.py",
 }
-# Each task renders its own module and the tests of the stages it supports.
+# Each task renders its own package, the tools that support it and the tests of both.
 TASK_FILES = {
     "classification": {
-        "tasks/classification.py",
+        *(
+            f"tasks/classification/{name}.py"
+            for name in ("__init__", "task", "model", "loss", "labels", "metric", "submission")
+        ),
+        *(
+            f"tools/{name}.py"
+            for name in ("ensemble", "soup", "pseudo", "eda", "eda_stats", "analyze", "analysis", "explain")
+        ),
         "tests/test_data.py",
         "tests/test_ddp.py",
         "tests/test_pipeline.py",
@@ -71,11 +74,25 @@ TASK_FILES = {
         "tests/test_augment.py",
         "tests/test_eda.py",
         "tests/test_ensemble.py",
+        "tests/test_metrics.py",
+        "tests/test_submit.py",
         "tests/test_weights.py",
         "tests/test_pseudo.py",
     },
-    "detection": {"tasks/detection.py", "tests/test_detection.py"},
-    "segmentation": {"tasks/segmentation.py", "tests/test_segmentation.py"},
+    "detection": {
+        *(
+            f"tasks/detection/{name}.py"
+            for name in ("__init__", "task", "model", "data", "labels", "postprocess", "metric", "submission")
+        ),
+        "tests/test_detection.py",
+    },
+    "segmentation": {
+        *(
+            f"tasks/segmentation/{name}.py"
+            for name in ("__init__", "task", "model", "loss", "data", "labels", "postprocess", "metric")
+        ),
+        "tests/test_segmentation.py",
+    },
 }
 TOP_FILES = {
     ".copier-answers.yml",

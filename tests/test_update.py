@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,12 +15,12 @@ from typer.testing import CliRunner
 from .conftest import git
 
 runner = CliRunner()
-TTA_MODULE = Path("comp") / "tta.py"
+TTA_MODULE = Path("comp") / "core" / "tta.py"
 
 
 def change_template(template: Path) -> None:
     """What a later template release does: edit a module, add an experiment file."""
-    tta = template / "project" / "{{ package_name }}" / "tta.py"
+    tta = template / "project" / "{{ package_name }}" / "core" / "tta.py"
     tta.write_text(tta.read_text() + "\n\nTEMPLATE_V2 = True  # added by the newer template\n")
     (template / "project" / "configs" / "experiment" / "v2.yaml").write_text("train:\n  epochs: 2\n")
 
@@ -90,7 +91,7 @@ def tagged_fork(template: Path, tag: str, message: str) -> None:
     git(template, "tag", tag)
 
 
-@pytest.mark.parametrize(("mode", "listed"), [("inline", "comp/tta.py"), ("rej", "comp/tta.py.rej")])
+@pytest.mark.parametrize(("mode", "listed"), [("inline", "comp/core/tta.py"), ("rej", "comp/core/tta.py.rej")])
 def test_conflicts_are_listed_and_exit_1(tmp_path: Path, template_copy: Path, mode: str, listed: str) -> None:
     """Both sides change one line: the update names the file to resolve, says how, and exits 1 (not 0, not 2)."""
     tagged_fork(template_copy, "v1", "fork v1")
@@ -100,7 +101,7 @@ def test_conflicts_are_listed_and_exit_1(tmp_path: Path, template_copy: Path, mo
     tta = project / TTA_MODULE
     tta.write_text(tta.read_text().replace('"identity": lambda x: x,', '"identity": lambda x: x.clone(),'))
     git(project, "commit", "-qam", "ours")
-    template_tta = template_copy / "project" / "{{ package_name }}" / "tta.py"
+    template_tta = template_copy / "project" / "{{ package_name }}" / "core" / "tta.py"
     template_tta.write_text(template_tta.read_text().replace('"identity": lambda x: x,', '"identity": lambda y: y,'))
     tagged_fork(template_copy, "v2", "fork v2")
 
@@ -287,3 +288,48 @@ def test_a_fork_published_by_url_updates_from_its_tags(tmp_path: Path, template_
     assert (answers["_src_path"], answers["_commit"]) == (url, "v2.0.0")
     assert any((tmp_path / "b" / "cache" / "copier" / "git").glob("*.git"))  # B fetched from the URL itself
     assert not (tmp_path / "b" / "podium").exists()  # a fork never goes through podium's store
+
+
+# The last template with one flat package folder; later templates split it into core/, tasks/<task>/ and tools/.
+FLAT_LAYOUT_COMMIT = "7818c38f59cf1f010ec214b471efc46732b05112"
+
+
+def test_update_across_the_package_layout_change_keeps_hand_edits(tmp_path: Path) -> None:
+    import io
+    import subprocess
+    import tarfile
+
+    from .conftest import REPO_ROOT, TEMPLATE_DIR
+
+    archive = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "archive", FLAT_LAYOUT_COMMIT, "template"], capture_output=True, check=False
+    )
+    if archive.returncode != 0:
+        pytest.skip("this podium checkout lacks the flat-layout commit (a shallow clone)")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as bundle:
+        bundle.extractall(tmp_path / "old", filter="data")
+    fork = tmp_path / "old" / "template"
+    tagged_fork(fork, "v1.0.0", "flat layout")
+    project = tmp_path / "comp"
+    result = runner.invoke(app, ["new", str(project), "--template", str(fork), "--defaults", "-d", "project_name=comp"])
+    assert result.exit_code == 0, result.output
+    assert (project / "comp" / "tta.py").is_file() and (project / "comp" / "tasks" / "classification.py").is_file()
+    hand_edit(project)
+
+    for path in fork.iterdir():  # the fork's next release is today's template
+        if path.name != ".git":
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    shutil.copytree(TEMPLATE_DIR, fork, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    tagged_fork(fork, "v2.0.0", "package layout")
+
+    result = runner.invoke(app, ["update", str(project)])
+    assert result.exit_code == 0, result.output
+    package = project / "comp"
+    assert (package / "tasks" / "classification" / "task.py").is_file() and (package / "core" / "tta.py").is_file()
+    assert not (package / "tta.py").exists() and not (package / "tasks" / "classification.py").exists()
+    assert "LB 0.912 with convnext." in (project / "README.md").read_text()
+    assert "epochs: 25 " in (project / "configs" / "default.yaml").read_text()
+    help_text = subprocess.run(
+        [sys.executable, "-m", "comp", "--help"], cwd=project, capture_output=True, text=True, check=True
+    ).stdout
+    assert "ensemble" in help_text and "tune" in help_text

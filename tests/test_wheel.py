@@ -19,7 +19,7 @@ import yaml
 
 from .conftest import REPO_ROOT, git
 
-TTA = Path("comp") / "tta.py"
+TTA = Path("comp") / "core" / "tta.py"
 
 
 def build(source: Path, out: Path, *, sdist: bool = False) -> Path:
@@ -38,7 +38,7 @@ def release(source: Path, version: str, *, line: str | None = None) -> None:
     pyproject = source / "pyproject.toml"
     pyproject.write_text(re.sub(r'^version = ".*"$', f'version = "{version}"', pyproject.read_text(), flags=re.M))
     if line:
-        tta = source / "template" / "project" / "{{ package_name }}" / "tta.py"
+        tta = source / "template" / "project" / "{{ package_name }}" / "core" / "tta.py"
         tta.write_text(tta.read_text() + f"\n{line}\n")
     git(source, "add", "-A")
     # The module's fixture runs before conftest's function-scoped git identity.

@@ -293,6 +293,8 @@ TASK_LAYOUTS = {
     "detection": ["coco", "boxes_csv", "voc"],
     "segmentation": ["masks", "rle_csv", "coco_polygons"],
 }
+# TTA views each task can map its outputs back from (scale_<factor> works for all); a task not listed takes every view.
+TASK_VIEWS: dict[str, tuple[str, ...]] = {"detection": ("identity", "hflip", "vflip")}
 
 
 class Config(StrictModel):
@@ -340,6 +342,13 @@ class Config(StrictModel):
         if self.data.layout not in TASK_LAYOUTS[self.task]:
             expected = ", ".join(TASK_LAYOUTS[self.task])
             raise ValueError(f"data.layout={self.data.layout} is not a {self.task} layout; expected one of {expected}")
+        allowed = TASK_VIEWS.get(self.task)
+        unmappable = [v for v in self.predict.tta if allowed and v not in allowed and not v.startswith("scale_")]
+        if unmappable:
+            raise ValueError(
+                f"predict.tta view '{unmappable[0]}' has no inverse for {self.task}; "
+                f"expected {', '.join(allowed)} or scale_<factor>"
+            )
         crop = self.segmentation.train_crop
         if self.task == "segmentation" and crop is not None and crop >= self.model.image_size:
             raise ValueError(

@@ -19,6 +19,7 @@ from sklearn.model_selection import (
 from .config import Config
 from .core.data import LabelledTable
 from .core.errors import DataError
+from .core.registry import lookup
 from .core.runs import RunPaths, write_csv
 from .tasks import read_train_table
 
@@ -80,13 +81,12 @@ def assign_folds(
     holdout_ratio: float = 0.2,
 ) -> np.ndarray:
     """The validation fold of each sample (-1: never validated), from a registered splitter."""
-    if strategy not in SPLITTERS:
-        raise DataError(f"folds.strategy '{strategy}': expected one of {', '.join(SPLITTERS)}")
+    splitter = lookup(SPLITTERS, strategy, "folds.strategy")
     if strategy in GROUPED and groups is None:
         raise DataError(f"folds.strategy={strategy} needs folds.group_column")
     folds = np.full(len(targets), HOLDOUT_TRAIN, dtype=np.int64)
     try:
-        splits = list(SPLITTERS[strategy](targets, groups, n_splits, seed, holdout_ratio))
+        splits = list(splitter(targets, groups, n_splits, seed, holdout_ratio))
     except ValueError as error:
         raise DataError(f"folds.strategy={strategy}: {' '.join(str(error).split())}") from error
     for fold, (_, valid) in enumerate(splits):

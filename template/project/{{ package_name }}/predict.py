@@ -13,12 +13,12 @@ from .config import Config
 from .core.augment import InputNormaliser, load_augmentations, start_image_cache
 from .core.data import read_test_table
 from .core.distributed import resolve_device
+from .core.engine import autocast_dtype
 from .core.errors import ConfigError, DataError, ModelError
 from .core.perf import configure_backends
 from .core.runs import RunPaths, read_json, run_lock, save_resolved_config, trained_folds
 from .core.tta import check_views
 from .tasks import Task, create_task
-from .train import autocast_dtype
 
 
 def fold_checkpoints(paths: RunPaths, names: list[str]) -> dict[int, list[Path]]:
@@ -94,7 +94,7 @@ def _predict_locked(config: Config, paths: RunPaths) -> Path:
         device,
         tf32=config.train.tf32,
         deterministic=config.train.deterministic,
-        fixed_shapes=not getattr(task, "variable_input_size", False),
+        fixed_shapes=not task.variable_input_size,
     )
     amp_dtype = autocast_dtype(config.train.amp, device)
     augmentations = load_augmentations(config.aug.test, "aug.test")
@@ -122,6 +122,10 @@ def _predict_locked(config: Config, paths: RunPaths) -> Path:
                 predict_loader(task, model, loader, config.predict.tta, device, amp_dtype, description, normalise)
             )
         outputs = task.merge_models(per_checkpoint)
-        task.write_predictions(paths.fold_test_predictions(fold), ids, outputs)
+        fold_path = task.write_predictions(paths.fold_test_predictions(fold), ids, outputs)
+        task.write_prediction_extras(fold_path, ids, outputs)
         fold_outputs.append(outputs)
-    return task.write_predictions(paths.test_predictions, ids, task.merge_models(fold_outputs))
+    merged = task.merge_models(fold_outputs)
+    path = task.write_predictions(paths.test_predictions, ids, merged)
+    task.write_prediction_extras(path, ids, merged)
+    return path

@@ -83,9 +83,12 @@ def _submit_locked(config: Config, paths: RunPaths, predictions: Path | None) ->
         classes = read_json(paths.classes)
     else:  # a prediction file from elsewhere: its class columns
         classes = [c for c in pd.read_csv(source, nrows=0).columns if c not in ("id", "fold")]
-    submission = create_task(config, classes).submission(sample, source)
+    task = create_task(config, classes)
+    task.load_postprocessing(paths.root)
+    submission = task.submission(sample, source)
     path = _unique_path(paths.submissions, datetime.now().strftime("%Y%m%d-%H%M%S"))
     write_csv(path, submission)
+    task.write_submission_extras(source, paths.submissions)
     with atomic_path(paths.submissions / "submission.csv") as temporary:
         shutil.copyfile(path, temporary)
     metrics = read_json(paths.metrics) if paths.metrics.is_file() else {}

@@ -183,7 +183,7 @@ def start_image_cache(config: Any, task: Any, paths: list[str]) -> None:
 
     specs = (config.aug.train, config.aug.valid, config.aug.test)
     albumentations_only = not any(isinstance(load_augmentations(spec), TorchvisionAugmentations) for spec in specs)
-    size = config.model.image_size if getattr(task, "resizes_first", False) and albumentations_only else None
+    size = config.model.image_size if task.resizes_first and albumentations_only else None
     cache = activate_cache(config.data.cache, config.data.cache_dir, size, config.model.in_chans)
     if cache is not None:
         cache.fill(paths, config.data.num_workers or os.cpu_count() or 1)

@@ -4,17 +4,15 @@ folder as a serial run would; the calling process then summarises. DDP is for on
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import torch
 
-from ..config import Config, validate_config, with_overrides
-from ..train import read_fold_inputs, train_folds
-from .augment import start_image_cache
-from .distributed import Runtime, resolve_device
+from ..config import Config
+from .distributed import resolve_device
 from .errors import ConfigError
-from .runs import RunPaths
 
 
 def fold_devices(preference: str, processes: int) -> list[str]:
@@ -27,19 +25,11 @@ def fold_devices(preference: str, processes: int) -> list[str]:
     return [f"cuda:{index}" for index in range(processes)]
 
 
-def _train_share(settings: dict[str, Any], folds: list[int], device: str, threads: int, resume: bool) -> list[dict]:
-    """A worker process: train `folds` on `device` with the run's settings."""
-    torch.set_num_threads(threads)
-    config = with_overrides(validate_config(settings), {"train": {"device": device, "parallel_folds": 1}})
-    paths = RunPaths.from_config(config)
-    inputs = read_fold_inputs(config, paths)
-    start_image_cache(config, inputs.task, inputs.table.frame["path"].astype(str).tolist())
-    runtime = Runtime(resolve_device(device))
-    return train_folds(config, inputs, folds, runtime=runtime, paths=paths, resume=resume)
-
-
-def train_folds_in_parallel(config: Config, folds: list[int], processes: int, *, resume: bool) -> list[dict[str, Any]]:
-    """Fold k goes to process k mod `processes`; the results come back in fold order."""
+def train_folds_in_parallel(
+    worker: Callable[..., list[Any]], config: Config, folds: list[int], processes: int, *, resume: bool
+) -> list[Any]:
+    """Fold k goes to process k mod `processes`, which runs `worker(settings, folds, device, threads, resume)` (a
+    module-level function, so a spawned process can import it); the results come back in fold order."""
     devices = fold_devices(config.train.device, processes)
     threads = max((os.cpu_count() or 1) // processes, 1)
     settings = config.model_dump(mode="json")
@@ -49,8 +39,8 @@ def train_folds_in_parallel(config: Config, folds: list[int], processes: int, *,
     context = torch.multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(processes, mp_context=context) as pool:
         futures = [
-            pool.submit(_train_share, settings, share, device, threads, resume)
+            pool.submit(worker, settings, share, device, threads, resume)
             for share, device in zip(shares, devices, strict=True)
         ]
         results = [result for future in futures for result in future.result()]
-    return sorted(results, key=lambda result: result["fold"])
+    return sorted(results, key=lambda result: result.fold)

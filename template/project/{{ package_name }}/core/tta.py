@@ -9,6 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..config import TASK_VIEWS
+
 View = Callable[[torch.Tensor], torch.Tensor]
 
 TTA_VIEWS: dict[str, View] = {
@@ -57,11 +59,7 @@ def get_view(name: str, multiple: int | None = None) -> View:
         if factor > 0:
             return _scale_view(factor, multiple)
     known = ", ".join([*TTA_VIEWS, "scale_<factor>"])
-    raise ValueError(f"unknown TTA view '{name}'; expected one of {known}")
-
-
-# Views a task can map its outputs back from; a task not listed takes every view (boxes only flip and scale).
-TASK_VIEWS: dict[str, tuple[str, ...]] = {"detection": ("identity", "hflip", "vflip")}
+    raise ValueError(f"unknown '{name}'; expected one of {known}")
 
 
 def check_views(views: list[str], task: str) -> None:

@@ -36,25 +36,26 @@ LAYOUT_TASKS = {
 
 class Task(Protocol):
     """What the training loop, predict and submit call. Outputs are per-image: an (N, C) float array for
-    classification, an object array of per-image dicts (boxes) or probability maps for the other tasks."""
+    classification, an object array of per-image dicts (boxes) or probability maps for the other tasks.
+    Task classes inherit `TaskHooks` for the optional hooks they leave out."""
 
     name: str
     config: Config
     classes: list[str]
     metric: Metric
+    collate_fn: Any  # DataLoader collate function, None for the default
+    variable_input_size: bool  # batches change shape: cuDNN autotuning is left off
+    resizes_first: bool  # every transform starts by resizing the image alone: the image cache may pre-resize
 
     def create_model(self, pretrained: bool | None = None) -> torch.nn.Module: ...
-    def create_mixup(self) -> Any: ...
     def normalisation(self, model: torch.nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]: ...
+    def create_transform(self, augmentations: Any, train: bool) -> Any: ...
     # targets=None: a test set whose items are (image, meta), meta being what predict_batch maps back with.
     def create_dataset(
         self, paths: list[str], targets: np.ndarray | None, transform: Any, train: bool = False
     ) -> Dataset: ...
-    def create_transform(self, augmentations: Any, train: bool) -> Any: ...
-
-    collate_fn: Any  # DataLoader collate function, None for the default
-    # Optional: variable_input_size = True where batches change shape (cuDNN autotuning is then left off);
-    # resizes_first = True where every transform starts by resizing the image alone (the cache may pre-resize).
+    def create_mixup(self) -> Any: ...
+    def balance_classes(self, targets: np.ndarray, device: torch.device) -> np.ndarray | None: ...
 
     def to_device(self, batch: Any, device: torch.device) -> tuple[Any, Any]: ...
     def training_loss(self, model: torch.nn.Module, images: Any, targets: Any) -> torch.Tensor: ...
@@ -62,14 +63,45 @@ class Task(Protocol):
     def predict_batch(
         self, model: torch.nn.Module, images: torch.Tensor, meta: Any, views: list[str]
     ) -> np.ndarray: ...
-
     def merge_models(self, outputs: list[np.ndarray]) -> np.ndarray: ...
     def score(self, targets: np.ndarray, outputs: np.ndarray) -> float: ...
+
+    def tune_postprocessing(self, outputs: np.ndarray, run_folder: Path) -> dict[str, Any]: ...
+    def load_postprocessing(self, run_folder: Path) -> None: ...
     def write_predictions(self, path: Path, ids: np.ndarray, outputs: np.ndarray, fold: Any = None) -> Path: ...
+    def write_prediction_extras(self, path: Path, ids: np.ndarray, outputs: np.ndarray) -> list[Path]: ...
     def read_predictions(self, path: Path) -> tuple[np.ndarray, np.ndarray]: ...
     def submission(self, sample: pd.DataFrame, predictions: Path) -> pd.DataFrame: ...
+    def write_submission_extras(self, predictions: Path, folder: Path) -> list[Path]: ...
 
-    # Optional: tune_postprocessing(outputs, run_folder) -> dict of extra metrics, after the OOF is complete.
+
+class TaskHooks:
+    """Do-nothing defaults of the optional Task hooks; each task class inherits them and overrides what it uses."""
+
+    collate_fn: Any = None
+    variable_input_size = False
+    resizes_first = False
+
+    def create_mixup(self) -> Any:
+        return None
+
+    def balance_classes(self, targets: np.ndarray, device: torch.device) -> np.ndarray | None:
+        return None
+
+    def tune_postprocessing(self, outputs: np.ndarray, run_folder: Path) -> dict[str, Any]:
+        """After the OOF is complete: post-processing tuned on it (saved in the run folder), extra metrics."""
+        return {}
+
+    def load_postprocessing(self, run_folder: Path) -> None:
+        """Before predicting or submitting: what tune_postprocessing saved."""
+
+    def write_prediction_extras(self, path: Path, ids: np.ndarray, outputs: np.ndarray) -> list[Path]:
+        """Other formats of test predictions written beside `path` (COCO results JSON for boxes)."""
+        return []
+
+    def write_submission_extras(self, predictions: Path, folder: Path) -> list[Path]:
+        """Files a competition takes besides the CSV (PNG masks), written into `folder`."""
+        return []
 
 
 def require_task(config: Config, stage: str, supported: tuple[str, ...] = ("classification",)) -> None:

@@ -145,7 +145,7 @@ CASES = [
     Case(
         "TTA view without a box inverse",
         ["predict", "predict.tta=[identity,rot90]"],
-        r"predict\.tta: TTA view 'rot90' has no box inverse for detection",
+        r"predict\.tta view 'rot90' has no inverse for detection; expected identity, hflip, vflip or scale_<factor>",
         tasks=("detection",),
         trained=True,
     ),

@@ -7,9 +7,9 @@ import torch
 
 from ..config import load_config, parse_override
 from ..core.augment import create_transform, load_augmentations
+from ..core.engine import create_optimizer, create_scheduler
 from ..core.errors import ConfigError
 from ..tasks import TASKS
-from ..train import create_optimizer, create_scheduler
 from .conftest import PROJECT_ROOT
 
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from ..config import load_config
+from ..core.engine import create_loader
 from ..core.perf import EpochBatches, Eta, compile_model, enable_grad_checkpointing, original_module
 from ..core.runs import RunPaths
 from ..train import train
@@ -51,16 +52,16 @@ def test_fast_dev_run_writes_plain_checkpoints_and_history(overrides: list[str],
 
 
 def test_last_checkpoint_every_n_epochs_and_at_the_end(overrides: list[str], monkeypatch) -> None:
-    from .. import train as train_stage
+    from ..core import checkpoints
 
     written: list[tuple[str, int]] = []
-    original = train_stage.save_torch
+    original = checkpoints.save_torch
 
     def record(path: Path, obj: dict) -> Path:
         written.append((path.name, obj.get("state", {}).get("epoch", obj.get("epoch"))))
         return original(path, obj)
 
-    monkeypatch.setattr(train_stage, "save_torch", record)
+    monkeypatch.setattr(checkpoints, "save_torch", record)
     _folds(overrides)
     train(load_config([*overrides, "train.epochs=3", "train.checkpoint_every=2"]))
     assert [epoch for name, epoch in written if name == "last.pt"] == [2, 3]
@@ -109,9 +110,9 @@ def _batches(config, runtime) -> list:
     import numpy as np
 
     from ..core.augment import start_image_cache
+    from ..core.fold import fold_loaders
     from ..folds import read_folds
     from ..tasks import create_task, read_train_table
-    from ..train import fold_loaders
 
     random.seed(0)
     np.random.seed(0)
@@ -243,8 +244,6 @@ def test_loader_workers_draw_different_augmentations(overrides: list[str]) -> No
     import albumentations as A
     import numpy as np
 
-    from ..train import _loader
-
     class Noise(torch.utils.data.Dataset):
         transform = A.Compose([A.HorizontalFlip(p=0.5), A.RandomBrightnessContrast(p=1.0)], seed=0)
 
@@ -256,15 +255,15 @@ def test_loader_workers_draw_different_augmentations(overrides: list[str]) -> No
 
     from ..core.distributed import Runtime
 
-    batches = list(_loader(Noise(), Runtime(torch.device("cpu")), 1, 2, False, seed=0))
+    batches = list(create_loader(Noise(), Runtime(torch.device("cpu")), 1, 2, False, seed=0))
     worker_firsts = batches[0], batches[1]  # the first item of worker 0 and of worker 1
     assert not torch.equal(*worker_firsts)
-    again = list(_loader(Noise(), Runtime(torch.device("cpu")), 1, 2, False, seed=0))
+    again = list(create_loader(Noise(), Runtime(torch.device("cpu")), 1, 2, False, seed=0))
     assert all(torch.equal(a, b) for a, b in zip(batches, again, strict=True))  # reproducible from the seed
 
 
 def test_cuda_optimizers_are_fused_or_multi_tensor() -> None:
-    from ..train import optimizer_kwargs
+    from ..core.engine import optimizer_kwargs
 
     assert optimizer_kwargs(load_config(["train.optimizer=adamw"]).train, on_cuda=True)["fused"] is True
     assert optimizer_kwargs(load_config(["train.optimizer=sgd"]).train, on_cuda=True)["foreach"] is True

@@ -31,7 +31,7 @@ def test_scale_view_resizes() -> None:
 
 
 def test_unknown_view_lists_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="unknown TTA view 'spin'.*hflip"):
+    with pytest.raises(ValueError, match="unknown 'spin'; expected one of .*hflip"):
         get_view("spin")
     with pytest.raises(ValueError):
         get_view("scale_x")

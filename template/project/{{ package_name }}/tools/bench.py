@@ -23,8 +23,8 @@ import torch.nn.functional as F
 
 from ..config import Config, load_config
 from ..core.distributed import Runtime
+from ..core.engine import create_optimizer, create_scheduler, train_one_epoch
 from ..tasks import create_task
-from ..train import create_optimizer, create_scheduler, train_one_epoch
 
 
 def bare_loop(model: torch.nn.Module, batches: list, optimizer: torch.optim.Optimizer) -> None:
@@ -68,8 +68,9 @@ def bare_images_per_second(config: Config, steps: int = 20) -> float:
     that stays on the device, so no data loading, logging or checkpointing counts."""
     from ..core.augment import InputNormaliser
     from ..core.distributed import resolve_device
+    from ..core.engine import autocast_dtype
+    from ..core.fold import fold_loaders
     from ..tasks import read_train_table
-    from ..train import autocast_dtype, fold_loaders
 
     table = read_train_table(config.data)
     task = create_task(config, table.classes)

@@ -16,17 +16,17 @@ from ...core.data import ImageDataset
 from ...core.errors import ConfigError
 from ...core.runs import write_csv
 from ...core.tta import tta_probabilities
+from .. import TaskHooks
 from .loss import balanced_weights, create_loss, soft_target_loss
 from .metric import create_metric
 from .model import create_model, normalisation
 from .submission import build_submission, submission_format, validate_submission
 
 
-class ClassificationTask:
+class ClassificationTask(TaskHooks):
     """Everything the training loop, predict and submit need to know about classification."""
 
     name = "classification"
-    collate_fn = None
     resizes_first = True  # every transform starts with a Resize to model.image_size: the image cache may pre-resize
 
     def __init__(self, config: Config, classes: list[str]) -> None:

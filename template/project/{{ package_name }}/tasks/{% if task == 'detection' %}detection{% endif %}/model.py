@@ -17,6 +17,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool, LastLevelP
 
 from ...config import Config, DetectionConfig
 from ...core.errors import ConfigError, ModelError
+from ...core.registry import lookup
 
 
 class TimmFPN(nn.Module):
@@ -206,8 +207,7 @@ DETECTORS: dict[str, Callable[[Config, int, bool], nn.Module]] = {
 def create_detector(config: Config, num_classes: int, pretrained: bool) -> nn.Module:
     """A detector for `num_classes` object classes (torchvision adds background as label 0)."""
     name = config.detection.architecture
-    if name not in DETECTORS:
-        raise ConfigError(f"detection.architecture '{name}': expected one of {', '.join(DETECTORS)}")
+    build = lookup(DETECTORS, name, "detection.architecture")
     if name in ("fcos", "retinanet", "fasterrcnn") and not timm.is_model(config.model.backbone):
         raise ModelError(f"model.backbone '{config.model.backbone}' is not a timm model")
-    return DETECTORS[name](config, num_classes + 1, pretrained)
+    return build(config, num_classes + 1, pretrained)

@@ -18,8 +18,10 @@ from ...config import Config
 from ...core.data import id_stem, object_array
 from ...core.errors import ConfigError, SubmissionError
 from ...core.metrics import Metric
+from ...core.registry import lookup
 from ...core.runs import write_csv
 from ...core.tta import deaugment_boxes, get_view
+from .. import TaskHooks
 from .data import DetectionDataset, collate, flatten_transforms
 from .metric import METRICS
 from .model import create_detector
@@ -38,7 +40,7 @@ from .submission import INTERNAL_TOKENS, check_prediction_strings, parse_predict
 # --- the task ------------------------------------------------------------------------------------------------
 
 
-class DetectionTask:
+class DetectionTask(TaskHooks):
     """Everything the training loop, predict and submit need to know about object detection."""
 
     name = "detection"
@@ -46,8 +48,7 @@ class DetectionTask:
     variable_input_size = True  # torchvision detectors resize each image on its own: no cuDNN autotuning
 
     def __init__(self, config: Config, classes: list[str]) -> None:
-        if config.metric not in METRICS:
-            raise ConfigError(f"metric '{config.metric}': detection scores with one of {', '.join(METRICS)}")
+        lookup(METRICS, config.metric, "metric")
         if config.train.mixup_alpha or config.train.cutmix_alpha:
             raise ConfigError("train.mixup_alpha / train.cutmix_alpha: for classification; use detection.mosaic_p")
         if config.train.class_weights != "none" or config.train.swa or config.data.pseudo_labels is not None:
@@ -63,9 +64,6 @@ class DetectionTask:
     def create_model(self, pretrained: bool | None = None) -> nn.Module:
         use_pretrained = self.config.model.pretrained if pretrained is None else pretrained
         return create_detector(self.config, len(self.classes), use_pretrained)
-
-    def create_mixup(self) -> None:
-        return None  # batch mixing is for classification; detection mixes images with Mosaic and Copy-Paste
 
     def normalisation(self, model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
         return (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)  # 0-1 floats: torchvision detectors normalise inside (model.transform)
@@ -168,9 +166,11 @@ class DetectionTask:
         )
         if fold is not None:
             frame.insert(1, "fold", fold)
-        else:  # test predictions: also as COCO results JSON
-            self.write_coco_results(path.with_name(f"{path.stem}_coco.json"), ids, outputs)
         return write_csv(path, frame)
+
+    def write_prediction_extras(self, path: Path, ids: np.ndarray, outputs: np.ndarray) -> list[Path]:
+        """Test predictions as COCO results JSON too (`<name>_coco.json`), for COCO tooling and other frameworks."""
+        return [self.write_coco_results(path.with_name(f"{path.stem}_coco.json"), ids, outputs)]
 
     def read_predictions(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
         frame = pd.read_csv(path, dtype={"id": str, "prediction": str}, keep_default_na=False)

@@ -11,6 +11,7 @@ from torch import nn
 
 from ...config import Config
 from ...core.errors import ConfigError
+from ...core.registry import lookup
 
 LOSSES: dict[str, Callable[[str, int | None], nn.Module]] = {
     "dice": lambda mode, ignore: smp.losses.DiceLoss(mode, ignore_index=ignore),
@@ -29,10 +30,12 @@ LOSSES: dict[str, Callable[[str, int | None], nn.Module]] = {
 def create_loss(config: Config) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The weighted sum of smp losses named in segmentation.losses."""
     seg = config.segmentation
-    unknown = sorted(set(seg.losses) - set(LOSSES))
-    if unknown or not seg.losses:
-        raise ConfigError(f"segmentation.losses {unknown or '{}'}: expected names from {', '.join(LOSSES)}")
-    parts = [(weight, LOSSES[name](seg.mode, seg.ignore_index)) for name, weight in seg.losses.items()]
+    if not seg.losses:
+        raise ConfigError(f"segmentation.losses: empty; expected names from {', '.join(LOSSES)} with weights")
+    parts = [
+        (weight, lookup(LOSSES, name, "segmentation.losses")(seg.mode, seg.ignore_index))
+        for name, weight in seg.losses.items()
+    ]
 
     def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         logits = logits.float()

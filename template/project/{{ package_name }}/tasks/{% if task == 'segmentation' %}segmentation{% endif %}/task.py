@@ -11,30 +11,29 @@ import albumentations as A
 import cv2
 import numpy as np
 import pandas as pd
-import segmentation_models_pytorch as smp
-import timm
 import torch
 from albumentations.pytorch import ToTensorV2
 from torch import nn
 
 from ...config import Config
 from ...core.data import id_stem, object_array
-from ...core.errors import ConfigError, ModelError, SubmissionError
+from ...core.errors import ConfigError, SubmissionError
 from ...core.metrics import Metric
-from ...core.runs import RunPaths, atomic_path, write_json
+from ...core.runs import atomic_path, write_json
 from ...core.tta import map_probabilities
+from .. import TaskHooks
 from .data import SegmentationDataset
 from .labels import rle_encode
 from .loss import create_loss
 from .metric import per_image_scores, target_channels
+from .model import create_segmenter, encoder_normalisation
 from .postprocess import binarise, quantise
 
 
-class SegmentationTask:
+class SegmentationTask(TaskHooks):
     """Everything the training loop, predict and submit need to know about semantic segmentation."""
 
     name = "segmentation"
-    collate_fn = None
 
     def __init__(self, config: Config, classes: list[str]) -> None:
         if config.metric not in ("dice", "iou"):
@@ -48,55 +47,27 @@ class SegmentationTask:
         self.multilabel = config.segmentation.mode == "multilabel"
         self.loss = create_loss(config)
         self.metric = Metric(lambda t, o, _: self._score(o), higher_is_better=True)
-        self.post = self._load_postprocessing()
+        self.post = self.default_postprocessing()
 
     @property
     def num_outputs(self) -> int:
         return len(self.classes) if self.multilabel else len(self.classes) + 1
 
-    def _default_postprocessing(self) -> dict[str, list]:
+    def default_postprocessing(self) -> dict[str, list]:
         seg = self.config.segmentation
         return {"thresholds": [seg.threshold] * len(self.classes), "min_areas": [seg.min_area] * len(self.classes)}
 
-    def _load_postprocessing(self) -> dict[str, list]:
-        path = RunPaths.from_config(self.config).root / "postprocess.json"
+    def load_postprocessing(self, run_folder: Path) -> None:
+        """The thresholds and minimum areas tune_postprocessing saved in the run folder (when tuning is on)."""
+        path = run_folder / "postprocess.json"
         if self.config.segmentation.tune and path.is_file():
-            return json.loads(path.read_text())
-        return self._default_postprocessing()
-
-    def create_mixup(self) -> None:
-        return None
+            self.post = json.loads(path.read_text())
 
     def create_model(self, pretrained: bool | None = None) -> nn.Module:
-        model_config, seg = self.config.model, self.config.segmentation
-        use_pretrained = model_config.pretrained if pretrained is None else pretrained
-        if not timm.is_model(model_config.backbone):
-            raise ModelError(f"model.backbone '{model_config.backbone}' is not a timm model (smp's tu- encoders)")
-        kwargs: dict[str, Any] = {}
-        if seg.decoder_channels is not None:
-            kwargs["decoder_channels"] = seg.decoder_channels
-        try:
-            return smp.create_model(
-                seg.architecture,
-                encoder_name=f"tu-{model_config.backbone}",
-                encoder_weights="imagenet" if use_pretrained else None,
-                in_channels=model_config.in_chans,
-                classes=self.num_outputs,
-                **kwargs,
-            )
-        except KeyError as error:
-            raise ConfigError(f"segmentation.architecture '{seg.architecture}' is not an smp architecture") from error
-        except (OSError, RuntimeError) as error:
-            raise ModelError(
-                f"cannot build {seg.architecture} on 'tu-{model_config.backbone}' (offline? set model.pretrained=false"
-                f" or model.weights): {' '.join(str(error).split())[:200]}"
-            ) from error
+        return create_segmenter(self.config.model, self.config.segmentation, self.num_outputs, pretrained)
 
     def normalisation(self, model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        config = timm.get_pretrained_cfg(self.config.model.backbone)
-        mean = getattr(config, "mean", None) or (0.485, 0.456, 0.406)
-        std = getattr(config, "std", None) or (0.229, 0.224, 0.225)
-        return tuple(mean), tuple(std)
+        return encoder_normalisation(self.config.model.backbone)
 
     def create_transform(self, augmentations: Any, train: bool) -> A.Compose:
         if augmentations is not None and not isinstance(augmentations, A.BasicTransform | A.BaseCompose):
@@ -185,10 +156,12 @@ class SegmentationTask:
             }
         return report
 
-    def tune_postprocessing(self, outputs: np.ndarray, folder: Path) -> dict[str, Any]:
+    def tune_postprocessing(self, outputs: np.ndarray, run_folder: Path) -> dict[str, Any]:
         """Per class, the probability threshold (multilabel) and the minimum area that maximise the OOF metric;
         classes do not interact, so each is tuned on its own. Saved as postprocess.json for predict and submit."""
-        post = self._default_postprocessing()
+        if not self.config.segmentation.tune:
+            return {}
+        post = self.default_postprocessing()
         before = self._score(outputs, post)
         probabilities = np.stack([o["probs"] for o in outputs]).astype(np.float32) / 255
         targets = self._masks(outputs, post)[1]
@@ -214,7 +187,7 @@ class SegmentationTask:
             chosen.append(best[3])
         after = float(np.mean(chosen))
         self.post = post
-        write_json(folder / "postprocess.json", {**post, "oof_before": before, "oof_after": after})
+        write_json(run_folder / "postprocess.json", {**post, "oof_before": before, "oof_after": after})
         return {"oof_score_tuned": after, "class_scores": self.class_scores(outputs)}
 
     # --- prediction files: bytes of probabilities in one compressed npz -----------------------------------
@@ -262,7 +235,7 @@ class SegmentationTask:
 
     def submission(self, sample: pd.DataFrame, predictions: Path) -> pd.DataFrame:
         """The sample's rows, RLE per (image) or per (image, class) when the sample has a class column; an
-        empty mask is an empty string. segmentation.submission=png writes index PNGs beside the CSV."""
+        empty mask is an empty string."""
         data = self.config.data
         ids, outputs = self.read_predictions(predictions)
         by_id = {id_stem(image_id): output for image_id, output in zip(ids, outputs, strict=True)}
@@ -288,9 +261,14 @@ class SegmentationTask:
             encoded.append(rle_encode(mask, data.rle_order, data.rle_start))
         submission = sample.copy()
         submission[data.rle_column] = encoded
-        if self.config.segmentation.submission == "png":
-            self.write_pngs(RunPaths.from_config(self.config).submissions / "masks", ids, outputs)
         return submission
+
+    def write_submission_extras(self, predictions: Path, folder: Path) -> list[Path]:
+        """segmentation.submission=png: index PNGs of the masks in `folder`/masks."""
+        if self.config.segmentation.submission != "png":
+            return []
+        ids, outputs = self.read_predictions(predictions)
+        return [self.write_pngs(folder / "masks", ids, outputs)]
 
     def write_pngs(self, folder: Path, ids: np.ndarray, outputs: np.ndarray) -> Path:
         folder.mkdir(parents=True, exist_ok=True)

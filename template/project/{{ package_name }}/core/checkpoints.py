@@ -1,0 +1,94 @@
+"""last.pt: everything a fold needs to continue after an interruption, saved and resumed by one pair of methods
+over one list of parts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from timm.scheduler.scheduler import Scheduler
+from timm.utils import ModelEmaV3
+from torch.optim.swa_utils import AveragedModel
+
+from .errors import ModelError
+from .perf import original_module
+from .runs import save_torch
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..tasks import Task
+
+
+@dataclass
+class FoldState:
+    """What a fold needs to continue after an interruption (saved as last.pt)."""
+
+    epoch: int = 0  # epochs completed
+    num_updates: int = 0
+    best_score: float | None = None
+    best_epoch: int = -1
+    stale_epochs: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class TrainingParts:
+    """The objects whose state last.pt holds. `save` and `resume` walk the same list, so they cannot drift apart."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Scheduler | None = None
+    scaler: torch.amp.GradScaler | None = None
+    ema: ModelEmaV3 | None = None
+    swa: AveragedModel | None = None
+    state: FoldState = field(default_factory=FoldState)
+
+    def parts(self) -> dict[str, Any]:
+        return {
+            "model": original_module(self.model),
+            "ema": self.ema.module if self.ema is not None else None,
+            "optimizer": self.optimizer,
+            "scheduler": self.scheduler,
+            "scaler": self.scaler,
+            "swa": self.swa,
+        }
+
+    def save(self, path: Path, meta: dict[str, Any]) -> None:
+        saved = {name: part.state_dict() if part is not None else None for name, part in self.parts().items()}
+        save_torch(path, {**saved, "state": self.state.__dict__, "meta": meta})
+
+    def resume(self, path: Path, device: torch.device, backbone: str) -> None:
+        """Load every part from `path`; one line when it was saved for another model."""
+        saved = torch.load(path, map_location=device, weights_only=True)
+        saved_backbone = saved.get("meta", {}).get("backbone")
+        if saved_backbone != backbone:
+            raise ModelError(
+                f"{path}: --resume of a '{saved_backbone}' checkpoint but model.backbone is '{backbone}'; "
+                "resume with the run's settings or train without --resume"
+            )
+        for name, part in self.parts().items():
+            if part is None or not saved.get(name):
+                continue
+            try:
+                part.load_state_dict(saved[name])
+            except RuntimeError as error:
+                raise ModelError(
+                    f"{path}: --resume weights do not fit the model ({str(error).splitlines()[0][:160]}); "
+                    "resume with the run's settings or train without --resume"
+                ) from error
+        self.state = FoldState(**saved["state"])
+
+
+def checkpoint_meta(config: Config, task: Task, mean: tuple, std: tuple) -> dict[str, Any]:
+    return {
+        "task": config.task,
+        "backbone": config.model.backbone,
+        "classes": task.classes,
+        "multi_label": config.data.multi_label,
+        "image_size": config.model.image_size,
+        "in_chans": config.model.in_chans,
+        "mean": list(mean),
+        "std": list(std),
+    }

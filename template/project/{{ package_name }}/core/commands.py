@@ -1,0 +1,126 @@
+"""The CLI's machinery: the Typer app, option types, config loading, and the wrapper that turns a ProjectError
+into one red line and Ctrl-C into a resume hint. Stage commands live in cli.py, tool commands in tools/commands.py."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..config import Config, load_config
+from .errors import ProjectError, one_line
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Competition pipeline: check -> folds -> train -> predict (TTA) -> submit. Overrides: key=value.",
+)
+console = Console()
+F = TypeVar("F", bound=Callable[..., Any])
+
+Overrides = Annotated[
+    list[str] | None, typer.Argument(help="Config overrides, e.g. train.epochs=5 model.backbone=resnet34.")
+]
+ConfigFiles = Annotated[
+    list[Path] | None, typer.Option("--config", "-c", help="Extra YAML overlay(s) on configs/default.yaml.")
+]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue interrupted folds, skip finished ones.")]
+Experiment = Annotated[
+    str | None, typer.Option("--experiment", "-e", help="Overlay configs/experiment/NAME.yaml; runs in outputs/NAME.")
+]
+Experiments = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--experiment", "-e", help="Overlay configs/experiment/NAME.yaml (repeat for a hyper-parameter ensemble)."
+    ),
+]
+
+
+PACKAGE = (__package__ or "<package>").split(".")[0]
+# What to type after Ctrl-C; finished files are intact because every write is atomic.
+RESUME_HINTS = {
+    "train": f"continue with: python -m {PACKAGE} train --resume (same options)",
+    "run": f"continue with: python -m {PACKAGE} run --resume (same options)",
+}
+
+
+def command(func: F) -> F:
+    """Register a command; a ProjectError (also from a DataLoader worker) becomes one red line, Ctrl-C a hint."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ProjectError as error:
+            console.print(f"[red]error:[/red] {one_line(error)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(error.exit_code) from None
+        except KeyboardInterrupt:
+            hint = RESUME_HINTS.get(func.__name__, "run the command again")
+            console.print(f"[yellow]interrupted[/yellow]: files already written are whole; {hint}", highlight=False)
+            raise typer.Exit(130) from None
+
+    app.command()(wrapper)
+    return func
+
+
+def tool_rendered(tool: str) -> bool:
+    """Tools are rendered only for the tasks they support; their commands exist only where they are."""
+    return importlib.util.find_spec(f"{PACKAGE}.tools.{tool}") is not None
+
+
+def tool_command(tool: str) -> Callable[[F], F]:
+    def register(func: F) -> F:
+        return command(func) if tool_rendered(tool) else func
+
+    return register
+
+
+def load_settings(overrides: list[str] | None, config_files: list[Path] | None, experiment: str | None) -> Config:
+    return load_config(overrides or [], config_files=config_files, experiment=experiment)
+
+
+def load_run_settings(
+    overrides: list[str] | None, config_files: list[Path] | None, experiment: str | None, stage: str
+) -> Config:
+    """A stage after `train`: the run's own resolved config, with overlays and overrides on top."""
+    from .runs import load_run_config
+
+    return load_run_config(overrides or [], config_files=config_files, experiment=experiment, stage=stage)
+
+
+def load_all_settings(
+    overrides: list[str] | None, config_files: list[Path] | None, experiments: list[str] | None
+) -> list[Config]:
+    return [load_settings(overrides, config_files, name) for name in experiments or [None]]
+
+
+def require_ensembles(task: str) -> None:
+    if not tool_rendered("ensemble"):
+        raise ProjectError(
+            f"run: seeds=[...] and several -e blend runs with `ensemble`, which {task} projects do not have"
+        )
+
+
+def metrics_table(metrics: dict[str, Any], title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("fold / member")
+    table.add_column(metrics.get("metric", "score"), justify="right")
+    table.add_column("best epoch / weight", justify="right")
+    for fold, score in metrics.get("folds", {}).items():
+        table.add_row(fold, f"{score:.4f}", str(metrics.get("best_epochs", {}).get(fold, "")))
+    for member, score in metrics.get("member_oof_scores", {}).items():
+        table.add_row(member, f"{score:.4f}", f"{metrics['weights'][member]:.3f}")
+    table.add_section()
+    table.add_row("CV", f"{metrics['cv_mean']:.4f} ± {metrics['cv_std']:.4f}", "")
+    table.add_row("OOF", f"{metrics['oof_score']:.4f}", "")
+    return table

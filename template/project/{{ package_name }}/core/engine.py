@@ -1,0 +1,267 @@
+"""The training loop's primitives: seeding, optimizer and scheduler factories (timm), loaders, one training
+epoch (accumulation, clipping, AMP, EMA, Mixup) and evaluation gathered over ranks. Task-agnostic."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from timm.optim import create_optimizer_v2
+from timm.scheduler import create_scheduler_v2
+from timm.scheduler.scheduler import Scheduler
+from timm.utils import ModelEmaV3
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from tqdm.auto import tqdm
+
+from ..config import TrainConfig
+from .augment import InputNormaliser
+from .distributed import Runtime, all_gather
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..tasks import Task
+
+# timm names of torch optimizers with a fused CUDA kernel (one launch for every parameter's update).
+FUSED_OPTIMIZERS = {"adam", "adamw"}
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """bf16 or fp16 for autocast; `auto` turns AMP on for CUDA only."""
+    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+        return None
+    if amp == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if amp == "bf16" else torch.float16
+
+
+def optimizer_kwargs(config: TrainConfig, on_cuda: bool) -> dict[str, Any]:
+    """timm's create_optimizer_v2 arguments: on CUDA, Adam and AdamW fused (train.fused), others multi-tensor."""
+    kwargs: dict[str, Any] = {
+        "opt": config.optimizer,
+        "lr": config.lr,
+        "weight_decay": config.weight_decay,
+        "momentum": config.momentum,
+    }
+    if on_cuda and config.fused and config.optimizer.lower() in FUSED_OPTIMIZERS:
+        kwargs["fused"] = True
+    elif on_cuda:
+        kwargs["foreach"] = True
+    return kwargs
+
+
+def create_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    on_cuda = any(parameter.is_cuda for parameter in model.parameters())
+    try:
+        return create_optimizer_v2(model, **optimizer_kwargs(config, on_cuda))
+    except (AssertionError, ValueError) as error:
+        raise ConfigError(f"train.optimizer '{config.optimizer}': not a timm optimizer ({error})") from error
+
+
+def create_scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, updates_per_epoch: int, maximize: bool
+) -> Scheduler | None:
+    """A timm scheduler stepped per update (per epoch for plateau), or None."""
+    if config.scheduler == "none":
+        return None
+    name, epochs, cycles = config.scheduler, config.epochs, 1
+    if name == "cosine_restarts":
+        name, cycles = "cosine", config.restarts
+        epochs = math.ceil(config.epochs / cycles)
+    per_epoch = name == "plateau"
+    scheduler, _ = create_scheduler_v2(
+        optimizer,
+        sched=name,
+        num_epochs=epochs,
+        decay_epochs=config.decay_epochs,
+        decay_milestones=config.decay_milestones,
+        decay_rate=config.decay_rate,
+        patience_epochs=config.patience_epochs,
+        min_lr=config.min_lr,
+        warmup_lr=config.warmup_lr,
+        warmup_epochs=config.warmup_epochs,
+        cycle_limit=cycles,
+        plateau_mode="max" if maximize else "min",
+        step_on_epochs=per_epoch,
+        updates_per_epoch=updates_per_epoch,
+    )
+    return scheduler
+
+
+PROGRESS_EVERY = 10  # steps between progress-bar refreshes
+
+
+def seed_worker(worker_id: int) -> None:
+    """A loader worker's own augmentation stream. Every worker starts with a copy of the parent's albumentations
+    and numpy generators, so without this they would repeat each other's random crops and flips; torch's
+    per-worker seed comes from the loader's generator, so runs stay reproducible."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    transform = getattr(torch.utils.data.get_worker_info().dataset, "transform", None)
+    if hasattr(transform, "set_random_seed"):
+        transform.set_random_seed(seed)
+
+
+def create_loader(
+    dataset: Dataset, runtime: Runtime, batch_size: int, workers: int, shuffle: bool, seed: int, collate_fn: Any = None
+) -> DataLoader:
+    sampler = None
+    if runtime.distributed:
+        sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=False)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=runtime.device.type == "cuda",
+        drop_last=shuffle and len(dataset) > batch_size * runtime.world_size,
+        persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(seed),
+        worker_init_fn=seed_worker,
+        collate_fn=collate_fn,
+    )
+
+
+def train_one_epoch(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    task: Task,
+    optimizer: torch.optim.Optimizer,
+    *,
+    runtime: Runtime,
+    config: TrainConfig,
+    scheduler: Any = None,
+    scaler: torch.amp.GradScaler | None = None,
+    ema: ModelEmaV3 | None = None,
+    mixup: Any = None,
+    amp_dtype: torch.dtype | None = None,
+    num_updates: int = 0,
+    description: str = "train",
+    on_first_update: Callable[[], None] | None = None,
+    normalise: InputNormaliser | None = None,
+    batches: Iterator[Any] | None = None,
+) -> tuple[float, int, int, float]:
+    """One pass over `loader` (or `batches`, its epoch already started) with accumulation, clipping, AMP, EMA;
+    returns (mean loss, updates so far, images, seconds from the first batch's arrival to the end: the steps'
+    time, without the loader's start-up).
+    The progress bar shows loss, learning rate and images/s, refreshed every few steps (reading the loss waits
+    for the GPU, so not every step)."""
+    model.train()
+    device = runtime.device
+    channels_last = config.channels_last and device.type == "cuda"
+    total_steps = len(loader) if config.max_steps_per_epoch is None else min(len(loader), config.max_steps_per_epoch)
+    accumulate = config.accumulate_steps
+    running_loss = torch.zeros((), device=device)
+    optimizer.zero_grad(set_to_none=True)
+    progress = tqdm(
+        loader if batches is None else batches,
+        total=total_steps,
+        desc=description,
+        leave=False,
+        disable=True if not runtime.is_main else None,
+    )
+    step, seen, started = 0, 0, None
+    for step, batch in enumerate(progress):
+        if step >= total_steps:
+            break
+        started = started or time.perf_counter()
+        images, targets = task.to_device(batch, device)
+        seen += len(images)
+        if normalise is not None:
+            images = normalise(images)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        if mixup is not None and len(images) % 2 == 0:  # timm mixes a batch with its reverse: even sizes only
+            images, targets = mixup(images, targets)
+        update_now = (step + 1) % accumulate == 0 or step + 1 == total_steps
+        # DDP all-reduces gradients only on the step that updates the weights.
+        sync = nullcontext() if update_now or not runtime.distributed else model.no_sync()
+        with sync:
+            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                loss = task.training_loss(model, images, targets)
+            scaled = loss / accumulate
+            (scaler.scale(scaled) if scaler is not None else scaled).backward()
+        running_loss += loss.detach()
+        if update_now:
+            if config.grad_clip is not None:
+                if scaler is not None:
+                    scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            num_updates += 1
+            if on_first_update is not None and num_updates == 1:
+                on_first_update()
+            if scheduler is not None:
+                scheduler.step_update(num_updates=num_updates)
+            if ema is not None:
+                ema.update(model, step=num_updates)
+        if (step + 1) % PROGRESS_EVERY == 0 and not progress.disable:
+            rate = seen / max(time.perf_counter() - started, 1e-9)
+            lr = optimizer.param_groups[0]["lr"]
+            progress.set_postfix(loss=f"{running_loss.item() / (step + 1):.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.0f}")
+    loss = float(running_loss.item()) / max(step + 1, 1)  # .item() waits for the GPU: the steps are done
+    seconds = time.perf_counter() - started if started is not None else 0.0
+    progress.close()
+    return loss, num_updates, seen, seconds
+
+
+@torch.inference_mode()
+def evaluate(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    task: Task,
+    *,
+    runtime: Runtime,
+    amp_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+    max_batches: int | None = None,
+    normalise: InputNormaliser | None = None,
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """(mean loss, per-image outputs, dataset indices), gathered from every rank; the loss is NaN for models
+    that give none in evaluation mode (torchvision detectors)."""
+    model.eval()
+    device = runtime.device
+    order = list(loader.sampler) if isinstance(loader.sampler, DistributedSampler) else None
+    outputs, losses, seen = [], [], 0
+    batches = loader if max_batches is None else (batch for i, batch in enumerate(loader) if i < max_batches)
+    for batch in tqdm(batches, desc="valid", leave=False, disable=True if not runtime.is_main else None):
+        images, targets = task.to_device(batch, device)
+        if normalise is not None:
+            images = normalise(images)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            loss, batch_outputs = task.evaluate_batch(model, images, targets)
+        losses.append(math.nan if loss is None else loss * len(images))
+        outputs.append(batch_outputs)
+        seen += len(images)
+    local_outputs = np.concatenate(outputs) if outputs else np.zeros((0, len(task.classes)))
+    local_indices = np.asarray(order[:seen] if order is not None else range(seen))
+    parts = all_gather(runtime, (local_indices, local_outputs, sum(losses), seen))
+    indices = np.concatenate([part[0] for part in parts])
+    gathered = np.concatenate([part[1] for part in parts])
+    # DistributedSampler pads shards with repeated samples: keep each index once.
+    indices, first = np.unique(indices, return_index=True)
+    loss = float(sum(part[2] for part in parts)) / max(sum(part[3] for part in parts), 1)
+    return loss, gathered[first], indices

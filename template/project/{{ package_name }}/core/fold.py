@@ -1,0 +1,359 @@
+"""One fold's training, in three steps: `FoldRun.build` (model, loaders, optimizer, schedule, resume),
+`FoldRun.epoch` (train, validate, save, report) and `FoldRun.finish` (SWA, metrics.json). Task-agnostic."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+from timm.utils import ModelEmaV3
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
+from torch.utils.data import DataLoader
+
+from ..config import Config
+from .augment import InputNormaliser, load_augmentations, redirect_caches
+from .checkpoints import TrainingParts, checkpoint_meta
+from .data import LabelledTable
+from .distributed import Runtime, barrier
+from .engine import (
+    autocast_dtype,
+    create_loader,
+    create_optimizer,
+    create_scheduler,
+    evaluate,
+    seed_everything,
+    train_one_epoch,
+)
+from .perf import (
+    EpochBatches,
+    EpochTimes,
+    Eta,
+    GpuUtilisation,
+    compile_model,
+    configure_backends,
+    enable_grad_checkpointing,
+    original_module,
+    peak_memory_mb,
+    reset_peak_memory,
+)
+from .runs import RunPaths, save_torch, write_csv, write_json
+from .tracking import create_tracker
+
+if TYPE_CHECKING:
+    from ..tasks import Task
+
+
+def fold_loaders(
+    config: Config,
+    task: Task,
+    table: LabelledTable,
+    train_index: np.ndarray,
+    valid_index: np.ndarray,
+    *,
+    runtime: Runtime,
+    training_targets: np.ndarray | None = None,
+    seed: int = 0,
+) -> tuple[DataLoader, DataLoader]:
+    """The training loader (augmented, shuffled) and the validation loader of one fold."""
+    train_augmentations = load_augmentations(config.aug.train, "aug.train")
+    redirect_caches(train_augmentations, RunPaths.from_config(config).root / "augraphy")
+    train_transform = task.create_transform(train_augmentations, train=True)
+    if hasattr(train_transform, "set_random_seed"):  # albumentations draws from its own generator, not numpy's
+        train_transform.set_random_seed(seed)
+    valid_transform = task.create_transform(load_augmentations(config.aug.valid, "aug.valid"), train=False)
+    image_paths = table.frame["path"].to_numpy()
+    targets = table.targets if training_targets is None else training_targets
+    train_set = task.create_dataset(list(image_paths[train_index]), targets[train_index], train_transform, train=True)
+    valid_set = task.create_dataset(list(image_paths[valid_index]), table.targets[valid_index], valid_transform)
+    batch, workers = config.train.batch_size, config.data.num_workers
+    train_loader = create_loader(train_set, runtime, batch, workers, True, seed, task.collate_fn)
+    valid_loader = create_loader(valid_set, runtime, batch, workers, False, config.seed, task.collate_fn)
+    return train_loader, valid_loader
+
+
+@dataclass
+class FoldResult:
+    """A fold's outcome, as its metrics.json holds it."""
+
+    fold: int
+    score: float | None  # the best validation score (None: never validated)
+    best_epoch: int
+    epochs: int  # epochs trained
+    first_step_unix: float | None = None  # when the first optimizer step finished
+    swa_score: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {key: value for key, value in asdict(self).items() if key != "swa_score" or value is not None}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FoldResult:
+        return cls(**{item.name: data.get(item.name) for item in fields(cls)})
+
+
+@dataclass
+class EpochResult:
+    """What one epoch gives the loop: its history row and whether training stops after it."""
+
+    row: dict[str, Any]
+    score: float
+    evaluated: bool
+    improved: bool
+    stopping: bool
+
+
+@dataclass
+class FoldRun:
+    config: Config
+    task: Task
+    table: LabelledTable
+    fold: int
+    valid_index: np.ndarray
+    runtime: Runtime
+    paths: RunPaths
+    model: torch.nn.Module
+    parts: TrainingParts
+    train_loader: DataLoader
+    valid_loader: DataLoader
+    normalise: InputNormaliser
+    meta: dict[str, Any]
+    amp_dtype: torch.dtype | None
+    mixup: Any
+    swa_scheduler: SWALR | None
+    tracker: Any
+    batches: EpochBatches
+    utilisation: GpuUtilisation
+    first_update: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        config: Config,
+        task: Task,
+        table: LabelledTable,
+        folds: np.ndarray,
+        fold: int,
+        *,
+        runtime: Runtime,
+        paths: RunPaths,
+        resume: bool,
+        training_targets: np.ndarray | None,
+    ) -> FoldRun:
+        """Model, loaders, optimizer, schedule, EMA and SWA of one fold; last.pt's state when resuming."""
+        train = config.train
+        seed_everything(config.seed + fold, train.deterministic)
+        train_index, valid_index = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
+        model = task.create_model()
+        mean, std = task.normalisation(model)
+        device = runtime.device
+        train_loader, valid_loader = fold_loaders(
+            config, task, table, train_index, valid_index, runtime=runtime,
+            training_targets=training_targets, seed=config.seed + fold,
+        )  # fmt: skip
+        configure_backends(
+            device,
+            tf32=train.tf32,
+            deterministic=train.deterministic,
+            fixed_shapes=not task.variable_input_size,
+        )
+        if config.model.grad_checkpointing and not enable_grad_checkpointing(model):
+            print(f"warning: model.grad_checkpointing: {type(model).__name__} has no timm network to checkpoint")
+        model.to(device)
+        if train.channels_last and device.type == "cuda":
+            model.to(memory_format=torch.channels_last)
+        amp_dtype = autocast_dtype(train.amp, device)
+        optimizer = create_optimizer(model, train)
+        steps = (
+            len(train_loader)
+            if train.max_steps_per_epoch is None
+            else min(len(train_loader), train.max_steps_per_epoch)
+        )
+        updates_per_epoch = max(math.ceil(steps / train.accumulate_steps), 1)
+        parts = TrainingParts(
+            model,
+            optimizer,
+            create_scheduler(optimizer, train, updates_per_epoch, task.metric.higher_is_better),
+            torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None,
+            ModelEmaV3(model, decay=train.ema_decay, use_warmup=train.ema_warmup) if train.ema else None,
+            AveragedModel(model) if train.swa else None,
+        )
+        if train.class_weights == "balanced":
+            task.balance_classes(table.targets[train_index], device)
+        last_path = paths.checkpoint(fold, "last")
+        if resume and last_path.is_file():
+            parts.resume(last_path, device, config.model.backbone)
+            if runtime.is_main:
+                print(f"fold {fold}: resuming after epoch {parts.state.epoch}")
+        if runtime.distributed:
+            model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        compile_mode = train.compile
+        if compile_mode != "off" and config.model.grad_checkpointing:
+            # Dynamo replays batch-norm buffer updates inside timm's checkpointed blocks and autograd then fails.
+            print("warning: train.compile is left off with model.grad_checkpointing (they do not combine here)")
+            compile_mode = "off"
+        model = compile_model(model, compile_mode, train.compile_backend)
+        batches = EpochBatches(train_loader)
+        if parts.state.epoch < train.epochs:  # workers decode the first batches while the tracker starts
+            batches.start(parts.state.epoch)
+        return cls(
+            config=config,
+            task=task,
+            table=table,
+            fold=fold,
+            valid_index=valid_index,
+            runtime=runtime,
+            paths=paths,
+            model=model,
+            parts=parts,
+            train_loader=train_loader,
+            valid_loader=valid_loader,
+            normalise=InputNormaliser(mean, std, device),
+            meta=checkpoint_meta(config, task, mean, std),
+            amp_dtype=amp_dtype,
+            mixup=task.create_mixup(),
+            swa_scheduler=SWALR(optimizer, swa_lr=train.swa_lr) if train.swa else None,
+            tracker=create_tracker(config, paths.root, f"fold{fold}", "train") if runtime.is_main else None,
+            batches=batches,
+            utilisation=GpuUtilisation(device),
+        )
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        return self.parts.ema.module if self.parts.ema is not None else self.model
+
+    def epoch(self, epoch: int, eta: Eta | None = None) -> EpochResult:
+        """Train one epoch, validate when due, step the schedule, save checkpoints and report."""
+        train, parts, state, device = self.config.train, self.parts, self.parts.state, self.runtime.device
+        times = EpochTimes()
+        reset_peak_memory(device)
+        self.utilisation.start()
+        in_swa = parts.swa is not None and epoch >= train.swa_start_epoch
+        train_loss, state.num_updates, times.images, times.train = train_one_epoch(
+            self.model,
+            self.train_loader,
+            self.task,
+            parts.optimizer,
+            runtime=self.runtime,
+            config=train,
+            scheduler=None if in_swa else parts.scheduler,
+            scaler=parts.scaler,
+            ema=parts.ema,
+            mixup=self.mixup,
+            amp_dtype=self.amp_dtype,
+            num_updates=state.num_updates,
+            description=f"fold {self.fold} epoch {epoch + 1}/{train.epochs}",
+            on_first_update=lambda: self.first_update.setdefault("unix", time.time()),
+            normalise=self.normalise,
+            batches=self.batches.take(epoch),
+        )
+        if epoch + 1 < train.epochs:
+            self.batches.start(epoch + 1)  # the next epoch's first batches are decoded during validation and saving
+        # Evaluation can cost as much as training (detection): every eval_every epochs and always the last.
+        evaluate_now = (epoch + 1) % train.eval_every == 0 or epoch + 1 == train.epochs
+        valid_loss, score, improved, outputs = math.nan, math.nan, False, None
+        if evaluate_now:
+            valid_started = time.perf_counter()
+            valid_loss, probabilities, indices = self._validate(self.eval_model, train.max_eval_batches)
+            outputs = (probabilities, indices)
+            score = self.task.score(self.table.targets[self.valid_index][indices], probabilities)
+            times.valid = time.perf_counter() - valid_started
+            improved = self.task.metric.is_improvement(score, state.best_score)
+            state.stale_epochs = 0 if improved else state.stale_epochs + 1
+            if improved:
+                state.best_score, state.best_epoch = score, epoch
+        if in_swa:
+            parts.swa.update_parameters(original_module(self.model))
+            self.swa_scheduler.step()
+        elif parts.scheduler is not None and (evaluate_now or train.scheduler != "plateau"):
+            parts.scheduler.step(epoch + 1, score)
+        state.epoch = epoch + 1
+        patience = train.early_stopping_patience
+        stopping = patience is not None and state.stale_epochs >= patience
+        row = {
+            "epoch": epoch + 1,
+            "lr": parts.optimizer.param_groups[0]["lr"],
+            "train_loss": train_loss,
+            "valid_loss": valid_loss,
+            self.config.metric: score,
+            "peak_mem_mb": peak_memory_mb(device),
+            "gpu_util": self.utilisation.stop(),
+            **times.columns(),
+        }
+        state.history.append(row)
+        if self.runtime.is_main:
+            checkpoint_started = time.perf_counter()
+            self._save(epoch, score, outputs if improved else None, last=stopping or epoch + 1 == train.epochs)
+            times.checkpoint = time.perf_counter() - checkpoint_started
+        row.update(times.columns())  # now with the checkpoint write; last.pt keeps the row as it was before it
+        if eta is not None:
+            eta.add(row["seconds"])
+        result = EpochResult(row, score, evaluate_now, improved, stopping)
+        if self.runtime.is_main:
+            self._report(result, train_loss, valid_loss, eta)
+        return result
+
+    def _validate(self, model: torch.nn.Module, max_batches: int | None) -> tuple[float, np.ndarray, np.ndarray]:
+        channels_last = self.config.train.channels_last and self.runtime.device.type == "cuda"
+        return evaluate(
+            model, self.valid_loader, self.task, runtime=self.runtime, amp_dtype=self.amp_dtype,
+            channels_last=channels_last, max_batches=max_batches, normalise=self.normalise,
+        )  # fmt: skip
+
+    def _save(self, epoch: int, score: float, improved_outputs: tuple | None, last: bool) -> None:
+        """best.pt and the OOF on improvement; last.pt (with the optimizer) every checkpoint_every epochs and at
+        the end; a snapshot at the end of each cosine cycle."""
+        train, paths, fold = self.config.train, self.paths, self.fold
+        weights = None
+        if improved_outputs is not None:
+            weights = original_module(self.eval_model).state_dict()
+            best = {"model": weights, "meta": self.meta, "epoch": epoch + 1, "score": score}
+            save_torch(paths.checkpoint(fold, "best"), best)
+            probabilities, indices = improved_outputs
+            ids = self.table.ids[self.valid_index][indices]
+            self.task.write_predictions(paths.fold_oof(fold), ids, probabilities, fold)
+        if (epoch + 1) % train.checkpoint_every == 0 or last:
+            self.parts.save(paths.checkpoint(fold, "last"), self.meta)
+        cycle_epochs = math.ceil(train.epochs / train.restarts)
+        if train.snapshots and train.scheduler == "cosine_restarts" and (epoch + 1) % cycle_epochs == 0:
+            weights = weights or original_module(self.eval_model).state_dict()
+            snapshot = {"model": weights, "meta": self.meta, "epoch": epoch + 1, "score": score}
+            save_torch(paths.checkpoint(fold, f"snapshot_{(epoch + 1) // cycle_epochs}"), snapshot)
+
+    def _report(self, result: EpochResult, train_loss: float, valid_loss: float, eta: Eta | None) -> None:
+        row, epoch = result.row, result.row["epoch"]
+        write_csv(self.paths.history(self.fold), pd.DataFrame(self.parts.state.history))
+        self.tracker.log({key: value for key, value in row.items() if not math.isnan(value)}, step=epoch)
+        scored = f" valid_loss {valid_loss:.4f}" if not math.isnan(valid_loss) else ""
+        scored += f" {self.config.metric} {result.score:.4f}" if result.evaluated else ""
+        speed = f" {row['images_per_s']:.0f} img/s" + (f", ETA {eta.text()}" if eta is not None else "")
+        mark = " *" if result.improved else ""
+        print(f"fold {self.fold} epoch {epoch}: train_loss {train_loss:.4f}{scored}{mark}{speed}")
+        if result.stopping:
+            patience = self.config.train.early_stopping_patience
+            print(f"fold {self.fold}: early stop after {patience} epochs without improvement")
+
+    def finish(self) -> FoldResult:
+        """SWA's batch-norm update and score, then metrics.json: the fold's best score and epoch."""
+        state, swa, metric = self.parts.state, self.parts.swa, self.config.metric
+        result = FoldResult(
+            self.fold, state.best_score, state.best_epoch + 1, state.epoch, self.first_update.get("unix")
+        )
+        if swa is not None and int(swa.n_averaged) > 0:
+            update_bn((self.normalise(images) for images, _ in self.train_loader), swa, device=self.runtime.device)
+            _, probabilities, indices = self._validate(swa.module, None)
+            result.swa_score = float(self.task.score(self.table.targets[self.valid_index][indices], probabilities))
+            if self.runtime.is_main:
+                swa_checkpoint = {"model": swa.module.state_dict(), "meta": self.meta, "score": result.swa_score}
+                save_torch(self.paths.checkpoint(self.fold, "swa"), swa_checkpoint)
+                print(f"fold {self.fold} SWA of {int(swa.n_averaged)} epochs: {metric} {result.swa_score:.4f}")
+        if self.runtime.is_main:
+            write_json(self.paths.fold_metrics(self.fold), result.to_json())
+            self.tracker.summary({f"best_{metric}": state.best_score, "best_epoch": state.best_epoch + 1})
+            self.tracker.finish()
+        barrier(self.runtime)
+        return result

@@ -1,0 +1,48 @@
+"""Segmentation models: smp architectures (segmentation.architecture) on timm encoders (smp's tu- encoders)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import segmentation_models_pytorch as smp
+import timm
+from torch import nn
+
+from ...config import ModelConfig, SegmentationConfig
+from ...core.errors import ConfigError, ModelError
+
+
+def create_segmenter(
+    model_config: ModelConfig, seg: SegmentationConfig, num_outputs: int, pretrained: bool | None = None
+) -> nn.Module:
+    """An smp model with `num_outputs` channels on the timm encoder model.backbone."""
+    use_pretrained = model_config.pretrained if pretrained is None else pretrained
+    if not timm.is_model(model_config.backbone):
+        raise ModelError(f"model.backbone '{model_config.backbone}' is not a timm model (smp's tu- encoders)")
+    kwargs: dict[str, Any] = {}
+    if seg.decoder_channels is not None:
+        kwargs["decoder_channels"] = seg.decoder_channels
+    try:
+        return smp.create_model(
+            seg.architecture,
+            encoder_name=f"tu-{model_config.backbone}",
+            encoder_weights="imagenet" if use_pretrained else None,
+            in_channels=model_config.in_chans,
+            classes=num_outputs,
+            **kwargs,
+        )
+    except KeyError as error:
+        raise ConfigError(f"segmentation.architecture '{seg.architecture}' is not an smp architecture") from error
+    except (OSError, RuntimeError) as error:
+        raise ModelError(
+            f"cannot build {seg.architecture} on 'tu-{model_config.backbone}' (offline? set model.pretrained=false"
+            f" or model.weights): {' '.join(str(error).split())[:200]}"
+        ) from error
+
+
+def encoder_normalisation(backbone: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Mean and std of the encoder's pretrained weights (ImageNet's when timm has none)."""
+    config = timm.get_pretrained_cfg(backbone)
+    mean = getattr(config, "mean", None) or (0.485, 0.456, 0.406)
+    std = getattr(config, "std", None) or (0.229, 0.224, 0.225)
+    return tuple(mean), tuple(std)

@@ -1,0 +1,108 @@
+"""The package's shape: no import cycles (lazy imports inside functions included), small files, and every
+module importable in this project's task."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+
+from .conftest import PACKAGE
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+MAX_LINES = 350  # the config schema is the one file allowed to be longer
+LONGER_FILES = {"config.py"}
+
+
+def modules() -> dict[str, Path]:
+    """Dotted name -> file of every module of the package except the tests."""
+    found = {}
+    for path in PACKAGE_DIR.rglob("*.py"):
+        parts = path.relative_to(PACKAGE_DIR).with_suffix("").parts
+        if parts[0] == "tests" or "__pycache__" in parts:
+            continue
+        name = ".".join((PACKAGE, *parts)).removesuffix(".__init__")
+        found[name] = path
+    return found
+
+
+def _type_checking_only(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
+    while node in parents:
+        node = parents[node]
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            return True
+    return False
+
+
+def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
+    """Package modules `name` imports at run time, anywhere in the file (parents of a submodule included:
+    importing a.b.c runs a and a.b first)."""
+    tree = ast.parse(path.read_text())
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    targets = set()
+    for node in ast.walk(tree):
+        if _type_checking_only(node, parents):
+            continue
+        if isinstance(node, ast.ImportFrom):
+            base = package.split(".")
+            if node.level:
+                base = base[: len(base) - node.level + 1]
+                module = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                module = node.module or ""
+            candidates = [module, *(f"{module}.{alias.name}" for alias in node.names)]
+        elif isinstance(node, ast.Import):
+            candidates = [alias.name for alias in node.names]
+        else:
+            continue
+        for candidate in candidates:
+            parts = candidate.split(".")
+            targets.update(".".join(parts[:end]) for end in range(1, len(parts) + 1))
+    return {target for target in targets if target in known and target != name}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}  # 1 on the current path, 2 done
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        state[node] = 1
+        for target in sorted(graph[node]):
+            if state.get(target) == 1:
+                return [*path[path.index(target) :], target]
+            if target not in state and (cycle := visit(target, [*path, target])):
+                return cycle
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (cycle := visit(start, [start])):
+            return cycle
+    return None
+
+
+def test_the_package_has_no_import_cycle() -> None:
+    found = modules()
+    # Importing a subpackage runs its parent package first; that edge alone is not a cycle.
+    graph = {
+        name: {t for t in imports_of(name, path, set(found)) if not name.startswith(f"{t}.")}
+        for name, path in found.items()
+    }
+    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph) or [])
+
+
+def test_the_cycle_finder_finds_a_lazy_import_cycle() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
+    source = PACKAGE_DIR / "tasks" / "__init__.py"
+    assert f"{PACKAGE}.core.errors" in imports_of(f"{PACKAGE}.tasks", source, set(modules()))
+
+
+@pytest.mark.parametrize("name", sorted(name for name in modules() if not name.endswith("__main__")))
+def test_every_module_imports_and_is_small(name: str) -> None:
+    importlib.import_module(name)
+    path = modules()[name]
+    if path.name not in LONGER_FILES:
+        assert len(path.read_text().splitlines()) <= MAX_LINES, f"{path.relative_to(PACKAGE_DIR)} is too long"

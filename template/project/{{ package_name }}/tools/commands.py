@@ -1,0 +1,141 @@
+"""Commands of the tools (ensembles, soups, pseudo-labels, tuning, EDA, augmentation preview, analysis); those a
+task does not support are not rendered, and their commands do not exist."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..core.commands import (
+    ConfigFiles,
+    Experiment,
+    Overrides,
+    command,
+    console,
+    load_run_settings,
+    load_settings,
+    metrics_table,
+    tool_command,
+)
+from ..core.errors import ProjectError
+
+
+@tool_command("ensemble")
+def ensemble(overrides: Overrides = None, config: ConfigFiles = None, experiment: Experiment = None) -> None:
+    """Blend prediction files of several runs (ensemble.members) into outputs/<experiment>/, weights on OOF."""
+    from ..core.runs import RunPaths, run_lock
+    from .ensemble import ensemble as run_ensemble
+
+    settings = load_settings(overrides, config, experiment)
+    with run_lock(RunPaths.from_config(settings), "ensemble"):
+        result = run_ensemble(settings)
+    console.print(metrics_table({**result, "cv_mean": result["oof_score"], "cv_std": 0.0}, settings.experiment))
+
+
+@tool_command("soup")
+def soup(overrides: Overrides = None, config: ConfigFiles = None, experiment: Experiment = None) -> None:
+    """Average checkpoints of one architecture per fold (uniform or greedy soup) into fold_K/soup.pt."""
+    from ..core.runs import RunPaths, run_lock
+    from .soup import soup as make_soup
+
+    settings = load_run_settings(overrides, config, experiment, "soup")
+    with run_lock(RunPaths.from_config(settings), "soup"):
+        make_soup(settings)
+    console.print("predict with the soups: predict.checkpoints=[soup]")
+
+
+@tool_command("pseudo")
+def pseudo(overrides: Overrides = None, config: ConfigFiles = None, experiment: Experiment = None) -> None:
+    """Label confident test predictions and retrain with them in every fold's training part."""
+    from .pseudo import pseudo as run_pseudo
+
+    table = Table(title="pseudo-labelling")
+    for column in ("round", "labelled", "CV before", "CV after", "run"):
+        table.add_column(column)
+    from ..core.runs import RunPaths, run_lock
+
+    settings = load_run_settings(overrides, config, experiment, "pseudo")
+    with run_lock(RunPaths.from_config(settings), "pseudo"):
+        rounds = run_pseudo(settings)
+    for item in rounds:
+        labelled = f"{item['selected']}/{item['of']}"
+        table.add_row(str(item["round"]), labelled, f"{item['cv_before']:.4f}", f"{item['cv_after']:.4f}", item["run"])
+    console.print(table)
+
+
+@command
+def tune(overrides: Overrides = None, config: ConfigFiles = None, experiment: Experiment = None) -> None:
+    """Search hyper-parameters with Optuna over tune.space (pruned, resumable; several processes can share one
+    study); the best trial becomes configs/experiment/tuned.yaml."""
+    from .tune import tune as run_tune
+
+    result = run_tune(load_settings(overrides, config, experiment))
+    table = Table(title=f"study {result['study']}: {result['trials']} trials")
+    table.add_column("")
+    table.add_column("", overflow="fold")
+    table.add_row("complete / pruned", f"{result['complete']} / {result['pruned']}")
+    table.add_row(f"best (trial {result['best_trial']})", f"{result['best_value']:.4f}")
+    for key, value in result["best_params"].items():
+        table.add_row(f"  {key}", str(value))
+    table.add_row("overlay", f"{result['overlay']} (train every fold: run -e tuned)")
+    table.add_row("report", result["report"])
+    table.add_row("storage", result["storage"])
+    console.print(table)
+
+
+@tool_command("eda")
+def eda(
+    overrides: Overrides = None,
+    config: ConfigFiles = None,
+    experiment: Experiment = None,
+    output: Annotated[Path, typer.Option(help="Folder for eda.html and eda.json.")] = Path("reports"),
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
+    suggested: Annotated[Path, typer.Option(help="Where to write the proposed augmentations.")] = Path(
+        "configs/aug/suggested.yaml"
+    ),
+) -> None:
+    """Explore train and test images: distributions, outliers, duplicates, shift; propose augmentations."""
+    from .eda import eda as run_eda
+
+    path = run_eda(load_settings(overrides, config, experiment), output, workers, suggested)
+    console.print(f"EDA report: {path}; proposed augmentations: {suggested} (adopt: aug.train={suggested})")
+
+
+@command
+def augment_preview(
+    overrides: Overrides = None,
+    config: ConfigFiles = None,
+    experiment: Experiment = None,
+    output: Annotated[Path | None, typer.Option(help="PNG path (default <run>/reports/augment_preview.png).")] = None,
+) -> None:
+    """Draw n training images and their augmented versions (n=16 by default) with aug.train."""
+    from .preview import preview_augmentations
+
+    words = [word for word in overrides or [] if not word.startswith("n=")]
+    counts = [word for word in overrides or [] if word.startswith("n=")]
+    count = int(counts[-1].removeprefix("n=")) if counts and counts[-1].removeprefix("n=").isdigit() else 16
+    path = preview_augmentations(load_settings(words, config, experiment), count, output)
+    console.print(f"augmentation preview: {path}")
+
+
+@tool_command("analyze")
+def analyze(overrides: Overrides = None, config: ConfigFiles = None, experiment: Experiment = None) -> None:
+    """Report on a run's predictions (HTML + W&B): errors, distributions, correlations, Grad-CAM, CV vs LB.
+    Name the run as a folder (analyze outputs/blend), with -e NAME, or with experiment=NAME."""
+    from .analyze import analyze as run_analysis
+
+    words = list(overrides or [])
+    folders = [word for word in words if "=" not in word]
+    if folders:
+        run_dir = Path(folders[0])
+        if not run_dir.is_dir():
+            raise ProjectError(f"analyze: run folder {run_dir} not found")
+        words = [w for w in words if "=" in w] + [f"output_dir={run_dir.parent}", f"experiment={run_dir.name}"]
+    from ..core.runs import RunPaths, run_lock
+
+    settings = load_run_settings(words, config, experiment, "analyze")
+    with run_lock(RunPaths.from_config(settings), "analyze"):
+        console.print(f"analysis: {run_analysis(settings)}")
