@@ -12,9 +12,10 @@ import torch
 
 from .config import Config, load_config, validate_config, with_overrides
 from .core.augment import start_image_cache
+from .core.checkpoints import FoldResult
 from .core.data import LabelledTable, with_pseudo_labels
 from .core.distributed import Runtime, barrier, init_runtime, resolve_device, shutdown
-from .core.fold import FoldResult, FoldRun
+from .core.fold import FoldRun
 from .core.perf import (
     Eta,
 )

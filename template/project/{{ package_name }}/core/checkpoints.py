@@ -1,9 +1,9 @@
-"""last.pt: everything a fold needs to continue after an interruption, saved and resumed by one pair of methods
-over one list of parts."""
+"""What a fold writes: last.pt (everything needed to continue after an interruption, saved and resumed by one
+pair of methods over one list of parts), the checkpoints' metadata and the fold's metrics.json (FoldResult)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -92,3 +92,22 @@ def checkpoint_meta(config: Config, task: Task, mean: tuple, std: tuple) -> dict
         "mean": list(mean),
         "std": list(std),
     }
+
+
+@dataclass
+class FoldResult:
+    """A fold's outcome, as its metrics.json holds it."""
+
+    fold: int
+    score: float | None  # the best validation score (None: never validated)
+    best_epoch: int
+    epochs: int  # epochs trained
+    first_step_unix: float | None = None  # when the first optimizer step finished
+    swa_score: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {key: value for key, value in asdict(self).items() if key != "swa_score" or value is not None}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FoldResult:
+        return cls(**{item.name: data.get(item.name) for item in fields(cls)})

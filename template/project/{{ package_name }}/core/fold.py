@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 
 from ..config import Config
 from .augment import InputNormaliser, load_augmentations, redirect_caches
-from .checkpoints import TrainingParts, checkpoint_meta
+from .checkpoints import FoldResult, TrainingParts, checkpoint_meta
 from .data import LabelledTable
 from .distributed import Runtime, barrier
 from .engine import (
@@ -75,25 +75,6 @@ def fold_loaders(
     train_loader = create_loader(train_set, runtime, batch, workers, True, seed, task.collate_fn)
     valid_loader = create_loader(valid_set, runtime, batch, workers, False, config.seed, task.collate_fn)
     return train_loader, valid_loader
-
-
-@dataclass
-class FoldResult:
-    """A fold's outcome, as its metrics.json holds it."""
-
-    fold: int
-    score: float | None  # the best validation score (None: never validated)
-    best_epoch: int
-    epochs: int  # epochs trained
-    first_step_unix: float | None = None  # when the first optimizer step finished
-    swa_score: float | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {key: value for key, value in asdict(self).items() if key != "swa_score" or value is not None}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> FoldResult:
-        return cls(**{item.name: data.get(item.name) for item in fields(cls)})
 
 
 @dataclass

@@ -139,7 +139,11 @@ class SegmentationTask(TaskHooks):
         return float((dice if self.config.metric == "dice" else iou).mean())
 
     def score(self, targets: np.ndarray, outputs: np.ndarray) -> float:
-        """The metric of the validation outputs (their masks travel with them at model resolution)."""
+        """The metric against the masks as the validation transform made them from `targets` (each output
+        carries its mask at model resolution: the table's targets are files at the original size, and aug.valid
+        may crop or pad); `targets` must be the same rows."""
+        if len(targets) != len(outputs):
+            raise ValueError(f"score: {len(targets)} targets for {len(outputs)} outputs")
         return self._score(outputs)
 
     def class_scores(self, outputs: np.ndarray) -> dict[str, dict[str, float]]:
