@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -24,13 +23,6 @@ def _draw_boxes(axis: plt.Axes, boxes: np.ndarray, labels: list[str]) -> None:
     for (x1, y1, x2, y2), label in zip(boxes, labels, strict=True):
         axis.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="yellow", linewidth=1))
         axis.text(x1, y1, label, color="black", backgroundcolor="yellow", fontsize=5)
-
-
-def _original_mask(table: Any, row: int, shape: tuple[int, ...], task: Any) -> np.ndarray:
-    from ..tasks.segmentation.labels import decode_target
-
-    mask = decode_target(table.targets[row], shape[0], shape[1], len(table.classes), task.multilabel)
-    return mask.transpose(2, 0, 1) if mask.ndim == 3 else mask
 
 
 def preview_augmentations(config: Config, count: int = 16, output: Path | None = None) -> Path:
@@ -60,7 +52,7 @@ def preview_augmentations(config: Config, count: int = 16, output: Path | None =
             axis.imshow(picture.squeeze(), cmap="gray" if picture.shape[-1] == 1 else None)
             axis.set_title(title, fontsize=7)
             if isinstance(target, torch.Tensor) and target.ndim >= 2:  # segmentation: the mask over the image
-                mask = target.numpy() if offset else _original_mask(table, int(row), picture.shape[:2], task)
+                mask = target.numpy() if offset else task.target_mask(table.targets[int(row)], *picture.shape[:2])
                 if mask.ndim == 3:  # multilabel channels (C, H, W): show their union coloured by first class
                     mask = (mask.argmax(axis=0) + 1) * (mask.max(axis=0) > 0)
                 axis.imshow(np.ma.masked_equal(mask, 0), alpha=0.45, cmap="tab10", vmin=0, vmax=10)

@@ -23,7 +23,7 @@ from ...core.runs import atomic_path, write_json
 from ...core.tta import map_probabilities
 from .. import TaskHooks
 from .data import SegmentationDataset
-from .labels import rle_encode
+from .labels import decode_target, rle_encode
 from .loss import create_loss
 from .metric import per_image_scores, target_channels
 from .model import create_segmenter, encoder_normalisation
@@ -68,6 +68,11 @@ class SegmentationTask(TaskHooks):
 
     def normalisation(self, model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
         return encoder_normalisation(self.config.model.backbone)
+
+    def target_mask(self, target: dict[str, Any], height: int, width: int) -> np.ndarray:
+        """An image's mask at its own size: (H, W) indices, or (K, H, W) 0/1 channels for multilabel."""
+        mask = decode_target(target, height, width, len(self.classes), self.multilabel)
+        return mask.transpose(2, 0, 1) if mask.ndim == 3 else mask
 
     def create_transform(self, augmentations: Any, train: bool) -> A.Compose:
         if augmentations is not None and not isinstance(augmentations, A.BasicTransform | A.BaseCompose):
