@@ -177,6 +177,11 @@ class TrainConfig(StrictModel):
     snapshots: bool = False  # save snapshot_<k>.pt at the end of each cosine_restarts cycle
     max_steps_per_epoch: int | None = None  # cap batches per epoch (smoke runs)
     max_eval_batches: int | None = None  # cap validation batches (smoke runs)
+    # Train for this long instead of counting epochs (train.epochs becomes the most it may do): the schedule
+    # follows the clock (warm-up, then decay to min_lr when the budget ends) and the last evaluation fits inside.
+    time_budget_minutes: float | None = Field(default=None, gt=0)
+    time_budget_scope: Literal["fold", "run"] = "fold"  # run: what is left is shared among the folds left
+    eval_every_minutes: float | None = Field(default=None, gt=0)  # also validate once this long has passed
 
     @field_validator("compile", mode="before")
     @classmethod
@@ -342,6 +347,11 @@ class Config(StrictModel):
         if self.data.layout not in TASK_LAYOUTS[self.task]:
             expected = ", ".join(TASK_LAYOUTS[self.task])
             raise ValueError(f"data.layout={self.data.layout} is not a {self.task} layout; expected one of {expected}")
+        if self.train.time_budget_minutes is not None and self.train.scheduler == "plateau":
+            raise ValueError(
+                "train.scheduler=plateau follows validation scores, not the clock: with train.time_budget_minutes "
+                "use cosine, cosine_restarts, poly, step, multistep or none"
+            )
         allowed = TASK_VIEWS.get(self.task)
         unmappable = [v for v in self.predict.tta if allowed and v not in allowed and not v.startswith("scale_")]
         if unmappable:

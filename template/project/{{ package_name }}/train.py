@@ -3,6 +3,7 @@ run folder, and reports CV mean ± std. The loop knows nothing of the task: the 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,7 @@ import torch
 
 from .config import Config, load_config, validate_config, with_overrides
 from .core.augment import start_image_cache
+from .core.budget import fold_budget_seconds
 from .core.checkpoints import FoldResult
 from .core.data import LabelledTable, with_pseudo_labels
 from .core.distributed import Runtime, barrier, init_runtime, resolve_device, shutdown
@@ -48,14 +50,16 @@ def train_fold(
     training_targets: np.ndarray | None = None,
     on_evaluation: EvaluationHook | None = None,
     eta: Eta | None = None,
+    budget_seconds: float | None = None,
 ) -> FoldResult:
     """Train one fold; write last.pt every train.checkpoint_every epochs, best.pt and OOF on improvement,
     metrics.json at the end. `on_evaluation(fold, epoch, score)` runs after each validation's files are written
     (tune prunes there). `training_targets` replaces the table's targets for training rows (soft pseudo-labels);
-    validation always scores against the table's own labels."""
+    validation always scores against the table's own labels. `budget_seconds`: train against the clock."""
     run = FoldRun.build(
-        config, task, table, folds, fold, runtime=runtime, paths=paths, resume=resume, training_targets=training_targets
-    )
+        config, task, table, folds, fold, runtime=runtime, paths=paths, resume=resume,
+        training_targets=training_targets, budget_seconds=budget_seconds,
+    )  # fmt: skip
     for epoch in range(run.parts.state.epoch, config.train.epochs):
         result = run.epoch(epoch, eta)
         if on_evaluation is not None and result.evaluated and runtime.is_main:
@@ -144,7 +148,8 @@ def train_folds(
     """Train `fold_list` one after another in this process; with --resume, finished folds are read back."""
     results = []
     eta = Eta(total_epochs=len(fold_list) * config.train.epochs)
-    for fold in fold_list:
+    started = time.perf_counter()
+    for position, fold in enumerate(fold_list):
         if resume and paths.fold_metrics(fold).is_file():
             results.append(FoldResult.from_json(read_json(paths.fold_metrics(fold))))
             if runtime.is_main:
@@ -163,6 +168,12 @@ def train_folds(
                 training_targets=inputs.training_targets,
                 on_evaluation=on_evaluation,
                 eta=eta,
+                budget_seconds=fold_budget_seconds(
+                    config.train.time_budget_minutes,
+                    config.train.time_budget_scope,
+                    started,
+                    len(fold_list) - position,
+                ),
             )
         )
     return results

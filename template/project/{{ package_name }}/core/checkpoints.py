@@ -30,6 +30,7 @@ class FoldState:
     best_score: float | None = None
     best_epoch: int = -1
     stale_epochs: int = 0
+    elapsed_seconds: float = 0.0  # training time spent, counted against train.time_budget_minutes
     history: list[dict[str, Any]] = field(default_factory=list)
 
 

@@ -20,10 +20,13 @@ from timm.utils import ModelEmaV3
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
-from ..config import TrainConfig
-from .augment import InputNormaliser
+from ..config import Config, TrainConfig
+from .augment import InputNormaliser, load_augmentations, redirect_caches
+from .budget import CLOCK_UNITS_PER_EPOCH, TimeBudget
+from .data import LabelledTable
 from .distributed import Runtime, all_gather
 from .errors import ConfigError
+from .runs import RunPaths
 
 if TYPE_CHECKING:
     from ..tasks import Task
@@ -84,6 +87,8 @@ def create_scheduler(
         name, cycles = "cosine", config.restarts
         epochs = math.ceil(config.epochs / cycles)
     per_epoch = name == "plateau"
+    if config.time_budget_minutes is not None:  # the budget steps it by the clock, in these units
+        updates_per_epoch = CLOCK_UNITS_PER_EPOCH
     scheduler, _ = create_scheduler_v2(
         optimizer,
         sched=name,
@@ -156,12 +161,14 @@ def train_one_epoch(
     on_first_update: Callable[[], None] | None = None,
     normalise: InputNormaliser | None = None,
     batches: Iterator[Any] | None = None,
+    budget: TimeBudget | None = None,
 ) -> tuple[float, int, int, float]:
     """One pass over `loader` (or `batches`, its epoch already started) with accumulation, clipping, AMP, EMA;
     returns (mean loss, updates so far, images, seconds from the first batch's arrival to the end: the steps'
     time, without the loader's start-up).
-    The progress bar shows loss, learning rate and images/s, refreshed every few steps (reading the loss waits
-    for the GPU, so not every step)."""
+    With a time budget the schedule follows the clock, and the epoch ends early once the budget is spent (at
+    least one step; under DDP only at epoch ends, where every rank agrees). The progress bar shows loss, learning
+    rate and images/s, refreshed every few steps (reading the loss waits for the GPU, so not every step)."""
     model.train()
     device = runtime.device
     channels_last = config.channels_last and device.type == "cuda"
@@ -178,7 +185,7 @@ def train_one_epoch(
     )
     step, seen, started = 0, 0, None
     for step, batch in enumerate(progress):
-        if step >= total_steps:
+        if step >= total_steps or (step > 0 and budget is not None and not runtime.distributed and budget.spent()):
             break
         started = started or time.perf_counter()
         images, targets = task.to_device(batch, device)
@@ -213,7 +220,7 @@ def train_one_epoch(
             if on_first_update is not None and num_updates == 1:
                 on_first_update()
             if scheduler is not None:
-                scheduler.step_update(num_updates=num_updates)
+                scheduler.step_update(num_updates=num_updates if budget is None else budget.schedule_step())
             if ema is not None:
                 ema.update(model, step=num_updates)
         if (step + 1) % PROGRESS_EVERY == 0 and not progress.disable:
@@ -265,3 +272,31 @@ def evaluate(
     indices, first = np.unique(indices, return_index=True)
     loss = float(sum(part[2] for part in parts)) / max(sum(part[3] for part in parts), 1)
     return loss, gathered[first], indices
+
+
+def fold_loaders(
+    config: Config,
+    task: Task,
+    table: LabelledTable,
+    train_index: np.ndarray,
+    valid_index: np.ndarray,
+    *,
+    runtime: Runtime,
+    training_targets: np.ndarray | None = None,
+    seed: int = 0,
+) -> tuple[DataLoader, DataLoader]:
+    """The training loader (augmented, shuffled) and the validation loader of one fold."""
+    train_augmentations = load_augmentations(config.aug.train, "aug.train")
+    redirect_caches(train_augmentations, RunPaths.from_config(config).root / "augraphy")
+    train_transform = task.create_transform(train_augmentations, train=True)
+    if hasattr(train_transform, "set_random_seed"):  # albumentations draws from its own generator, not numpy's
+        train_transform.set_random_seed(seed)
+    valid_transform = task.create_transform(load_augmentations(config.aug.valid, "aug.valid"), train=False)
+    image_paths = table.frame["path"].to_numpy()
+    targets = table.targets if training_targets is None else training_targets
+    train_set = task.create_dataset(list(image_paths[train_index]), targets[train_index], train_transform, train=True)
+    valid_set = task.create_dataset(list(image_paths[valid_index]), table.targets[valid_index], valid_transform)
+    batch, workers = config.train.batch_size, config.data.num_workers
+    train_loader = create_loader(train_set, runtime, batch, workers, True, seed, task.collate_fn)
+    valid_loader = create_loader(valid_set, runtime, batch, workers, False, config.seed, task.collate_fn)
+    return train_loader, valid_loader

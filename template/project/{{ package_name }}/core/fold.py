@@ -17,16 +17,17 @@ from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 from torch.utils.data import DataLoader
 
 from ..config import Config
-from .augment import InputNormaliser, load_augmentations, redirect_caches
+from .augment import InputNormaliser
+from .budget import TimeBudget
 from .checkpoints import FoldResult, TrainingParts, checkpoint_meta
 from .data import LabelledTable
-from .distributed import Runtime, barrier
+from .distributed import Runtime, all_gather, barrier
 from .engine import (
     autocast_dtype,
-    create_loader,
     create_optimizer,
     create_scheduler,
     evaluate,
+    fold_loaders,
     seed_everything,
     train_one_epoch,
 )
@@ -47,34 +48,6 @@ from .tracking import create_tracker
 
 if TYPE_CHECKING:
     from ..tasks import Task
-
-
-def fold_loaders(
-    config: Config,
-    task: Task,
-    table: LabelledTable,
-    train_index: np.ndarray,
-    valid_index: np.ndarray,
-    *,
-    runtime: Runtime,
-    training_targets: np.ndarray | None = None,
-    seed: int = 0,
-) -> tuple[DataLoader, DataLoader]:
-    """The training loader (augmented, shuffled) and the validation loader of one fold."""
-    train_augmentations = load_augmentations(config.aug.train, "aug.train")
-    redirect_caches(train_augmentations, RunPaths.from_config(config).root / "augraphy")
-    train_transform = task.create_transform(train_augmentations, train=True)
-    if hasattr(train_transform, "set_random_seed"):  # albumentations draws from its own generator, not numpy's
-        train_transform.set_random_seed(seed)
-    valid_transform = task.create_transform(load_augmentations(config.aug.valid, "aug.valid"), train=False)
-    image_paths = table.frame["path"].to_numpy()
-    targets = table.targets if training_targets is None else training_targets
-    train_set = task.create_dataset(list(image_paths[train_index]), targets[train_index], train_transform, train=True)
-    valid_set = task.create_dataset(list(image_paths[valid_index]), table.targets[valid_index], valid_transform)
-    batch, workers = config.train.batch_size, config.data.num_workers
-    train_loader = create_loader(train_set, runtime, batch, workers, True, seed, task.collate_fn)
-    valid_loader = create_loader(valid_set, runtime, batch, workers, False, config.seed, task.collate_fn)
-    return train_loader, valid_loader
 
 
 @dataclass
@@ -109,6 +82,8 @@ class FoldRun:
     tracker: Any
     batches: EpochBatches
     utilisation: GpuUtilisation
+    budget: TimeBudget | None = None
+    last_evaluation: float = field(default_factory=time.perf_counter)
     first_update: dict[str, float] = field(default_factory=dict)
 
     @classmethod
@@ -124,6 +99,7 @@ class FoldRun:
         paths: RunPaths,
         resume: bool,
         training_targets: np.ndarray | None,
+        budget_seconds: float | None = None,
     ) -> FoldRun:
         """Model, loaders, optimizer, schedule, EMA and SWA of one fold; last.pt's state when resuming."""
         train = config.train
@@ -201,6 +177,9 @@ class FoldRun:
             tracker=create_tracker(config, paths.root, f"fold{fold}", "train") if runtime.is_main else None,
             batches=batches,
             utilisation=GpuUtilisation(device),
+            budget=None
+            if budget_seconds is None
+            else TimeBudget(budget_seconds, train.epochs, spent_before=parts.state.elapsed_seconds),
         )
 
     @property
@@ -231,11 +210,22 @@ class FoldRun:
             on_first_update=lambda: self.first_update.setdefault("unix", time.time()),
             normalise=self.normalise,
             batches=self.batches.take(epoch),
+            budget=self.budget,
         )
+        out_of_time = self.budget is not None and self.budget.spent()
+        if self.runtime.distributed:  # every rank stops with rank 0's clock
+            out_of_time = bool(all_gather(self.runtime, out_of_time)[0])
         if epoch + 1 < train.epochs:
             self.batches.start(epoch + 1)  # the next epoch's first batches are decoded during validation and saving
-        # Evaluation can cost as much as training (detection): every eval_every epochs and always the last.
-        evaluate_now = (epoch + 1) % train.eval_every == 0 or epoch + 1 == train.epochs
+        # Evaluation can cost as much as training (detection): every eval_every epochs (or eval_every_minutes)
+        # and always the last, also when the time budget ends training.
+        minutes = train.eval_every_minutes
+        evaluate_now = (
+            (epoch + 1) % train.eval_every == 0
+            or epoch + 1 == train.epochs
+            or out_of_time
+            or (minutes is not None and time.perf_counter() - self.last_evaluation >= minutes * 60)
+        )
         valid_loss, score, improved, outputs = math.nan, math.nan, False, None
         if evaluate_now:
             valid_started = time.perf_counter()
@@ -243,6 +233,7 @@ class FoldRun:
             outputs = (probabilities, indices)
             score = self.task.score(self.table.targets[self.valid_index][indices], probabilities)
             times.valid = time.perf_counter() - valid_started
+            self.last_evaluation = time.perf_counter()
             improved = self.task.metric.is_improvement(score, state.best_score)
             state.stale_epochs = 0 if improved else state.stale_epochs + 1
             if improved:
@@ -254,7 +245,9 @@ class FoldRun:
             parts.scheduler.step(epoch + 1, score)
         state.epoch = epoch + 1
         patience = train.early_stopping_patience
-        stopping = patience is not None and state.stale_epochs >= patience
+        stopping = (patience is not None and state.stale_epochs >= patience) or out_of_time
+        if self.budget is not None:
+            state.elapsed_seconds = self.budget.elapsed()
         row = {
             "epoch": epoch + 1,
             "lr": parts.optimizer.param_groups[0]["lr"],
@@ -270,6 +263,8 @@ class FoldRun:
             checkpoint_started = time.perf_counter()
             self._save(epoch, score, outputs if improved else None, last=stopping or epoch + 1 == train.epochs)
             times.checkpoint = time.perf_counter() - checkpoint_started
+        if self.budget is not None and evaluate_now:
+            self.budget.keep_for(times.valid + times.checkpoint)
         row.update(times.columns())  # now with the checkpoint write; last.pt keeps the row as it was before it
         if eta is not None:
             eta.add(row["seconds"])
@@ -311,10 +306,17 @@ class FoldRun:
         self.tracker.log({key: value for key, value in row.items() if not math.isnan(value)}, step=epoch)
         scored = f" valid_loss {valid_loss:.4f}" if not math.isnan(valid_loss) else ""
         scored += f" {self.config.metric} {result.score:.4f}" if result.evaluated else ""
-        speed = f" {row['images_per_s']:.0f} img/s" + (f", ETA {eta.text()}" if eta is not None else "")
+        if self.budget is not None:  # the clock, not the epoch count, decides when training ends
+            left = max(self.budget.seconds - self.budget.elapsed(), 0.0)
+            speed = f" {row['images_per_s']:.0f} img/s, {left:.0f} s of the time budget left"
+        else:
+            speed = f" {row['images_per_s']:.0f} img/s" + (f", ETA {eta.text()}" if eta is not None else "")
         mark = " *" if result.improved else ""
         print(f"fold {self.fold} epoch {epoch}: train_loss {train_loss:.4f}{scored}{mark}{speed}")
-        if result.stopping:
+        if result.stopping and self.budget is not None and self.budget.spent():
+            minutes = self.config.train.time_budget_minutes
+            print(f"fold {self.fold}: time budget of {minutes:g} min spent after {epoch} epochs")
+        elif result.stopping:
             patience = self.config.train.early_stopping_patience
             print(f"fold {self.fold}: early stop after {patience} epochs without improvement")
 

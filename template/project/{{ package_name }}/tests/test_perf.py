@@ -110,7 +110,7 @@ def _batches(config, runtime) -> list:
     import numpy as np
 
     from ..core.augment import start_image_cache
-    from ..core.fold import fold_loaders
+    from ..core.engine import fold_loaders
     from ..folds import read_folds
     from ..tasks import create_task, read_train_table
 

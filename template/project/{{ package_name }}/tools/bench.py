@@ -68,8 +68,7 @@ def bare_images_per_second(config: Config, steps: int = 20) -> float:
     that stays on the device, so no data loading, logging or checkpointing counts."""
     from ..core.augment import InputNormaliser
     from ..core.distributed import resolve_device
-    from ..core.engine import autocast_dtype
-    from ..core.fold import fold_loaders
+    from ..core.engine import autocast_dtype, fold_loaders
     from ..tasks import read_train_table
 
     table = read_train_table(config.data)
