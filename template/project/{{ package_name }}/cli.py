@@ -73,13 +73,23 @@ def submit(
     predictions: Annotated[
         Path | None, typer.Option(help="Prediction CSV (id + class columns) to submit instead of the run's.")
     ] = None,
+    kaggle: Annotated[
+        str | None, typer.Option(help="Also upload it to this competition with the kaggle CLI: COMPETITION.")
+    ] = None,
+    message: Annotated[str | None, typer.Option(help="The upload's description (default: the run and its CV).")] = None,
 ) -> None:
-    """Write a validated submission in the sample submission's format."""
+    """Write a validated submission in the sample submission's format (and upload it with --kaggle)."""
+    from .submit import kaggle_message, upload_to_kaggle
     from .submit import submit as write_submission
 
-    path, metrics = write_submission(load_run_settings(overrides, config, experiment, "submit"), predictions)
+    settings = load_run_settings(overrides, config, experiment, "submit")
+    path, metrics = write_submission(settings, predictions)
     cv = f"CV {metrics['metric']} {metrics['cv_mean']:.4f} ± {metrics['cv_std']:.4f}" if metrics else "no CV found"
     console.print(f"submission: {path} ({cv}); latest copy: {path.parent / 'submission.csv'}")
+    if kaggle:
+        text = message or kaggle_message(settings, metrics)
+        upload_to_kaggle(settings, path, kaggle, text)
+        console.print(f"uploaded to {kaggle}: {text!r}; `lb --kaggle {kaggle}` fetches its public score")
 
 
 @command

@@ -15,7 +15,7 @@ from .core.errors import SubmissionError
 from .core.runs import RunPaths, atomic_path, read_json, run_lock, write_csv
 from .tasks import create_task
 
-LEDGER_COLUMNS = ["file", "time", "experiment", "cv", "public_lb"]
+LEDGER_COLUMNS = ["file", "time", "experiment", "cv", "public_lb", "kaggle", "message"]
 
 
 def read_ledger(output_dir: Path) -> pd.DataFrame:
@@ -23,7 +23,8 @@ def read_ledger(output_dir: Path) -> pd.DataFrame:
     path = output_dir / "submissions.csv"
     if not path.is_file():
         return pd.DataFrame(columns=LEDGER_COLUMNS)
-    return pd.read_csv(path, dtype={"file": str, "experiment": str})
+    ledger = pd.read_csv(path, dtype={"file": str, "experiment": str, "kaggle": str, "message": str})
+    return ledger.reindex(columns=[*LEDGER_COLUMNS, *(c for c in ledger.columns if c not in LEDGER_COLUMNS)])
 
 
 def _append_ledger(output_dir: Path, row: dict) -> None:
@@ -42,18 +43,42 @@ def record_lb(output_dir: Path, submission: str, score: float) -> pd.DataFrame:
     return ledger
 
 
-def kaggle_scores(competition: str) -> dict[str, float]:
-    """File name -> public score from the kaggle CLI (installed and configured by the user)."""
+def _kaggle(*words: str) -> str:
+    """Run the kaggle CLI (installed and configured by the user: ~/.kaggle/kaggle.json or KAGGLE_USERNAME and
+    KAGGLE_KEY); its output, or one line saying what failed."""
     import subprocess
 
     if shutil.which("kaggle") is None:
         raise SubmissionError("the kaggle CLI is not installed (pip install kaggle) or not on PATH")
-    result = subprocess.run(
-        ["kaggle", "competitions", "submissions", "-c", competition, "--csv"], capture_output=True, text=True
-    )
+    result = subprocess.run(["kaggle", *words], capture_output=True, text=True)
     if result.returncode != 0:
-        raise SubmissionError(f"kaggle competitions submissions -c {competition}: {result.stderr.strip()[:200]}")
-    frame = pd.read_csv(io.StringIO(result.stdout))
+        reason = " ".join((result.stderr.strip() or result.stdout.strip()).split())[:200]
+        raise SubmissionError(f"kaggle {' '.join(words[:4])}: {reason or f'exit code {result.returncode}'}")
+    return result.stdout
+
+
+def kaggle_message(config: Config, metrics: dict) -> str:
+    """What the leaderboard shows beside a submission: the run and its CV."""
+    cv = f"CV {metrics['metric']} {metrics['cv_mean']:.4f} ± {metrics['cv_std']:.4f}" if metrics else "no CV"
+    return f"{config.experiment}: {config.model.backbone}, {cv}"
+
+
+def upload_to_kaggle(config: Config, path: Path, competition: str, message: str) -> None:
+    """Submit `path` through the kaggle CLI and note the competition and message in the ledger (`lb --kaggle`
+    later fills its public score)."""
+    _kaggle("competitions", "submit", "-c", competition, "-f", str(path), "-m", message)
+    ledger = read_ledger(config.output_dir)
+    match = ledger["file"] == str(path)
+    ledger["kaggle"] = ledger["kaggle"].astype(object)
+    ledger["message"] = ledger["message"].astype(object)
+    ledger.loc[match, "kaggle"] = competition
+    ledger.loc[match, "message"] = message
+    write_csv(config.output_dir / "submissions.csv", ledger)
+
+
+def kaggle_scores(competition: str) -> dict[str, float]:
+    """File name -> public score from the kaggle CLI."""
+    frame = pd.read_csv(io.StringIO(_kaggle("competitions", "submissions", "-c", competition, "--csv")))
     scored = frame.dropna(subset=["publicScore"])
     return dict(zip(scored["fileName"], scored["publicScore"].astype(float), strict=True))
 
