@@ -215,7 +215,7 @@ class FoldRun:
         out_of_time = self.budget is not None and self.budget.spent()
         if self.runtime.distributed:  # every rank stops with rank 0's clock
             out_of_time = bool(all_gather(self.runtime, out_of_time)[0])
-        if epoch + 1 < train.epochs:
+        if epoch + 1 < train.epochs and not out_of_time:
             self.batches.start(epoch + 1)  # the next epoch's first batches are decoded during validation and saving
         # Evaluation can cost as much as training (detection): every eval_every epochs (or eval_every_minutes)
         # and always the last, also when the time budget ends training.
