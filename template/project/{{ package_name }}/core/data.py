@@ -1,4 +1,5 @@
-"""Competition files into one table (ids, image paths, targets), checked row by row, and the Dataset."""
+"""What every task reads: the training table type and its shared row checks, test images, the sample
+submission, pseudo-labels, images (with the RAM/disk cache) and the image Dataset. Label readers are per task."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Tasks behind one registry: a task owns model, data, loss, metric, post-processing and prediction files;
-the training loop, predict and submit only call the `Task` methods below."""
+"""The Task contract and its registry: each task is a package here (only the project's own is rendered) that owns
+model, data, labels, loss, metric, post-processing and prediction files; the stages only call `Task` methods."""
 
 from __future__ import annotations
 
