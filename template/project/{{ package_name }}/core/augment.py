@@ -161,7 +161,8 @@ def create_transform(
 
 class InputNormaliser:
     """Batches from the loader (uint8, or float on the 0-255 scale) to normalised float32 on the device:
-    (x - 255 mean) / (255 std), A.Normalize's formula. A single-channel input uses the mean of the statistics."""
+    (x - 255 mean) / (255 std), A.Normalize's formula; an input with fewer channels than the statistics (grayscale)
+    takes the first ones, as A.Normalize does."""
 
     def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], device: torch.device) -> None:
         self.mean = torch.tensor(mean, dtype=torch.float32, device=device) * 255
@@ -169,10 +170,8 @@ class InputNormaliser:
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         images = images.to(self.mean.device, non_blocking=True).float()
-        mean, std = self.mean, self.std
-        if images.shape[1] != len(mean):
-            mean, std = mean.mean().reshape(1), std.mean().reshape(1)
-        return (images - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+        channels = images.shape[1]
+        return (images - self.mean[:channels].view(1, -1, 1, 1)) / self.std[:channels].view(1, -1, 1, 1)
 
 
 def start_image_cache(config: Any, task: Any, paths: list[str]) -> None:

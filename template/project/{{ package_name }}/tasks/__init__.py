@@ -7,6 +7,7 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..config import TASK_LAYOUTS
 from ..core.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -20,18 +21,9 @@ if TYPE_CHECKING:
     from ..core.metrics import Metric
 
 # Only the project's task package is rendered, so packages are imported by name on demand.
-TASKS = ("classification", "detection", "segmentation")
+TASKS = tuple(TASK_LAYOUTS)
 # Which task reads each data layout (its package's labels.LAYOUTS holds the reader).
-LAYOUT_TASKS = {
-    "csv": "classification",
-    "folders": "classification",
-    "coco": "detection",
-    "boxes_csv": "detection",
-    "voc": "detection",
-    "masks": "segmentation",
-    "rle_csv": "segmentation",
-    "coco_polygons": "segmentation",
-}
+LAYOUT_TASKS = {layout: task for task, layouts in TASK_LAYOUTS.items() for layout in layouts}
 
 
 class Task(Protocol):

@@ -100,3 +100,17 @@ def test_unknown_optimizer_is_one_line() -> None:
     model = torch.nn.Linear(4, 3)
     with pytest.raises(ConfigError, match="train.optimizer 'adamzz'"):
         create_optimizer(model, config.train)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_device_normalisation_matches_albumentations(channels: int) -> None:
+    import albumentations as A
+    import numpy as np
+
+    from ..core.augment import InputNormaliser
+
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    image = np.random.default_rng(0).integers(0, 256, (5, 6, channels), dtype=np.uint8)
+    expected = A.Normalize(mean=mean, std=std)(image=image)["image"].reshape(5, 6, channels)
+    normalised = InputNormaliser(mean, std, torch.device("cpu"))(torch.from_numpy(image).permute(2, 0, 1)[None])
+    np.testing.assert_allclose(normalised[0].permute(1, 2, 0).numpy(), expected, atol=1e-5)
