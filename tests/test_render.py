@@ -82,6 +82,7 @@ TASK_FILES = {
         "tests/test_metrics.py",
         "tests/test_submit.py",
         "tests/test_weights.py",
+        "tests/test_model.py",
         "tests/test_pseudo.py",
     },
     "detection": {

@@ -3,7 +3,9 @@ parallel, truncated files included) are checked, and every problem found is repo
 
 from __future__ import annotations
 
+import math
 import os
+import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -31,35 +33,54 @@ class CheckReport:
     problems: list[Problem] = field(default_factory=list)
     images: int = 0  # images decoded
     seconds: float = 0.0  # spent decoding them
+    advice: list[str] = field(default_factory=list)  # settings the data suggests
 
     @property
     def images_per_second(self) -> float:
         return self.images / self.seconds if self.seconds > 0 else 0.0
 
 
-def decode_problem(path: str) -> str | None:
-    """None when the file decodes whole; else why not. PIL refuses truncated files that OpenCV decodes silently."""
+def decode_image(path: str) -> tuple[str | None, float]:
+    """(None, side: the square root of width x height) when the file decodes whole; else (why not, 0). PIL
+    refuses truncated files that OpenCV decodes silently."""
     try:
         with Image.open(path) as image:
             image.load()
+            return None, (image.width * image.height) ** 0.5
     except FileNotFoundError:
-        return "image not found"
+        return "image not found", 0.0
     except UnidentifiedImageError:
-        return "cannot decode image (corrupt, empty or not an image)"
+        return "cannot decode image (corrupt, empty or not an image)", 0.0
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         detail = " ".join(str(error).replace(repr(path), "").split())
-        return f"cannot decode image ({detail[:100]})"
-    return None
+        return f"cannot decode image ({detail[:100]})", 0.0
 
 
-def scan_images(paths: list[str], workers: int) -> list[Problem]:
-    """Decode every image in `workers` processes (in this one when workers <= 1)."""
+def scan_images(paths: list[str], workers: int) -> tuple[list[Problem], list[float]]:
+    """Decode every image in `workers` processes (in this one when workers <= 1): the problems, and each
+    image's side (0 for one that does not decode)."""
     if workers <= 1 or len(paths) < 64:
-        results = map(decode_problem, paths)
-        return [Problem(path, what) for path, what in zip(paths, results, strict=True) if what]
-    with ProcessPoolExecutor(workers) as pool:
-        results = pool.map(decode_problem, paths, chunksize=max(len(paths) // (workers * 8), 16))
-        return [Problem(path, what) for path, what in zip(paths, results, strict=True) if what]
+        results = list(map(decode_image, paths))
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            results = list(pool.map(decode_image, paths, chunksize=max(len(paths) // (workers * 8), 16)))
+    problems = [Problem(path, what) for path, (what, _) in zip(paths, results, strict=True) if what]
+    return problems, [side for _, side in results]
+
+
+def propose_image_size(median_side: float, image_size: int) -> tuple[int, str] | None:
+    """model.image_size for small images: upsampling 28 px to 224 costs 64x the compute and adds no detail, so
+    propose the multiple of 32 at or above their side when model.image_size is more than twice it."""
+    if median_side <= 0 or image_size <= 2 * median_side:
+        return None
+    proposed = max(32, math.ceil(median_side / 32) * 32)
+    if proposed >= image_size:  # 8 px digits at 32 px: nothing smaller to propose
+        return None
+    return proposed, (
+        f"train images are about {median_side:.0f} px: model.image_size={image_size} upsamples them "
+        f"{image_size / median_side:.0f}x for {(image_size / proposed) ** 2:.0f}x the compute of "
+        f"model.image_size={proposed}"
+    )
 
 
 def _problem(error: Exception, where: str) -> Problem:
@@ -112,10 +133,24 @@ def _mask_paths(table: LabelledTable) -> list[str]:
     return [target["mask"] for target in table.targets if isinstance(target, dict) and "mask" in target]
 
 
+def propose_crop(median_side: float, image_size: int) -> list[str]:
+    """Segmentation on images more than twice model.image_size: shrinking them erases thin structures, so propose
+    training at their own size on crops (predictions still see whole images)."""
+    if median_side < 2 * image_size:
+        return []
+    full = math.ceil(median_side / 32) * 32
+    return [
+        f"train images are about {median_side:.0f} px: model.image_size={image_size} shrinks them "
+        f"{median_side / image_size:.0f}x and thin structures vanish; train at full size on crops: "
+        f"model.image_size={full} segmentation.train_crop={image_size}"
+    ]
+
+
 def run_check(config: Config, workers: int | None = None) -> CheckReport:
     """Every check; the report lists all problems (an empty list: ready to train)."""
     report = CheckReport(problems=check_config(config))
     image_paths: list[str] = []
+    train_images = 0
     try:
         table = read_train_table(config.data, check_images=False)
     except ProjectError as error:
@@ -123,11 +158,20 @@ def run_check(config: Config, workers: int | None = None) -> CheckReport:
     else:
         report.problems.extend(check_folds(config, table))
         image_paths.extend(table.frame["path"].astype(str).tolist())
+        train_images = len(image_paths)
         image_paths.extend(_mask_paths(table))
     test_problems, test_paths = check_test(config)
     report.problems.extend(test_problems)
     image_paths.extend(test_paths)
     started = time.perf_counter()
-    report.problems.extend(scan_images(image_paths, workers or os.cpu_count() or 1))
+    problems, sides = scan_images(image_paths, workers or os.cpu_count() or 1)
+    report.problems.extend(problems)
     report.seconds, report.images = time.perf_counter() - started, len(image_paths)
+    train_sides = [side for side in sides[:train_images] if side > 0]
+    median_side = statistics.median(train_sides) if train_sides else 0.0
+    proposal = propose_image_size(median_side, config.model.image_size)
+    if proposal is not None:
+        report.advice.append(proposal[1])
+    if config.task == "segmentation" and config.segmentation.train_crop is None:
+        report.advice.extend(propose_crop(median_side, config.model.image_size))
     return report

@@ -108,6 +108,8 @@ def _preflight(settings: Config, workers: int | None = None) -> None:
 
     report = run_check(settings, workers)
     speed = f"{report.images} images decoded in {report.seconds:.1f} s ({report.images_per_second:.0f} images/s)"
+    for advice in report.advice:
+        console.print(f"check: advice: {advice}", markup=False)
     if not report.problems:
         console.print(f"check: no problems; {speed}")
         return

@@ -79,6 +79,9 @@ class ModelConfig(StrictModel):
     drop_path_rate: float = Field(default=0.0, ge=0, lt=1)  # stochastic depth
     image_size: int = Field(default=224, ge=8)  # square, pixels
     in_chans: int = Field(default=3, ge=1)
+    # Classification: drop a ResNet-style stem's max-pool, which halves small images once more before the first
+    # stage. Measured on MNIST-5k at 32 px from scratch: 0.952 dropped, 0.964 kept at 6 epochs, 4x the time: keep.
+    stem_pool: Literal["keep", "drop"] = "keep"
     grad_checkpointing: bool = False  # recompute activations in the backward pass: less memory, ~20-30% slower
 
 
@@ -93,7 +96,8 @@ class DetectionConfig(StrictModel):
     roi_head_channels: int = Field(default=1024, ge=16)  # fasterrcnn on timm: width of the two-layer box head
     rpn_batch_size: int = Field(default=256, ge=16)  # fasterrcnn on timm: anchors sampled per image for the RPN
     roi_batch_size: int = Field(default=512, ge=16)  # fasterrcnn on timm: proposals sampled per image for the head
-    anchor_sizes: list[int] = Field(default_factory=lambda: [32, 64, 128, 256, 512])  # one per pyramid level
+    # One per pyramid level; auto: from the training boxes (train records the sizes in the run's config.yaml)
+    anchor_sizes: list[int] | Literal["auto"] = "auto"
     aspect_ratios: list[float] = Field(default_factory=lambda: [0.5, 1.0, 2.0])  # anchor-based detectors
     score_threshold: float = Field(default=0.05, ge=0, le=1)  # detections below are dropped
     nms_threshold: float = Field(default=0.5, gt=0, le=1)  # the detector's own NMS IoU
@@ -119,9 +123,8 @@ class SegmentationConfig(StrictModel):
     )
     mode: Literal["multiclass", "multilabel"] = "multiclass"  # softmax over background + classes | sigmoid per class
     decoder_channels: list[int] | None = None  # Unet-like decoders; default smp's
-    losses: dict[str, float] = Field(
-        default_factory=lambda: {"dice": 1.0, "ce": 1.0}
-    )  # dice focal lovasz jaccard tversky ce
+    # dice focal lovasz jaccard tversky ce; dice + focal measured best on the digit-masks demo's thin strokes
+    losses: dict[str, float] = Field(default_factory=lambda: {"dice": 1.0, "focal": 1.0})
     ignore_index: int | None = None  # multiclass mask value left out of loss and metric
     threshold: float = Field(default=0.5, gt=0, lt=1)  # multilabel probability threshold (tuned per class on OOF)
     min_area: int = Field(default=0, ge=0)  # a class mask with fewer pixels is emptied (tuned on OOF)
@@ -177,10 +180,13 @@ class TrainConfig(StrictModel):
     snapshots: bool = False  # save snapshot_<k>.pt at the end of each cosine_restarts cycle
     max_steps_per_epoch: int | None = None  # cap batches per epoch (smoke runs)
     max_eval_batches: int | None = None  # cap validation batches (smoke runs)
-    # Train for this long instead of counting epochs (train.epochs becomes the most it may do): the schedule
-    # follows the clock (warm-up, then decay to min_lr when the budget ends) and the last evaluation fits inside.
+    # Train for this long instead of counting epochs (train.epochs then only shapes the schedule: warm-up is
+    # warmup_epochs/epochs of the budget): the learning rate follows the clock to min_lr when the budget ends, and
+    # the last evaluation and checkpoint fit inside.
     time_budget_minutes: float | None = Field(default=None, gt=0)
     time_budget_scope: Literal["fold", "run"] = "fold"  # run: what is left is shared among the folds left
+    # run scope: folds the budget cannot give this many epochs each are left out (planned after the first epoch)
+    time_budget_min_epochs: int = Field(default=5, ge=1)
     eval_every_minutes: float | None = Field(default=None, gt=0)  # also validate once this long has passed
 
     @field_validator("compile", mode="before")

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .config import Config, with_overrides
-from .core.runs import RunPaths, expand_variants
+from .config import Config, load_config, with_overrides
+from .core.runs import RunPaths, expand_variants, with_run_values_for_auto
 from .folds import make_folds
 from .predict import predict
 from .submit import submit
@@ -37,9 +37,11 @@ def run_stages(
     if preflight is not None:
         preflight(configs[0])
     make_fold_files(configs, variants, resume)
-    for settings in variants:
+    for position, settings in enumerate(variants):
         metrics = train(settings, resume=resume)
-        predict(settings)
+        trained = load_config(base=RunPaths.from_config(settings).config)
+        variants[position] = with_run_values_for_auto(trained, settings)  # with what train took from the data
+        predict(variants[position])
     final = variants[0]
     if len(variants) > 1:
         from .tools.ensemble import ensemble

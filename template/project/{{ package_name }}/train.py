@@ -3,7 +3,6 @@ run folder, and reports CV mean ± std. The loop knows nothing of the task: the 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,10 +12,10 @@ import torch
 
 from .config import Config, load_config, validate_config, with_overrides
 from .core.augment import start_image_cache
-from .core.budget import fold_budget_seconds
+from .core.budget import Planner, RunBudget, create_run_budget
 from .core.checkpoints import FoldResult
 from .core.data import LabelledTable, with_pseudo_labels
-from .core.distributed import Runtime, barrier, init_runtime, resolve_device, shutdown
+from .core.distributed import Runtime, barrier, broadcast, init_runtime, resolve_device, shutdown
 from .core.fold import FoldRun
 from .core.perf import (
     Eta,
@@ -37,6 +36,22 @@ from .tasks import Task, create_task, read_train_table
 EvaluationHook = Callable[[int, int, float], None]  # (fold, epoch, score) after each validation
 
 
+def fold_planner(run_budget: RunBudget, runtime: Runtime, config: Config) -> Planner:
+    """The first fold's planner: how many folds the run budget can train (rank 0's clock decides for all)."""
+
+    def plan(epoch_seconds: float, fold_elapsed: float) -> float | None:
+        planned = run_budget.plan(0, epoch_seconds, fold_elapsed)
+        planned, run_budget.folds = broadcast(runtime, (planned, run_budget.folds))
+        if planned is not None and runtime.is_main:
+            print(
+                f"time budget: an epoch takes about {epoch_seconds:.0f} s, so {run_budget.folds} fold(s) get "
+                f"train.time_budget_min_epochs={config.train.time_budget_min_epochs} epochs or more each"
+            )
+        return planned
+
+    return plan
+
+
 def train_fold(
     config: Config,
     task: Task,
@@ -51,16 +66,19 @@ def train_fold(
     on_evaluation: EvaluationHook | None = None,
     eta: Eta | None = None,
     budget_seconds: float | None = None,
+    run_budget: RunBudget | None = None,
 ) -> FoldResult:
     """Train one fold; write last.pt every train.checkpoint_every epochs, best.pt and OOF on improvement,
     metrics.json at the end. `on_evaluation(fold, epoch, score)` runs after each validation's files are written
     (tune prunes there). `training_targets` replaces the table's targets for training rows (soft pseudo-labels);
-    validation always scores against the table's own labels. `budget_seconds`: train against the clock."""
+    validation always scores against the table's own labels. `budget_seconds`: train against the clock;
+    `run_budget`: this is the run's first fold, which plans early in its first epoch how many folds the run trains."""
     run = FoldRun.build(
         config, task, table, folds, fold, runtime=runtime, paths=paths, resume=resume,
         training_targets=training_targets, budget_seconds=budget_seconds,
+        budget_planner=None if run_budget is None else fold_planner(run_budget, runtime, config),
     )  # fmt: skip
-    for epoch in range(run.parts.state.epoch, config.train.epochs):
+    for epoch in range(run.parts.state.epoch, run.epoch_limit):
         result = run.epoch(epoch, eta)
         if on_evaluation is not None and result.evaluated and runtime.is_main:
             on_evaluation(fold, epoch + 1, result.score)
@@ -148,8 +166,20 @@ def train_folds(
     """Train `fold_list` one after another in this process; with --resume, finished folds are read back."""
     results = []
     eta = Eta(total_epochs=len(fold_list) * config.train.epochs)
-    started = time.perf_counter()
+    train_config = config.train
+    run_budget = create_run_budget(
+        train_config.time_budget_minutes, train_config.time_budget_scope, train_config.time_budget_min_epochs,
+        len(fold_list),
+    )  # fmt: skip
     for position, fold in enumerate(fold_list):
+        if run_budget is not None and position >= run_budget.folds:
+            if runtime.is_main:
+                print(
+                    f"time budget: folds {fold_list[position:]} left out, {train_config.time_budget_minutes:g} min "
+                    f"give {position} fold(s) train.time_budget_min_epochs={train_config.time_budget_min_epochs} "
+                    "epochs each (a longer budget or a lower minimum trains them)"
+                )
+            break
         if resume and paths.fold_metrics(fold).is_file():
             results.append(FoldResult.from_json(read_json(paths.fold_metrics(fold))))
             if runtime.is_main:
@@ -168,12 +198,12 @@ def train_folds(
                 training_targets=inputs.training_targets,
                 on_evaluation=on_evaluation,
                 eta=eta,
-                budget_seconds=fold_budget_seconds(
-                    config.train.time_budget_minutes,
-                    config.train.time_budget_scope,
-                    started,
-                    len(fold_list) - position,
-                ),
+                budget_seconds=run_budget.fold_seconds(position)
+                if run_budget is not None
+                else None
+                if train_config.time_budget_minutes is None
+                else train_config.time_budget_minutes * 60,
+                run_budget=run_budget if position == 0 else None,
             )
         )
     return results
@@ -186,6 +216,12 @@ def _train_locked(
     try:
         # Everything that can be refused is read before the run folder changes.
         inputs = read_fold_inputs(config, paths)
+        from_data = inputs.task.data_settings(inputs.table)  # recorded in the run's config.yaml
+        if from_data:
+            config = with_overrides(config, from_data)
+            inputs.task = create_task(config, inputs.table.classes)
+            if runtime.is_main:
+                print(f"from the training data: {from_data}")
         to_train = folds_to_train(inputs.folds, config.folds.train_folds)
         processes = min(config.train.parallel_folds, len(to_train))
         if runtime.is_main:

@@ -3,24 +3,35 @@ schedule by elapsed time and ends training so that the last evaluation and check
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .checkpoints import FoldState
 
 # The schedule is timm's, created with this many clock units per epoch; the budget maps elapsed time onto them.
 CLOCK_UNITS_PER_EPOCH = 1000
+PLAN_AFTER_EPOCH_SHARE = 0.1  # a run budget plans its folds once this share of the first epoch has run
+
+# (estimated seconds of an epoch, seconds this fold has spent) -> the fold's new budget in seconds, or None
+Planner = Callable[[float, float], "float | None"]
 
 
 @dataclass
 class TimeBudget:
     """A fold's time budget. `spent_before` carries the time of an interrupted run, so --resume continues the
-    budget; `reserve` is kept free for the final evaluation and checkpoint (the longest seen so far)."""
+    budget; `reserve` is kept free for the final evaluation and checkpoint (the longest seen so far). A
+    `planner` (a run budget's first fold) is asked once, early in the first epoch, how long this fold may train."""
 
     seconds: float
     epochs: int  # train.epochs: the schedule's length in epochs, mapped onto the budget
     spent_before: float = 0.0
     reserve: float = 0.0
     clock: Callable[[], float] = time.perf_counter
+    planner: Planner | None = None
     started: float = field(init=False)
 
     def __post_init__(self) -> None:
@@ -28,6 +39,16 @@ class TimeBudget:
 
     def elapsed(self) -> float:
         return self.spent_before + self.clock() - self.started
+
+    def observe(self, steps: int, total_steps: int, epoch_seconds: float) -> None:
+        """After `steps` of an epoch's `total_steps` took `epoch_seconds`: consult the planner once, as soon as a
+        share of the epoch has run (a step count, so that every DDP rank asks at the same step)."""
+        if self.planner is None or steps < max(1, math.ceil(PLAN_AFTER_EPOCH_SHARE * total_steps)):
+            return
+        planner, self.planner = self.planner, None
+        seconds = planner(epoch_seconds / steps * total_steps, self.elapsed())
+        if seconds is not None:
+            self.seconds = seconds
 
     def spent(self) -> bool:
         """No time left for another training step before the final evaluation and checkpoint."""
@@ -46,11 +67,57 @@ class TimeBudget:
         self.reserve = max(self.reserve, seconds)
 
 
-def fold_budget_seconds(minutes: float | None, scope: str, run_started: float, folds_left: int) -> float | None:
-    """Seconds for the next fold: the per-fold budget, or what is left of the run's shared among the folds left."""
-    if minutes is None:
+def fold_time_budget(
+    seconds: float | None, epochs: int, state: FoldState, planner: Planner | None
+) -> TimeBudget | None:
+    """A fold's budget, continuing the time a resumed fold had spent; only a fresh fold plans the run."""
+    if seconds is None:
         return None
-    if scope == "fold":
-        return minutes * 60
-    remaining = minutes * 60 - (time.perf_counter() - run_started)
-    return max(remaining, 0.0) / max(folds_left, 1)
+    return TimeBudget(
+        seconds, epochs, spent_before=state.elapsed_seconds, planner=planner if state.epoch == 0 else None
+    )
+
+
+def folds_affordable(seconds_left: float, epoch_seconds: float, min_epochs: int, folds_left: int) -> int:
+    """How many of the folds left a budget can train for `min_epochs` epochs each (at least one)."""
+    if epoch_seconds <= 0:
+        return folds_left
+    return max(1, min(folds_left, int(seconds_left // (min_epochs * epoch_seconds))))
+
+
+@dataclass
+class RunBudget:
+    """train.time_budget_scope=run: one budget for the folds in order, what is left shared among the folds left.
+    Five folds of one epoch each lose to one model trained five epochs, so early in the first epoch `plan` keeps
+    only the folds the budget can give `min_epochs` epochs each."""
+
+    seconds: float
+    folds: int  # folds that will be trained; `plan` may lower it
+    min_epochs: int
+    clock: Callable[[], float] = time.perf_counter
+    started: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.started = self.clock()
+
+    def left(self) -> float:
+        return max(self.seconds - (self.clock() - self.started), 0.0)
+
+    def fold_seconds(self, position: int) -> float:
+        """The budget of the fold at `position` in the training order, when it starts."""
+        return self.left() / max(self.folds - position, 1)
+
+    def plan(self, position: int, epoch_seconds: float, fold_elapsed: float) -> float | None:
+        """Once an epoch's time is estimated, early in the first epoch of the fold at `position`: lower `folds` when
+        the budget cannot give each fold left `min_epochs`; returns this fold's new budget in seconds then, else
+        None."""
+        seconds_left = self.left() + fold_elapsed
+        affordable = folds_affordable(seconds_left, epoch_seconds, self.min_epochs, self.folds - position)
+        if affordable == self.folds - position:
+            return None
+        self.folds = position + affordable
+        return seconds_left / affordable
+
+
+def create_run_budget(minutes: float | None, scope: str, min_epochs: int, folds: int) -> RunBudget | None:
+    return RunBudget(minutes * 60, folds, min_epochs) if minutes is not None and scope == "run" else None

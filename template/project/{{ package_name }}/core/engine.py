@@ -219,6 +219,8 @@ def train_one_epoch(
             num_updates += 1
             if on_first_update is not None and num_updates == 1:
                 on_first_update()
+            if budget is not None:
+                budget.observe(step + 1, total_steps, time.perf_counter() - started)
             if scheduler is not None:
                 scheduler.step_update(num_updates=num_updates if budget is None else budget.schedule_step())
             if ema is not None:

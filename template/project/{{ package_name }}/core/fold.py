@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from ..config import Config
 from .augment import InputNormaliser
-from .budget import TimeBudget
+from .budget import Planner, TimeBudget, fold_time_budget
 from .checkpoints import FoldResult, TrainingParts, checkpoint_meta
 from .data import LabelledTable
 from .distributed import Runtime, all_gather, barrier
@@ -100,6 +101,7 @@ class FoldRun:
         resume: bool,
         training_targets: np.ndarray | None,
         budget_seconds: float | None = None,
+        budget_planner: Planner | None = None,
     ) -> FoldRun:
         """Model, loaders, optimizer, schedule, EMA and SWA of one fold; last.pt's state when resuming."""
         train = config.train
@@ -155,7 +157,8 @@ class FoldRun:
             compile_mode = "off"
         model = compile_model(model, compile_mode, train.compile_backend)
         batches = EpochBatches(train_loader)
-        if parts.state.epoch < train.epochs:  # workers decode the first batches while the tracker starts
+        # Workers decode the first batches while the tracker starts.
+        if parts.state.epoch < train.epochs or budget_seconds is not None:
             batches.start(parts.state.epoch)
         return cls(
             config=config,
@@ -177,10 +180,13 @@ class FoldRun:
             tracker=create_tracker(config, paths.root, f"fold{fold}", "train") if runtime.is_main else None,
             batches=batches,
             utilisation=GpuUtilisation(device),
-            budget=None
-            if budget_seconds is None
-            else TimeBudget(budget_seconds, train.epochs, spent_before=parts.state.elapsed_seconds),
+            budget=fold_time_budget(budget_seconds, train.epochs, parts.state, budget_planner),
         )
+
+    @property
+    def epoch_limit(self) -> int:
+        """train.epochs; under a time budget the clock ends training (train.epochs only shapes the schedule)."""
+        return self.config.train.epochs if self.budget is None else sys.maxsize
 
     @property
     def eval_model(self) -> torch.nn.Module:
@@ -206,7 +212,7 @@ class FoldRun:
             mixup=self.mixup,
             amp_dtype=self.amp_dtype,
             num_updates=state.num_updates,
-            description=f"fold {self.fold} epoch {epoch + 1}/{train.epochs}",
+            description=f"fold {self.fold} epoch {epoch + 1}" + (f"/{train.epochs}" if self.budget is None else ""),
             on_first_update=lambda: self.first_update.setdefault("unix", time.time()),
             normalise=self.normalise,
             batches=self.batches.take(epoch),
@@ -215,14 +221,14 @@ class FoldRun:
         out_of_time = self.budget is not None and self.budget.spent()
         if self.runtime.distributed:  # every rank stops with rank 0's clock
             out_of_time = bool(all_gather(self.runtime, out_of_time)[0])
-        if epoch + 1 < train.epochs and not out_of_time:
+        if epoch + 1 < self.epoch_limit and not out_of_time:
             self.batches.start(epoch + 1)  # the next epoch's first batches are decoded during validation and saving
         # Evaluation can cost as much as training (detection): every eval_every epochs (or eval_every_minutes)
         # and always the last, also when the time budget ends training.
         minutes = train.eval_every_minutes
         evaluate_now = (
             (epoch + 1) % train.eval_every == 0
-            or epoch + 1 == train.epochs
+            or epoch + 1 == self.epoch_limit
             or out_of_time
             or (minutes is not None and time.perf_counter() - self.last_evaluation >= minutes * 60)
         )
@@ -261,7 +267,7 @@ class FoldRun:
         state.history.append(row)
         if self.runtime.is_main:
             checkpoint_started = time.perf_counter()
-            self._save(epoch, score, outputs if improved else None, last=stopping or epoch + 1 == train.epochs)
+            self._save(epoch, score, outputs if improved else None, last=stopping or epoch + 1 == self.epoch_limit)
             times.checkpoint = time.perf_counter() - checkpoint_started
         if self.budget is not None and evaluate_now:
             self.budget.keep_for(times.valid + times.checkpoint)

@@ -203,6 +203,7 @@ RUN_DEFINING_KEYS = (
     "model.backbone",
     "model.image_size",
     "model.in_chans",
+    "model.stem_pool",
     "data.layout",
     "data.multi_label",
     "data.mask_values",
@@ -228,6 +229,20 @@ def run_differences(trained: Config, config: Config, keys: tuple[str, ...]) -> l
         if old != new:
             changed.append(f"{key}={new} (run: {old})")
     return changed
+
+
+def with_run_values_for_auto(trained: Config, config: Config) -> Config:
+    """Run-defining `auto` settings (what `train` took from the data) take the values the run recorded."""
+    changes: dict[str, Any] = {}
+    for key in RUN_DEFINING_KEYS:
+        recorded = dotted_value(trained, key)
+        if dotted_value(config, key) == "auto" and recorded != "auto":
+            *parents, leaf = key.split(".")
+            node = changes
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = recorded
+    return with_overrides(config, changes) if changes else config
 
 
 def check_same_run_settings(trained: Config, config: Config, source: Path, action: str) -> None:
@@ -257,6 +272,7 @@ def load_run_config(
         return config
     trained = load_config(base=saved)
     staged = load_config(overrides, config_files=config_files, experiment=experiment, base=saved)
+    staged = with_run_values_for_auto(trained, staged)
     check_same_run_settings(trained, staged, saved, stage)
     return staged
 

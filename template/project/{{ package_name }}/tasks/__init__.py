@@ -65,6 +65,7 @@ class Task(Protocol):
     def write_prediction_extras(self, path: Path, ids: np.ndarray, outputs: np.ndarray) -> list[Path]: ...
     def read_predictions(self, path: Path) -> tuple[np.ndarray, np.ndarray]: ...
     def submission(self, sample: pd.DataFrame, predictions: Path) -> pd.DataFrame: ...
+    def data_settings(self, table: LabelledTable) -> dict[str, Any]: ...
     def write_submission_extras(self, predictions: Path, folder: Path) -> list[Path]: ...
 
 
@@ -92,9 +93,22 @@ class TaskHooks:
         """Other formats of test predictions written beside `path` (COCO results JSON for boxes)."""
         return []
 
+    def data_settings(self, table: LabelledTable) -> dict[str, Any]:
+        """Settings the training data decides (detection.anchor_sizes=auto), as config overrides."""
+        return {}
+
     def write_submission_extras(self, predictions: Path, folder: Path) -> list[Path]:
         """Files a competition takes besides the CSV (PNG masks), written into `folder`."""
         return []
+
+
+def settle_config(config: Config, table: LabelledTable) -> Config:
+    """The config with what the training data decides filled in (detection.anchor_sizes=auto), so that the run's
+    config.yaml records it and later stages build the same model."""
+    from ..config import with_overrides
+
+    settled = create_task(config, table.classes).data_settings(table)
+    return with_overrides(config, settled) if settled else config
 
 
 def require_task(config: Config, stage: str, supported: tuple[str, ...] = ("classification",)) -> None:

@@ -368,12 +368,33 @@ def test_check_decodes_in_parallel_and_lists_every_broken_image(tmp_path: Path) 
         paths.append(str(path))
     for broken in (paths[5], paths[70]):
         _truncate(Path(broken))
-    problems = scan_images([*paths, str(tmp_path / "missing.png")], workers=2)
+    problems, sides = scan_images([*paths, str(tmp_path / "missing.png")], workers=2)
+    assert sides[0] == 16 and sides[5] == sides[-1] == 0  # the side of what decodes; 0 for what does not
     assert [(Path(p.where).name, p.what.split(" (")[0]) for p in problems] == [
         ("im05.jpg", "cannot decode image"),
         ("im70.jpg", "cannot decode image"),
         ("missing.png", "image not found"),
     ]
+
+
+def test_check_advises_an_image_size_near_small_images(tmp_path: Path) -> None:
+    from ..check import run_check
+
+    WRITERS[TASK](tmp_path / "data")
+    overrides = task_overrides(tmp_path / "data", tmp_path / "outputs")
+    report = run_check(load_config([*overrides, "model.image_size=512"]), workers=1)
+    assert report.problems == [] and len(report.advice) == 1
+    side = 24 if TASK == "classification" else 64  # the test competitions' images
+    assert report.advice[0].startswith(f"train images are about {side} px: model.image_size=512 upsamples them")
+    assert report.advice[0].endswith(f"the compute of model.image_size={32 if side == 24 else 64}")
+    small = run_check(load_config([*overrides, "model.image_size=32"]), workers=1).advice
+    if TASK == "segmentation":  # 64 px masks shrunk to 32 px: training at full size on crops is proposed
+        assert small == [
+            "train images are about 64 px: model.image_size=32 shrinks them 2x and thin structures vanish; train at "
+            "full size on crops: model.image_size=64 segmentation.train_crop=32"
+        ]
+    else:
+        assert small == []
 
 
 CLASSIFICATION_TOOLS = ("ensemble", "soup", "pseudo", "eda", "analyze")

@@ -21,7 +21,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ..config import Config, load_config
+from ..config import Config, load_config, with_overrides
 from ..core.distributed import Runtime
 from ..core.engine import create_optimizer, create_scheduler, train_one_epoch
 from ..tasks import create_task
@@ -69,9 +69,10 @@ def bare_images_per_second(config: Config, steps: int = 20) -> float:
     from ..core.augment import InputNormaliser
     from ..core.distributed import resolve_device
     from ..core.engine import autocast_dtype, fold_loaders
-    from ..tasks import read_train_table
+    from ..tasks import read_train_table, settle_config
 
     table = read_train_table(config.data)
+    config = settle_config(config, table)
     task = create_task(config, table.classes)
     device = resolve_device(config.train.device)
     model = task.create_model().to(device)
@@ -108,8 +109,15 @@ def bare_images_per_second(config: Config, steps: int = 20) -> float:
 
 def build_model(config: Config) -> None:
     """What the time to the first step is compared with: importing torch and building the model."""
-    task = create_task(config, [str(i) for i in range(config.data.num_classes or 10)])
+    task = create_task(without_data_settings(config), [str(i) for i in range(config.data.num_classes or 10)])
     task.create_model()
+
+
+def without_data_settings(config: Config) -> Config:
+    """Fixed values for what `train` takes from the data (anchor sizes), for timing a build without the data."""
+    if config.task != "detection" or config.detection.anchor_sizes != "auto":
+        return config
+    return with_overrides(config, {"detection": {"anchor_sizes": [32, 64, 128, 256, 512, 1024]}})
 
 
 def predict_images_per_second(config: Config) -> float:
@@ -165,7 +173,7 @@ def main() -> None:
     config = load_config(
         [f"model.backbone={args.backbone}", "model.pretrained=false", "train.warmup_epochs=0", "train.device=cpu"]
     )
-    task = create_task(config, [str(i) for i in range(10)])
+    task = create_task(without_data_settings(config), [str(i) for i in range(10)])
     model = task.create_model()
     batches = [
         (torch.randn(args.batch_size, 3, args.image_size, args.image_size), torch.randint(0, 10, (args.batch_size,)))

@@ -21,6 +21,7 @@ from ..core.commands import (
     tool_command,
 )
 from ..core.errors import ProjectError
+from ..core.runs import read_json
 
 
 @tool_command("ensemble")
@@ -101,7 +102,8 @@ def eda(
     from .eda import eda as run_eda
 
     path = run_eda(load_settings(overrides, config, experiment), output, workers, suggested)
-    console.print(f"EDA report: {path}; proposed augmentations: {suggested} (adopt: aug.train={suggested})")
+    proposed = " ".join(read_json(output / "eda.json")["proposed_overrides"])
+    console.print(f"EDA report: {path}; proposed augmentations: {suggested}; adopt the proposals: train {proposed}")
 
 
 @command

@@ -37,7 +37,7 @@ def create_model(config: ModelConfig, num_classes: int, pretrained: bool | None 
             raise ModelError(f"model.weights {weights}: file not found")
         kwargs["pretrained_cfg_overlay"] = {"file": str(weights)}
     try:
-        return timm.create_model(config.backbone, pretrained=use_pretrained, **kwargs)
+        model = timm.create_model(config.backbone, pretrained=use_pretrained, **kwargs)
     except (OSError, RuntimeError, ValueError) as error:
         if use_pretrained and config.weights is None:
             raise ModelError(
@@ -46,6 +46,18 @@ def create_model(config: ModelConfig, num_classes: int, pretrained: bool | None 
                 f"({type(error).__name__}: {' '.join(str(error).split())[:200]})"
             ) from error
         raise ModelError(f"cannot build '{config.backbone}': {' '.join(str(error).split())[:300]}") from error
+    if config.stem_pool == "drop":
+        drop_stem_pool(model)
+    return model
+
+
+def drop_stem_pool(model: torch.nn.Module) -> bool:
+    """Replace a ResNet-style stem's max-pool (timm's `maxpool`) by identity: the stages see twice the resolution
+    for four times the compute; the weights are unchanged, so pretrained ones still load. False when there is none."""
+    if not isinstance(getattr(model, "maxpool", None), torch.nn.MaxPool2d):
+        return False
+    model.maxpool = torch.nn.Identity()
+    return True
 
 
 def normalisation(model: torch.nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:

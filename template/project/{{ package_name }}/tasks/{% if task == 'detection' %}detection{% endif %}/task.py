@@ -15,7 +15,7 @@ from albumentations.pytorch import ToTensorV2
 from torch import nn
 
 from ...config import Config
-from ...core.data import id_stem, object_array
+from ...core.data import LabelledTable, id_stem, object_array
 from ...core.errors import ConfigError, SubmissionError
 from ...core.metrics import Metric
 from ...core.registry import lookup
@@ -24,7 +24,7 @@ from ...core.tta import deaugment_boxes, get_view
 from .. import TaskHooks
 from .data import DetectionDataset, collate, flatten_transforms
 from .metric import METRICS
-from .model import create_detector
+from .model import anchor_sizes_for, box_sides, create_detector
 from .postprocess import detection_record, detector_input_size, merge_boxes, output_objects
 from .submission import INTERNAL_TOKENS, check_prediction_strings, parse_prediction_string, prediction_string
 
@@ -64,6 +64,15 @@ class DetectionTask(TaskHooks):
     def create_model(self, pretrained: bool | None = None) -> nn.Module:
         use_pretrained = self.config.model.pretrained if pretrained is None else pretrained
         return create_detector(self.config, len(self.classes), use_pretrained)
+
+    def data_settings(self, table: LabelledTable) -> dict[str, Any]:
+        """detection.anchor_sizes=auto: sizes from the training boxes at model.image_size."""
+        if self.config.detection.anchor_sizes != "auto":
+            return {}
+        boxes = [target["boxes"] for target in table.targets]
+        frame = table.frame
+        sides = box_sides(boxes, frame["width"].to_numpy(), frame["height"].to_numpy(), self.config.model.image_size)
+        return {"detection": {"anchor_sizes": anchor_sizes_for(sides)}}
 
     def normalisation(self, model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
         return (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)  # 0-1 floats: torchvision detectors normalise inside (model.transform)

@@ -30,11 +30,13 @@ LOSSES: dict[str, Callable[[str, int | None], nn.Module]] = {
 def create_loss(config: Config) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The weighted sum of smp losses named in segmentation.losses."""
     seg = config.segmentation
-    if not seg.losses:
-        raise ConfigError(f"segmentation.losses: empty; expected names from {', '.join(LOSSES)} with weights")
+    weighted = {name: weight for name, weight in seg.losses.items() if weight}  # a weight of 0 switches one off
+    if not weighted:
+        names = ", ".join(LOSSES)
+        raise ConfigError(f"segmentation.losses: no weight above 0; expected names from {names} with weights")
     parts = [
         (weight, lookup(LOSSES, name, "segmentation.losses")(seg.mode, seg.ignore_index))
-        for name, weight in seg.losses.items()
+        for name, weight in weighted.items()
     ]
 
     def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

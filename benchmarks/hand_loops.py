@@ -1,0 +1,191 @@
+"""Plain hand-written PyTorch loops, as a competitor would write them in a hundred lines: whole dataset in memory,
+AdamW at a constant learning rate, no augmentation, no validation, training until the wall-clock budget is spent
+(minus one prediction pass over the test set), then a submission in the competition's format."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+BATCH_SIZE = 32
+LR = 1e-3
+
+
+def load_images(folder: Path, ids: list[str], size: int) -> torch.Tensor:
+    """Grey images resized to size x size, as an N x 1 x size x size float tensor in [0, 1]."""
+    arrays = [np.asarray(Image.open(folder / f"{i}.png").convert("L").resize((size, size))) for i in ids]
+    return torch.from_numpy(np.stack(arrays)).float().div(255).unsqueeze(1)
+
+
+def batches(count: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    order = torch.randperm(count, generator=generator)
+    yield from order.split(BATCH_SIZE)
+
+
+def timed_training(
+    seconds: float, predict: Callable[[], object], step: Callable[[torch.Tensor], None], count: int
+) -> int:
+    """Call step(indices) over shuffled batches until `seconds` have passed but for one prediction pass (timed
+    first, as the final one will take about as long); returns the epochs."""
+    probe = time.perf_counter()
+    predict()
+    deadline = probe + seconds - (time.perf_counter() - probe)
+    epochs, generator = 0, torch.Generator().manual_seed(0)
+    while time.perf_counter() < deadline:
+        for indices in batches(count, generator):
+            if time.perf_counter() >= deadline:
+                return epochs
+            step(indices)
+        epochs += 1
+    return epochs
+
+
+def classification(data_dir: Path, submission: Path, seconds: float, backbone: str, size: int) -> int:
+    """timm `backbone` from scratch on the train images; writes the sample submission's labels."""
+    import timm
+
+    started = time.perf_counter()
+    torch.manual_seed(0)
+    table = pd.read_csv(data_dir / "train.csv", dtype={"id": str})
+    classes = sorted(table["label"].unique())
+    images = load_images(data_dir / "train", list(table["id"]), size)
+    targets = torch.tensor(table["label"].map({c: k for k, c in enumerate(classes)}).to_numpy())
+    test_ids = list(pd.read_csv(data_dir / "sample_submission.csv", dtype={"id": str})["id"])
+    test_images = load_images(data_dir / "test", test_ids, size)
+    mean, std = images.mean(), images.std()
+    model = timm.create_model(backbone, pretrained=False, num_classes=len(classes), in_chans=1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.05)
+
+    def predict() -> torch.Tensor:
+        model.eval()
+        with torch.inference_mode():
+            return torch.cat([model((x - mean) / std).argmax(1) for x in test_images.split(256)])
+
+    def step(indices: torch.Tensor) -> None:
+        model.train()
+        loss = torch.nn.functional.cross_entropy(model((images[indices] - mean) / std), targets[indices])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    epochs = timed_training(seconds - (time.perf_counter() - started), predict, step, len(images))
+    labels = np.array(classes)[predict().numpy()]
+    pd.DataFrame({"id": test_ids, "label": labels}).to_csv(submission, index=False)
+    return epochs
+
+
+def detection(data_dir: Path, submission: Path, seconds: float, size: int) -> int:
+    """torchvision Faster R-CNN on a ResNet-18 FPN from scratch, anchors sized to the objects; writes
+    PredictionString = "label score x y w h ..." per test image."""
+    from torchvision.models.detection import FasterRCNN
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+
+    started = time.perf_counter()
+    torch.manual_seed(0)
+    table = pd.read_csv(data_dir / "train.csv", dtype={"id": str})
+    classes = sorted(table["class"].unique())
+    ids = sorted(table["id"].unique())
+    images = load_images(data_dir / "train", ids, size).expand(-1, 3, -1, -1)
+    targets = []
+    for image_id in ids:
+        rows = table[table["id"] == image_id]
+        xywh = torch.tensor([json.loads(b) for b in rows["bbox"]], dtype=torch.float32).reshape(-1, 4)
+        boxes = torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], 1)
+        labels = torch.tensor([classes.index(c) + 1 for c in rows["class"]])
+        targets.append({"boxes": boxes, "labels": labels})
+    test_ids = list(pd.read_csv(data_dir / "sample_submission.csv", dtype={"id": str})["id"])
+    test_images = load_images(data_dir / "test", test_ids, size).expand(-1, 3, -1, -1)
+    backbone = resnet_fpn_backbone(backbone_name="resnet18", weights=None, trainable_layers=5)
+    anchors = AnchorGenerator(sizes=((16,), (32,), (64,), (128,), (256,)), aspect_ratios=((0.5, 1.0, 2.0),) * 5)
+    model = FasterRCNN(
+        backbone, num_classes=len(classes) + 1, rpn_anchor_generator=anchors, min_size=size, max_size=size
+    )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=1e-4)
+
+    def predict() -> list[dict]:
+        model.eval()
+        with torch.inference_mode():
+            return [out for x in test_images.split(64) for out in model(list(x))]
+
+    def step(indices: torch.Tensor) -> None:
+        model.train()
+        losses = model([images[i] for i in indices], [targets[i] for i in indices])
+        optimizer.zero_grad()
+        sum(losses.values()).backward()
+        optimizer.step()
+
+    epochs = timed_training(seconds - (time.perf_counter() - started), predict, step, len(images))
+    strings = []
+    for output in predict():
+        tokens = []
+        for (x1, y1, x2, y2), score, label in zip(
+            output["boxes"].tolist(), output["scores"].tolist(), output["labels"].tolist(), strict=True
+        ):
+            tokens += [
+                str(classes[label - 1]),
+                f"{score:.4f}",
+                f"{x1:.1f}",
+                f"{y1:.1f}",
+                f"{x2 - x1:.1f}",
+                f"{y2 - y1:.1f}",
+            ]
+        strings.append(" ".join(tokens))
+    pd.DataFrame({"id": test_ids, "PredictionString": strings}).to_csv(submission, index=False)
+    return epochs
+
+
+def rle_encode(mask: np.ndarray) -> str:
+    """Kaggle's run-length encoding: column-major pixel numbers from 1, "start length" pairs."""
+    pixels = np.concatenate([[0], mask.flatten(order="F"), [0]])
+    runs = np.flatnonzero(pixels[1:] != pixels[:-1]) + 1
+    runs[1::2] -= runs[::2]
+    return " ".join(str(r) for r in runs)
+
+
+def segmentation(data_dir: Path, submission: Path, seconds: float, encoder: str, size: int) -> int:
+    """smp U-Net on a timm encoder from scratch, cross-entropy + Dice; writes one RLE row per (image, class)
+    of the sample submission (mask value k + 1 is class k)."""
+    import segmentation_models_pytorch as smp
+
+    started = time.perf_counter()
+    torch.manual_seed(0)
+    ids = sorted(p.stem for p in (data_dir / "train").glob("*.png"))
+    images = load_images(data_dir / "train", ids, size)
+    masks = torch.from_numpy(np.stack([np.asarray(Image.open(data_dir / "masks" / f"{i}.png")) for i in ids])).long()
+    sample = pd.read_csv(data_dir / "sample_submission.csv", dtype=str, keep_default_na=False)
+    test_ids = sorted(sample["id"].unique())
+    test_images = load_images(data_dir / "test", test_ids, size)
+    num_classes = int(sample["ClassId"].astype(int).max()) + 2
+    mean, std = images.mean(), images.std()
+    model = smp.Unet(encoder, encoder_weights=None, in_channels=1, classes=num_classes)
+    dice = smp.losses.DiceLoss("multiclass")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=1e-4)
+
+    def predict() -> np.ndarray:
+        model.eval()
+        with torch.inference_mode():
+            return torch.cat([model((x - mean) / std).argmax(1) for x in test_images.split(64)]).numpy()
+
+    def step(indices: torch.Tensor) -> None:
+        model.train()
+        logits = model((images[indices] - mean) / std)
+        loss = torch.nn.functional.cross_entropy(logits, masks[indices]) + dice(logits, masks[indices])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    epochs = timed_training(seconds - (time.perf_counter() - started), predict, step, len(images))
+    predicted = dict(zip(test_ids, predict(), strict=True))
+    sample["EncodedPixels"] = [
+        rle_encode((predicted[row.id] == int(row.ClassId) + 1).astype(np.uint8)) for row in sample.itertuples()
+    ]
+    sample.to_csv(submission, index=False)
+    return epochs

