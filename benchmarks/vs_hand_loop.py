@@ -107,7 +107,7 @@ CASES = {
         "test_boxes.csv",
         holdout_map50,
         partial(hand_loops.detection, size=64),
-        "torchvision Faster R-CNN ResNet-18 FPN, 64 px",
+        "torchvision Faster R-CNN, ResNet-18 under a 64-channel FPN, 64 px",
     ),
     "masks": Case(
         SEGMENTATION_ANSWERS,
