@@ -102,15 +102,6 @@ class TaskHooks:
         return []
 
 
-def settle_config(config: Config, table: LabelledTable) -> Config:
-    """The config with what the training data decides filled in (detection.anchor_sizes=auto), so that the run's
-    config.yaml records it and later stages build the same model."""
-    from ..config import with_overrides
-
-    settled = create_task(config, table.classes).data_settings(table)
-    return with_overrides(config, settled) if settled else config
-
-
 def require_task(config: Config, stage: str, supported: tuple[str, ...] = ("classification",)) -> None:
     """Stop a stage that does not handle this project's task with one clear line."""
     if config.task not in supported:

@@ -69,10 +69,11 @@ def bare_images_per_second(config: Config, steps: int = 20) -> float:
     from ..core.augment import InputNormaliser
     from ..core.distributed import resolve_device
     from ..core.engine import autocast_dtype, fold_loaders
-    from ..tasks import read_train_table, settle_config
+    from ..tasks import read_train_table
 
     table = read_train_table(config.data)
-    config = settle_config(config, table)
+    from_data = create_task(config, table.classes).data_settings(table)  # what `train` takes from the data
+    config = with_overrides(config, from_data) if from_data else config
     task = create_task(config, table.classes)
     device = resolve_device(config.train.device)
     model = task.create_model().to(device)
