@@ -130,7 +130,6 @@ DETECTION_OVERRIDES = [
     "detection.rpn_batch_size=64",
     "detection.roi_batch_size=64",
     "detection.out_indices=[1,2,3]",  # strides 4-16: digits are 16-24 px
-    "detection.anchor_sizes=[16,32,64,128]",
     "detection.aspect_ratios=[1.0]",  # digits are square
     "train.batch_size=16",
     "train.lr=0.003",

@@ -15,6 +15,10 @@ DEFAULT_CONFIG = Path("configs/default.yaml")
 EXPERIMENT_DIR = Path("configs/experiment")
 
 
+def off_as_text(cls: type, value: Any) -> Any:
+    return "off" if value is False else value  # YAML reads a bare `off` as false
+
+
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -189,10 +193,7 @@ class TrainConfig(StrictModel):
     time_budget_min_epochs: int = Field(default=5, ge=1)
     eval_every_minutes: float | None = Field(default=None, gt=0)  # also validate once this long has passed
 
-    @field_validator("compile", mode="before")
-    @classmethod
-    def _off_is_text(cls, value: Any) -> Any:
-        return "off" if value is False else value  # YAML reads a bare `off` as false
+    _off_is_text = field_validator("compile", mode="before")(off_as_text)
 
 
 class AugConfig(StrictModel):
@@ -208,6 +209,11 @@ class PredictConfig(StrictModel):
     # Checkpoints averaged per fold: best, last, swa, soup, snapshot_1, ... (a snapshot ensemble lists several).
     checkpoints: list[str] = Field(default_factory=lambda: ["best"], min_length=1)
     tta: list[str] = Field(default_factory=lambda: ["identity", "hflip"])  # see tta.py for views
+    # oof: keep only the views (in order, from the first) that do not lower the OOF score; off: all of them.
+    tta_select: Literal["oof", "off"] = "oof"
+    tta_select_images: int = Field(default=2000, ge=1)  # OOF images the choice is scored on (a random sample)
+
+    _off_is_text = field_validator("tta_select", mode="before")(off_as_text)
 
 
 class SubmitConfig(StrictModel):

@@ -12,13 +12,14 @@ from tqdm.auto import tqdm
 from .config import Config
 from .core.augment import InputNormaliser, load_augmentations, start_image_cache
 from .core.data import read_test_table
-from .core.distributed import resolve_device
-from .core.engine import autocast_dtype
+from .core.distributed import Runtime, resolve_device
+from .core.engine import autocast_dtype, evaluate, validation_loader
 from .core.errors import ConfigError, DataError, ModelError
 from .core.perf import configure_backends
-from .core.runs import RunPaths, read_json, run_lock, save_resolved_config, trained_folds
-from .core.tta import check_views
-from .tasks import Task, create_task
+from .core.runs import RunPaths, read_json, run_lock, save_resolved_config, trained_folds, write_json
+from .core.tta import check_views, select_views
+from .folds import read_folds
+from .tasks import Task, create_task, read_train_table
 
 
 def fold_checkpoints(paths: RunPaths, names: list[str]) -> dict[int, list[Path]]:
@@ -71,6 +72,75 @@ def predict_loader(
     return np.concatenate(outputs)
 
 
+def _selection_key(config: Config, checkpoints_by_fold: dict[int, list[Path]]) -> dict:
+    files = [path for paths in checkpoints_by_fold.values() for path in paths]
+    return {
+        "candidates": config.predict.tta,
+        "images": config.predict.tta_select_images,
+        "checkpoints": {str(path): path.stat().st_mtime_ns for path in files},
+    }
+
+
+def choose_views(
+    config: Config,
+    paths: RunPaths,
+    task: Task,
+    checkpoints_by_fold: dict[int, list[Path]],
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
+) -> list[str]:
+    """predict.tta_select=oof: the candidate views greedily kept on the folds' validation images (a view joins
+    only if the OOF score does not drop: a flip hurts digits and text); recorded in tta.json and reused while the
+    checkpoints are unchanged."""
+    candidates = config.predict.tta
+    if config.predict.tta_select == "off" or len(candidates) == 1:
+        return candidates
+    key = _selection_key(config, checkpoints_by_fold)
+    recorded = read_json(paths.tta) if paths.tta.is_file() else {}
+    if recorded.get("key") == key:
+        return recorded["chosen"]
+    try:
+        table = read_train_table(config.data)
+        folds = read_folds(paths.folds, table)
+    except DataError as error:  # predicting where the training data is not (an inference bundle)
+        views = recorded.get("chosen", candidates)
+        print(f"predict: TTA views {views} ({'as chosen before' if recorded else 'all'}): cannot score them: {error}")
+        return views
+    task.load_postprocessing(paths.root)
+    runtime = Runtime(device)
+    generator = np.random.default_rng(config.seed)
+    per_fold = max(1, config.predict.tta_select_images // len(checkpoints_by_fold))
+    evaluations = []
+    for fold, checkpoints in checkpoints_by_fold.items():
+        valid_index = np.flatnonzero(folds == fold)
+        if len(valid_index) > per_fold:  # a random sample: tables are often sorted by class
+            valid_index = np.sort(generator.choice(valid_index, per_fold, replace=False))
+        loader = validation_loader(config, task, table, valid_index, runtime=runtime)
+        models = [load_checkpoint(task, checkpoint, device) for checkpoint in checkpoints]
+        evaluations.append((valid_index, loader, models))
+
+    def score_views(views: list[str]) -> float:
+        outputs, targets = [], []
+        for valid_index, loader, models in evaluations:
+            per_model = []
+            for model, meta in models:
+                normalise = InputNormaliser(tuple(meta["mean"]), tuple(meta["std"]), device)
+                _, found, indices = evaluate(
+                    model, loader, task, runtime=runtime, amp_dtype=amp_dtype, normalise=normalise, views=views
+                )
+                per_model.append(found)
+            outputs.append(task.merge_models(per_model))
+            targets.append(table.targets[valid_index][indices])
+        return task.score(np.concatenate(targets), np.concatenate(outputs))
+
+    chosen, tried = select_views(candidates, score_views, task.metric.higher_is_better)
+    scores = ", ".join(f"{views} {score:.4f}" for views, score in tried.items())
+    images = sum(len(valid_index) for valid_index, _, _ in evaluations)
+    print(f"predict: TTA views chosen on {images} OOF images ({config.metric}: {scores}): {', '.join(chosen)}")
+    write_json(paths.tta, {"key": key, "metric": config.metric, "images": images, "scores": tried, "chosen": chosen})
+    return chosen
+
+
 def predict(config: Config) -> Path:
     """Write predictions/test_fold_K for each fold and the merge of all folds as predictions/test."""
     paths = RunPaths.from_config(config)
@@ -100,9 +170,13 @@ def _predict_locked(config: Config, paths: RunPaths) -> Path:
     augmentations = load_augmentations(config.aug.test, "aug.test")
     start_image_cache(config, task, test["path"].tolist())
     save_resolved_config(config, paths, "predict")
+    views = choose_views(config, paths, task, checkpoints_by_fold, device, amp_dtype)
     fold_outputs = []
     used = ", ".join(str(fold) for fold in checkpoints_by_fold)
-    print(f"predict: folds {used} of {paths.root} ({paths.metrics.name}), checkpoints {config.predict.checkpoints}")
+    print(
+        f"predict: folds {used} of {paths.root} ({paths.metrics.name}), checkpoints {config.predict.checkpoints},"
+        f" TTA {views}"
+    )
     for fold, checkpoints in checkpoints_by_fold.items():
         per_checkpoint = []
         for checkpoint in checkpoints:  # several: a snapshot (or checkpoint) ensemble within the fold
@@ -118,9 +192,7 @@ def _predict_locked(config: Config, paths: RunPaths) -> Path:
                 pin_memory=device.type == "cuda",
             )
             description = f"predict fold {fold} {checkpoint.stem}"
-            per_checkpoint.append(
-                predict_loader(task, model, loader, config.predict.tta, device, amp_dtype, description, normalise)
-            )
+            per_checkpoint.append(predict_loader(task, model, loader, views, device, amp_dtype, description, normalise))
         outputs = task.merge_models(per_checkpoint)
         fold_path = task.write_predictions(paths.fold_test_predictions(fold), ids, outputs)
         task.write_prediction_extras(fold_path, ids, outputs)

@@ -246,9 +246,10 @@ def evaluate(
     channels_last: bool = False,
     max_batches: int | None = None,
     normalise: InputNormaliser | None = None,
+    views: list[str] | None = None,
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """(mean loss, per-image outputs, dataset indices), gathered from every rank; the loss is NaN for models
-    that give none in evaluation mode (torchvision detectors)."""
+    that give none in evaluation mode (torchvision detectors) and under TTA `views` (merged as predict does)."""
     model.eval()
     device = runtime.device
     order = list(loader.sampler) if isinstance(loader.sampler, DistributedSampler) else None
@@ -261,7 +262,10 @@ def evaluate(
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            loss, batch_outputs = task.evaluate_batch(model, images, targets)
+            if views is None:
+                loss, batch_outputs = task.evaluate_batch(model, images, targets)
+            else:
+                loss, batch_outputs = None, task.evaluate_views(model, images, targets, views)
         losses.append(math.nan if loss is None else loss * len(images))
         outputs.append(batch_outputs)
         seen += len(images)
@@ -293,12 +297,20 @@ def fold_loaders(
     train_transform = task.create_transform(train_augmentations, train=True)
     if hasattr(train_transform, "set_random_seed"):  # albumentations draws from its own generator, not numpy's
         train_transform.set_random_seed(seed)
-    valid_transform = task.create_transform(load_augmentations(config.aug.valid, "aug.valid"), train=False)
     image_paths = table.frame["path"].to_numpy()
     targets = table.targets if training_targets is None else training_targets
     train_set = task.create_dataset(list(image_paths[train_index]), targets[train_index], train_transform, train=True)
-    valid_set = task.create_dataset(list(image_paths[valid_index]), table.targets[valid_index], valid_transform)
     batch, workers = config.train.batch_size, config.data.num_workers
     train_loader = create_loader(train_set, runtime, batch, workers, True, seed, task.collate_fn)
-    valid_loader = create_loader(valid_set, runtime, batch, workers, False, config.seed, task.collate_fn)
-    return train_loader, valid_loader
+    return train_loader, validation_loader(config, task, table, valid_index, runtime=runtime)
+
+
+def validation_loader(
+    config: Config, task: Task, table: LabelledTable, valid_index: np.ndarray, *, runtime: Runtime
+) -> DataLoader:
+    """The rows `valid_index` of `table` with their targets, under aug.valid, in order."""
+    valid_transform = task.create_transform(load_augmentations(config.aug.valid, "aug.valid"), train=False)
+    paths = list(table.frame["path"].to_numpy()[valid_index])
+    valid_set = task.create_dataset(paths, table.targets[valid_index], valid_transform)
+    batch, workers = config.train.batch_size, config.data.num_workers
+    return create_loader(valid_set, runtime, batch, workers, False, config.seed, task.collate_fn)

@@ -66,6 +66,10 @@ class RunPaths:
         return self.root / "metrics.json"
 
     @property
+    def tta(self) -> Path:
+        return self.root / "tta.json"
+
+    @property
     def lock(self) -> Path:
         return self.root / ".lock"
 

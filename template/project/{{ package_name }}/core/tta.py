@@ -75,6 +75,25 @@ def check_views(views: list[str], task: str) -> None:
             )
 
 
+def select_views(
+    candidates: list[str], score_views: Callable[[list[str]], float], higher_is_better: bool = True
+) -> tuple[list[str], dict[str, float]]:
+    """Greedy forward selection: start from the first candidate, add each next one only if the score of the
+    views so far does not drop. Returns the views kept and the score of every combination tried ('+'-joined)."""
+    if not candidates:
+        raise ValueError("TTA needs at least one view, e.g. [identity]")
+    chosen = [candidates[0]]
+    best = score_views(chosen)
+    tried = {candidates[0]: best}
+    for view in candidates[1:]:
+        trial = [*chosen, view]
+        score = score_views(trial)
+        tried["+".join(trial)] = score
+        if (score >= best) if higher_is_better else (score <= best):
+            chosen, best = trial, score
+    return chosen, tried
+
+
 def tta_probabilities(
     predict: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, views: list[str]
 ) -> torch.Tensor:

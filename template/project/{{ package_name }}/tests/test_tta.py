@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ..core.tta import TTA_VIEWS, get_view, tta_probabilities
+from ..core.tta import TTA_VIEWS, get_view, select_views, tta_probabilities
 
 GRID = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).reshape(1, 1, 2, 2)
 
@@ -57,3 +57,24 @@ def test_all_registered_views_keep_batch_and_channels() -> None:
     images = torch.rand(2, 3, 6, 6)
     for view in TTA_VIEWS.values():
         assert view(images).shape[:2] == (2, 3)
+
+
+def test_select_views_keeps_a_view_only_when_the_score_holds() -> None:
+    scores = {"identity": 0.90, "identity+hflip": 0.80, "identity+vflip": 0.90, "identity+vflip+rot90": 0.95}
+    asked: list[str] = []
+
+    def score(views: list[str]) -> float:
+        asked.append("+".join(views))
+        return scores["+".join(views)]
+
+    chosen, tried = select_views(["identity", "hflip", "vflip", "rot90"], score)
+    assert chosen == ["identity", "vflip", "rot90"]  # hflip lowered the score; vflip tied and stays
+    assert tried == scores and asked == list(scores)
+
+
+def test_select_views_for_a_loss_keeps_what_lowers_it() -> None:
+    losses = {"identity": 0.5, "identity+hflip": 0.4, "identity+hflip+vflip": 0.6}
+    chosen, _ = select_views(["identity", "hflip", "vflip"], lambda v: losses["+".join(v)], higher_is_better=False)
+    assert chosen == ["identity", "hflip"]
+    with pytest.raises(ValueError, match="at least one view"):
+        select_views([], lambda v: 0.0)

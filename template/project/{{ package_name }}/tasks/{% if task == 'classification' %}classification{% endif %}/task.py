@@ -78,6 +78,11 @@ class ClassificationTask(TaskHooks):
     def predict_batch(self, model: torch.nn.Module, images: torch.Tensor, meta: Any, views: list[str]) -> np.ndarray:
         return tta_probabilities(lambda x: self.probabilities(model(x)), images, views).cpu().numpy()
 
+    def evaluate_views(
+        self, model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor, views: list[str]
+    ) -> np.ndarray:
+        return self.predict_batch(model, images, None, views)
+
     def merge_models(self, outputs: list[np.ndarray]) -> np.ndarray:
         return np.mean(outputs, axis=0)
 

@@ -146,6 +146,11 @@ class DetectionTask(TaskHooks):
             )
         return object_array(merged)
 
+    def evaluate_views(
+        self, model: nn.Module, images: torch.Tensor, targets: list[dict], views: list[str]
+    ) -> np.ndarray:
+        return self.predict_batch(model, images, torch.stack([t["size"] for t in targets]), views)
+
     def merge_models(self, outputs: list[np.ndarray]) -> np.ndarray:
         if len(outputs) == 1:
             return outputs[0]

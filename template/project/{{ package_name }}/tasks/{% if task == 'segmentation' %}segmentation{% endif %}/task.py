@@ -109,11 +109,21 @@ class SegmentationTask(TaskHooks):
         items = [{"probs": p, "target": t} for p, t in zip(probabilities, masks, strict=True)]
         return loss, object_array(items)
 
-    def predict_batch(self, model: nn.Module, images: torch.Tensor, meta: torch.Tensor, views: list[str]) -> np.ndarray:
+    def _view_probabilities(self, model: nn.Module, images: torch.Tensor, views: list[str]) -> np.ndarray:
         hard = self.config.segmentation.tta_merge == "hard"
-        merged = map_probabilities(lambda x: self.probabilities(model(x)), images, views, hard, self.multilabel)
+        return quantise(map_probabilities(lambda x: self.probabilities(model(x)), images, views, hard, self.multilabel))
+
+    def evaluate_views(
+        self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor, views: list[str]
+    ) -> np.ndarray:
+        masks = targets.to(torch.uint8).cpu().numpy()
+        merged = self._view_probabilities(model, images, views)
+        return object_array([{"probs": p, "target": t} for p, t in zip(merged, masks, strict=True)])
+
+    def predict_batch(self, model: nn.Module, images: torch.Tensor, meta: torch.Tensor, views: list[str]) -> np.ndarray:
+        merged = self._view_probabilities(model, images, views)
         sizes = [tuple(float(v) for v in row) for row in meta.tolist()]
-        return object_array([{"probs": p, "size": s} for p, s in zip(quantise(merged), sizes, strict=True)])
+        return object_array([{"probs": p, "size": s} for p, s in zip(merged, sizes, strict=True)])
 
     def merge_models(self, outputs: list[np.ndarray]) -> np.ndarray:
         merged = []
