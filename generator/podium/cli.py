@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import shlex
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -98,11 +100,66 @@ def new(
     trust: Annotated[
         bool, typer.Option("--trust", help="Allow the template's copier tasks and migrations to run.")
     ] = False,
+    from_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            help="A competition's folder or zip: propose the answers from its files (each with its reason), then "
+            "link its files into the project's data folder (a zip is unpacked there).",
+        ),
+    ] = None,
+    kaggle: Annotated[
+        str | None,
+        typer.Option(help="A Kaggle competition: download its files with the kaggle CLI, then as --from."),
+    ] = None,
+    copy_data: Annotated[
+        bool, typer.Option("--copy-data", help="With --from: copy the files instead of linking them.")
+    ] = False,
 ) -> None:
     """Render a new competition project, initialise git and commit the first render."""
+    if from_path is not None and kaggle is not None:
+        raise PodiumError("--from and --kaggle: give one of them")
+    with _competition_source(from_path, kaggle) as source:
+        _new(dest, task, template, defaults, data, answers_file, force, trust, source, copy_data)
+
+
+@contextlib.contextmanager
+def _competition_source(from_path: Path | None, kaggle: str | None) -> Iterator[tuple[Any, bool] | None]:
+    """(findings, unpacked) for --from or --kaggle, with a scratch folder for zips kept while the project is made."""
+    if from_path is None and kaggle is None:
+        yield None
+        return
+    from podium.discover import inspect_competition
+    from podium.sources import download_competition, stage_source
+
+    with tempfile.TemporaryDirectory(prefix="podium-from-") as scratch:
+        source = from_path if from_path is not None else download_competition(str(kaggle), Path(scratch) / "zip")
+        root, unpacked = stage_source(source.expanduser(), Path(scratch) / "unpacked")
+        findings = inspect_competition(root)
+        typer.echo(f"From {source}:")
+        for reason in findings.reasons:
+            typer.echo(f"  {reason}")
+        yield findings, unpacked
+
+
+def _new(
+    dest: Path,
+    task: str | None,
+    template: str | None,
+    defaults: bool,
+    data: list[str] | None,
+    answers_file: Path | None,
+    force: bool,
+    trust: bool,
+    source: tuple[Any, bool] | None,
+    copy_data: bool,
+) -> None:
     from podium.project import load_answers_file, parse_data_pairs, render_project
 
-    answers = load_answers_file(answers_file) if answers_file else {}
+    answers = dict(source[0].answers) if source else {}
+    if task is not None and answers.get("task", task) != task:
+        raise PodiumError(f"--task {task}: the competition's files look like {answers['task']} (see above)")
+    answers.update(load_answers_file(answers_file) if answers_file else {})
     # Without a terminal copier cannot ask, so questions fall back to their defaults.
     ask = not defaults and _stdin_is_a_terminal()
     if task is not None or not ask:  # else copier asks it, first, and offers only the layouts and metrics that fit
@@ -119,6 +176,18 @@ def new(
         )
     if result.kept:
         typer.echo(f"The first commit holds only the template's files; {result.kept} file(s) already there are kept.")
+    if source is not None:
+        from podium.sources import data_folder, place_data
+
+        findings, unpacked = source
+        folder = data_folder(result.path)
+        mode = "move" if unpacked else "copy" if copy_data else "link"
+        names = place_data(findings.root, folder, mode)
+        verb = {"move": "Unpacked", "copy": "Copied", "link": "Linked"}[mode]
+        typer.echo(
+            f"{verb} {len(names)} item(s) into {folder}: {', '.join(names[:6])}{' ...' if len(names) > 6 else ''}"
+        )
+        typer.echo(f"Check them: cd {shlex.quote(str(result.path))} && python -m {result.package} check")
     typer.echo(f"Next: cd {shlex.quote(str(result.path))} && python -m {result.package} run")
 
 

@@ -154,6 +154,57 @@ def lb(
 
 
 @command
+def export(
+    overrides: Overrides = None,
+    config: ConfigFiles = None,
+    experiment: Experiment = None,
+    push: Annotated[
+        bool, typer.Option("--push", help="Upload the dataset and push the notebook (kaggle CLI).")
+    ] = False,
+    message: Annotated[str | None, typer.Option(help="Dataset version message for --push.")] = None,
+) -> None:
+    """Code competitions: the run's checkpoints, configs and wheels as a Kaggle dataset, and an offline inference
+    notebook that writes submission.csv (export.* settings); --push uploads both."""
+    from .export import export as build_bundle
+    from .export import push as push_bundle
+
+    settings = load_run_settings(overrides, config, experiment, "export")
+    bundle = build_bundle(settings)
+    wheels = {name: size for name, size in bundle.files.items() if name.endswith(".whl")}
+    for name, size in wheels.items():
+        console.print(f"  {name}  {size / 2**20:.1f} MiB")
+    console.print(
+        f"dataset {bundle.dataset} and notebook {bundle.notebook}: {len(bundle.files)} files, "
+        f"{bundle.size / 2**20:.1f} MiB; predict took {bundle.seconds_per_image:.3f} s per test image here "
+        f"(projected {bundle.projected_hours:.2f} h)"
+    )
+    for warning in bundle.warnings:
+        console.print(f"[yellow]warning: {warning}[/yellow]")
+    if push:
+        done = push_bundle(bundle, message or f"{settings.experiment}")
+        console.print(f"pushed: {', '.join(done)}")
+
+
+@command
+def weights(
+    folder: Annotated[Path, typer.Argument(help="Folder to save the weights into (upload it as a Kaggle dataset).")],
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="Config override key=value.")] = None,
+    config: ConfigFiles = None,
+    experiment: Experiment = None,
+) -> None:
+    """Download the pretrained weights the configured model starts from (where there is network) and save them
+    into FOLDER; offline runs and code-competition notebooks then use model.weights=FOLDER/<file>."""
+    from .core.weights import save_pretrained
+    from .tasks import create_task
+
+    settings = load_settings(overrides, config, experiment)
+    task = create_task(settings, ["class_0", "class_1"])  # heads start random: their class count does not matter
+    path, count = save_pretrained(task, folder)
+    size = path.stat().st_size / 2**20
+    console.print(f"saved {count} pretrained tensors ({size:.1f} MiB) to {path}; offline: model.weights={path}")
+
+
+@command
 def run(
     overrides: Overrides = None,
     config: ConfigFiles = None,

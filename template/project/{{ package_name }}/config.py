@@ -211,7 +211,7 @@ class PredictConfig(StrictModel):
     tta: list[str] = Field(default_factory=lambda: ["identity", "hflip"])  # see tta.py for views
     # oof: keep only the views (in order, from the first) that do not lower the OOF score; off: all of them.
     tta_select: Literal["oof", "off"] = "oof"
-    tta_select_images: int = Field(default=2000, ge=1)  # OOF images the choice is scored on (a random sample)
+    tta_select_images: int = Field(default=1000, ge=1)  # OOF images the choice is scored on (a random sample)
 
     _off_is_text = field_validator("tta_select", mode="before")(off_as_text)
 
@@ -292,6 +292,16 @@ class TuneConfig(StrictModel):
     space: dict[str, SearchDimension | None] = Field(default_factory=dict)  # config key -> distribution (null: off)
 
 
+class ExportConfig(StrictModel):
+    dest: Path | None = None  # default <run>/export: dataset/ (upload as a Kaggle dataset) and notebook/
+    fp16: bool = True  # checkpoints in half precision: half the size; predictions move by fp16 rounding only
+    user: str | None = None  # Kaggle user of the dataset and notebook ids; default $KAGGLE_USERNAME
+    competition: str | None = None  # competition slug: the notebook's data source, /kaggle/input/<slug>
+    wheels: list[str] = Field(default_factory=list)  # installed distributions a Kaggle image lacks, packed as wheels
+    time_limit_hours: float | None = Field(default=9.0, gt=0)  # the competition's notebook limit: warn past it
+    test_images: int | None = Field(default=None, ge=1)  # hidden test set size for the projection; default local
+
+
 class WandbConfig(StrictModel):
     project: str = "competition"
     entity: str | None = None
@@ -340,6 +350,7 @@ class Config(StrictModel):
     pseudo: PseudoConfig = Field(default_factory=PseudoConfig)
     analyze: AnalyzeConfig = Field(default_factory=AnalyzeConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
     wandb: WandbConfig = Field(default_factory=WandbConfig)
 
     @field_validator("experiment")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,15 @@ from .core.distributed import Runtime, resolve_device
 from .core.engine import autocast_dtype, evaluate, validation_loader
 from .core.errors import ConfigError, DataError, ModelError
 from .core.perf import configure_backends
-from .core.runs import RunPaths, read_json, run_lock, save_resolved_config, trained_folds, write_json
+from .core.runs import (
+    RunPaths,
+    read_json,
+    record_stage_figures,
+    run_lock,
+    save_resolved_config,
+    trained_folds,
+    write_json,
+)
 from .core.tta import check_views, select_views
 from .folds import read_folds
 from .tasks import Task, create_task, read_train_table
@@ -116,21 +125,41 @@ def choose_views(
         if len(valid_index) > per_fold:  # a random sample: tables are often sorted by class
             valid_index = np.sort(generator.choice(valid_index, per_fold, replace=False))
         loader = validation_loader(config, task, table, valid_index, runtime=runtime)
-        models = [load_checkpoint(task, checkpoint, device) for checkpoint in checkpoints]
+        # Kept in host memory between passes: every fold's models at once may not fit on the device.
+        models = [load_checkpoint(task, checkpoint, torch.device("cpu")) for checkpoint in checkpoints]
         evaluations.append((valid_index, loader, models))
+
+    cache: dict[tuple[int, int, str], tuple[np.ndarray, np.ndarray]] = {}
+
+    def model_outputs(position: int, index: int, views: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(outputs, dataset indices) of one model on its fold's sample; each view is evaluated once and views
+        are merged as models are, unless the task merges them otherwise (segmentation's hard voting)."""
+        _, loader, models = evaluations[position]
+        model, meta = models[index]
+        normalise = InputNormaliser(tuple(meta["mean"]), tuple(meta["std"]), device)
+
+        def run(selected: list[str]) -> tuple[np.ndarray, np.ndarray]:
+            _, found, indices = evaluate(
+                model.to(device), loader, task, runtime=runtime, amp_dtype=amp_dtype, normalise=normalise,
+                views=selected,
+            )  # fmt: skip
+            model.cpu()
+            return found, indices
+
+        if not task.views_merge_as_models:
+            return run(views)
+        for view in views:
+            if (position, index, view) not in cache:
+                cache[(position, index, view)] = run([view])
+        parts = [cache[(position, index, view)] for view in views]
+        return (task.merge_models([found for found, _ in parts]) if len(parts) > 1 else parts[0][0]), parts[0][1]
 
     def score_views(views: list[str]) -> float:
         outputs, targets = [], []
-        for valid_index, loader, models in evaluations:
-            per_model = []
-            for model, meta in models:
-                normalise = InputNormaliser(tuple(meta["mean"]), tuple(meta["std"]), device)
-                _, found, indices = evaluate(
-                    model, loader, task, runtime=runtime, amp_dtype=amp_dtype, normalise=normalise, views=views
-                )
-                per_model.append(found)
-            outputs.append(task.merge_models(per_model))
-            targets.append(table.targets[valid_index][indices])
+        for position, (valid_index, _, models) in enumerate(evaluations):
+            per_model = [model_outputs(position, index, views) for index in range(len(models))]
+            outputs.append(task.merge_models([found for found, _ in per_model]))
+            targets.append(table.targets[valid_index][per_model[0][1]])
         return task.score(np.concatenate(targets), np.concatenate(outputs))
 
     chosen, tried = select_views(candidates, score_views, task.metric.higher_is_better)
@@ -171,6 +200,7 @@ def _predict_locked(config: Config, paths: RunPaths) -> Path:
     start_image_cache(config, task, test["path"].tolist())
     save_resolved_config(config, paths, "predict")
     views = choose_views(config, paths, task, checkpoints_by_fold, device, amp_dtype)
+    started = time.perf_counter()
     fold_outputs = []
     used = ", ".join(str(fold) for fold in checkpoints_by_fold)
     print(
@@ -200,4 +230,6 @@ def _predict_locked(config: Config, paths: RunPaths) -> Path:
     merged = task.merge_models(fold_outputs)
     path = task.write_predictions(paths.test_predictions, ids, merged)
     task.write_prediction_extras(path, ids, merged)
+    seconds = time.perf_counter() - started  # what an offline notebook spends per image (export projects it)
+    record_stage_figures(paths, "predict", {"seconds": round(seconds, 3), "images": len(ids), "tta": views})
     return path

@@ -102,11 +102,17 @@ def check_classes(found: list[str], config: DataConfig, source: Path) -> list[st
 
 
 def read_test_table(config: DataConfig) -> pd.DataFrame:
-    """Test images as a frame of `id` (file stem) and `path`, sorted by id."""
+    """Test images as a frame of `id` (file stem) and `path`, sorted by id. When train and test images share one
+    folder (Plant Pathology's images/), the test images are those the sample submission lists."""
     folder = config.root / config.test_images
     if not folder.is_dir():
         raise DataError(f"{folder}: test image folder not found")
     paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if Path(config.test_images) == Path(config.train_images):
+        sample = read_csv(config.root / config.sample_submission)
+        require_columns(sample, [config.id_column], config.root / config.sample_submission)
+        listed = set(sample[config.id_column].astype(str).map(id_stem))
+        paths = [p for p in paths if p.stem in listed]
     if not paths:
         raise DataError(f"{folder}: no images with extensions {sorted(IMAGE_SUFFIXES)}")
     return pd.DataFrame({"id": [p.stem for p in paths], "path": [str(p) for p in paths]})

@@ -38,6 +38,7 @@ class Task(Protocol):
     collate_fn: Any  # DataLoader collate function, None for the default
     variable_input_size: bool  # batches change shape: cuDNN autotuning is left off
     resizes_first: bool  # every transform starts by resizing the image alone: the image cache may pre-resize
+    views_merge_as_models: bool  # merge_models of per-view outputs equals predict_batch's merge of those views
 
     def create_model(self, pretrained: bool | None = None) -> torch.nn.Module: ...
     def normalisation(self, model: torch.nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]: ...
@@ -77,6 +78,7 @@ class TaskHooks:
     collate_fn: Any = None
     variable_input_size = False
     resizes_first = False
+    views_merge_as_models = True
 
     def create_mixup(self) -> Any:
         return None

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import difflib
-from pathlib import Path
 
 import timm
 import torch
 
 from ...config import ModelConfig
 from ...core.errors import ModelError
+from ...core.weights import build_model, offline_hint
 
 
 def check_backbone(name: str) -> None:
@@ -23,7 +23,10 @@ def check_backbone(name: str) -> None:
 def create_model(config: ModelConfig, num_classes: int, pretrained: bool | None = None) -> torch.nn.Module:
     """`timm.create_model` with the config's knobs; `model.weights` loads pretrained weights from a file."""
     check_backbone(config.backbone)
-    use_pretrained = config.pretrained if pretrained is None else pretrained
+    return build_model(lambda use_pretrained: _create(config, num_classes, use_pretrained), config, pretrained)
+
+
+def _create(config: ModelConfig, num_classes: int, use_pretrained: bool) -> torch.nn.Module:
     kwargs: dict = {
         "num_classes": num_classes,
         "drop_rate": config.drop_rate,
@@ -31,18 +34,12 @@ def create_model(config: ModelConfig, num_classes: int, pretrained: bool | None 
     }
     if config.drop_path_rate:
         kwargs["drop_path_rate"] = config.drop_path_rate
-    if use_pretrained and config.weights is not None:
-        weights = Path(config.weights)
-        if not weights.is_file():
-            raise ModelError(f"model.weights {weights}: file not found")
-        kwargs["pretrained_cfg_overlay"] = {"file": str(weights)}
     try:
         model = timm.create_model(config.backbone, pretrained=use_pretrained, **kwargs)
     except (OSError, RuntimeError, ValueError) as error:
-        if use_pretrained and config.weights is None:
+        if use_pretrained:
             raise ModelError(
-                f"cannot get pretrained weights for '{config.backbone}' (offline?): download them once and "
-                "set model.weights=PATH, or set model.pretrained=false "
+                f"{offline_hint(f'pretrained weights for {config.backbone!r}')} "
                 f"({type(error).__name__}: {' '.join(str(error).split())[:200]})"
             ) from error
         raise ModelError(f"cannot build '{config.backbone}': {' '.join(str(error).split())[:300]}") from error

@@ -20,6 +20,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool, LastLevelP
 from ...config import Config, DetectionConfig
 from ...core.errors import ConfigError, ModelError
 from ...core.registry import lookup
+from ...core.weights import build_model, offline_hint
 
 
 class TimmFPN(nn.Module):
@@ -31,7 +32,12 @@ class TimmFPN(nn.Module):
         super().__init__()
         if indices is None:  # the last three feature levels (strides 8, 16, 32 for most backbones)
             indices = list(range(len(timm.create_model(name, features_only=True, pretrained=False).feature_info)))[-3:]
-        self.body = timm.create_model(name, features_only=True, pretrained=pretrained, out_indices=tuple(indices))
+        try:
+            self.body = timm.create_model(name, features_only=True, pretrained=pretrained, out_indices=tuple(indices))
+        except (OSError, RuntimeError, ValueError) as error:
+            if not pretrained:
+                raise
+            raise ModelError(f"{offline_hint(f'pretrained weights for {name!r}')} ({type(error).__name__})") from error
         self.fpn = FeaturePyramidNetwork(self.body.feature_info.channels(), channels, extra_blocks=extra)
         self.out_channels = channels
         self.mean, self.std = self.body.pretrained_cfg["mean"], self.body.pretrained_cfg["std"]
@@ -205,10 +211,8 @@ def _torchvision(builder: str, replace_head: Callable[[nn.Module, int], None], r
         try:
             model = factory(weights="DEFAULT", **kwargs)
         except (OSError, RuntimeError, ValueError) as error:
-            raise ModelError(
-                f"cannot get COCO weights for '{builder}' (offline?): download them once into the torch hub cache, "
-                f"or set model.pretrained=false ({' '.join(str(error).split())[:200]})"
-            ) from error
+            what = f"COCO weights for '{builder}'"
+            raise ModelError(f"{offline_hint(what)} ({' '.join(str(error).split())[:200]})") from error
         replace_head(model, classes)
         return model
 
@@ -237,4 +241,4 @@ def create_detector(config: Config, num_classes: int, pretrained: bool) -> nn.Mo
     build = lookup(DETECTORS, name, "detection.architecture")
     if name in ("fcos", "retinanet", "fasterrcnn") and not timm.is_model(config.model.backbone):
         raise ModelError(f"model.backbone '{config.model.backbone}' is not a timm model")
-    return build(config, num_classes + 1, pretrained)
+    return build_model(lambda use: build(config, num_classes + 1, use), config.model, pretrained)

@@ -10,15 +10,19 @@ from torch import nn
 
 from ...config import ModelConfig, SegmentationConfig
 from ...core.errors import ConfigError, ModelError
+from ...core.weights import build_model, offline_hint
 
 
 def create_segmenter(
     model_config: ModelConfig, seg: SegmentationConfig, num_outputs: int, pretrained: bool | None = None
 ) -> nn.Module:
     """An smp model with `num_outputs` channels on the timm encoder model.backbone."""
-    use_pretrained = model_config.pretrained if pretrained is None else pretrained
     if not timm.is_model(model_config.backbone):
         raise ModelError(f"model.backbone '{model_config.backbone}' is not a timm model (smp's tu- encoders)")
+    return build_model(lambda use: _create(model_config, seg, num_outputs, use), model_config, pretrained)
+
+
+def _create(model_config: ModelConfig, seg: SegmentationConfig, num_outputs: int, use_pretrained: bool) -> nn.Module:
     kwargs: dict[str, Any] = {}
     if seg.decoder_channels is not None:
         kwargs["decoder_channels"] = seg.decoder_channels
@@ -34,9 +38,11 @@ def create_segmenter(
     except KeyError as error:
         raise ConfigError(f"segmentation.architecture '{seg.architecture}' is not an smp architecture") from error
     except (OSError, RuntimeError) as error:
+        if use_pretrained:
+            what = f"ImageNet weights for the encoder 'tu-{model_config.backbone}'"
+            raise ModelError(f"{offline_hint(what)} ({' '.join(str(error).split())[:200]})") from error
         raise ModelError(
-            f"cannot build {seg.architecture} on 'tu-{model_config.backbone}' (offline? set model.pretrained=false"
-            f" or model.weights): {' '.join(str(error).split())[:200]}"
+            f"cannot build {seg.architecture} on 'tu-{model_config.backbone}': {' '.join(str(error).split())[:200]}"
         ) from error
 
 

@@ -50,6 +50,10 @@ class SegmentationTask(TaskHooks):
         self.post = self.default_postprocessing()
 
     @property
+    def views_merge_as_models(self) -> bool:
+        return self.config.segmentation.tta_merge == "soft"  # hard voting counts each view's argmax instead
+
+    @property
     def num_outputs(self) -> int:
         return len(self.classes) if self.multilabel else len(self.classes) + 1
 

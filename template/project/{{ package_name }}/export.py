@@ -1,0 +1,192 @@
+"""Code competitions: a run as a Kaggle dataset (checkpoints, configs, wheels) and an offline inference notebook
+that installs from it without internet, predicts the competition's test folder and writes submission.csv."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .config import Config
+from .core.errors import ProjectError
+from .core.runs import RunPaths, read_json, save_torch, trained_folds, write_json, write_text
+from .core.wheels import build_project_wheel, repack_installed
+
+PACKAGE = __name__.split(".")[0]
+# Run files predict and submit read besides the checkpoints.
+RUN_FILES = ("config.yaml", "classes.json", "metrics.json", "tta.json", "postprocess.json", "run.json")
+
+
+@dataclass
+class Bundle:
+    dataset: Path
+    notebook: Path
+    files: dict[str, int] = field(default_factory=dict)  # relative path -> bytes
+    seconds_per_image: float = 0.0
+    projected_hours: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return sum(self.files.values())
+
+
+def _slug(text: str) -> str:
+    return "-".join(part for part in "".join(c if c.isalnum() else "-" for c in text.lower()).split("-") if part)
+
+
+def _half(checkpoint: Path, target: Path) -> None:
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    saved["model"] = {k: v.half() if v.is_floating_point() else v for k, v in saved["model"].items()}
+    save_torch(target, {"model": saved["model"], "meta": saved.get("meta", {})})
+
+
+def _copy_run(config: Config, paths: RunPaths, run: Path) -> None:
+    for name in RUN_FILES:
+        if (paths.root / name).is_file():
+            shutil.copy2(paths.root / name, run / name)
+    for fold in trained_folds(paths):
+        for name in config.predict.checkpoints:
+            source, target = paths.checkpoint(fold, name), run / f"fold_{fold}" / f"{name}.pt"
+            if not source.is_file():
+                raise ProjectError(f"{source}: checkpoint not found (predict.checkpoints={config.predict.checkpoints})")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if config.export.fp16:
+                _half(source, target)
+            else:
+                shutil.copy2(source, target)
+
+
+def notebook_source(config: Config, dataset_slug: str, views: list[str]) -> list[str]:
+    """The inference notebook's code cells: install offline, predict and submit, copy submission.csv out."""
+    competition = config.export.competition or "COMPETITION"
+    overrides = [
+        f"experiment={config.experiment}",
+        "model.pretrained=false",
+        "data.num_workers=2",
+        "wandb.mode=disabled",
+        "predict.tta_select=off",  # the views chosen on OOF at export time: no training data is read
+        f"predict.tta=[{','.join(views)}]",
+        f"predict.checkpoints=[{','.join(config.predict.checkpoints)}]",
+    ]
+    return [
+        "# Offline inference for a code competition, exported by `python -m "
+        f"{PACKAGE} export` from the run '{config.experiment}'.\n"
+        "import os, shutil, subprocess, sys\n"
+        "from pathlib import Path\n"
+        "ROOT = Path(os.environ.get('KAGGLE_ROOT', '/'))  # tests run it under a temporary root\n"
+        f"BUNDLE = ROOT / 'kaggle/input/{dataset_slug}'\n"
+        f"DATA = ROOT / 'kaggle/input/{competition}'\n"
+        "WORKING = ROOT / 'kaggle/working'",
+        "# Install the project and the wheels the image lacks, without internet.\n"
+        "wheels = sorted(str(p) for p in (BUNDLE / 'wheels').glob('*.whl'))\n"
+        "subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-index', '--no-deps', '--quiet', *wheels],"
+        " check=True)",
+        "# The run (read-only input) into the working folder, then predict and submit.\n"
+        "project = WORKING / 'project'\n"
+        "shutil.copytree(BUNDLE / 'configs', project / 'configs', dirs_exist_ok=True)\n"
+        f"run = project / 'outputs' / '{config.experiment}'\n"
+        "shutil.copytree(BUNDLE / 'run', run, dirs_exist_ok=True)\n"
+        f"settings = ['data.root=' + str(DATA), 'output_dir=' + str(project / 'outputs'), *{overrides!r}]\n"
+        "for stage in ('predict', 'submit'):\n"
+        f"    subprocess.run([sys.executable, '-m', '{PACKAGE}', stage, *settings], cwd=project, check=True)\n"
+        "shutil.copy(run / 'submissions' / 'submission.csv', WORKING / 'submission.csv')\n"
+        "print(open(WORKING / 'submission.csv').read()[:500])",
+    ]
+
+
+def _notebook(cells: list[str]) -> dict:
+    return {
+        "cells": [
+            {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": cell}
+            for cell in cells
+        ],
+        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
+def export(config: Config, project: Path = Path(".")) -> Bundle:
+    """Write <dest>/dataset (dataset-metadata.json, run/, configs/, wheels/) and <dest>/notebook (inference.ipynb,
+    kernel-metadata.json); the previous export is replaced only once the new one is complete."""
+    paths = RunPaths.from_config(config)
+    info = read_json(paths.run_info) if paths.run_info.is_file() else {}
+    timing = info.get("predict", {})
+    if "seconds" not in timing:
+        raise ProjectError(
+            f"{paths.run_info}: no timed `predict` of this run; run `predict` first (export uses its TTA)"
+        )
+    user = config.export.user or os.environ.get("KAGGLE_USERNAME") or "USERNAME"
+    dataset_slug = _slug(f"{PACKAGE}-{config.experiment}")
+    dest = config.export.dest or paths.root / "export"
+    staging = dest.with_name(f".{dest.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    dataset, notebook = staging / "dataset", staging / "notebook"
+    for folder in (dataset / "run", dataset / "wheels", notebook):
+        folder.mkdir(parents=True)
+    _copy_run(config, paths, dataset / "run")
+    shutil.copytree(project / "configs", dataset / "configs")
+    build_project_wheel(project, dataset / "wheels")
+    for name in config.export.wheels:
+        repack_installed(name, dataset / "wheels")
+    write_json(dataset / "dataset-metadata.json", {
+        "title": f"{PACKAGE} {config.experiment}"[:50], "id": f"{user}/{dataset_slug}",
+        "licenses": [{"name": "CC0-1.0"}],
+    })  # fmt: skip
+    views = timing.get("tta", config.predict.tta)
+    write_text(
+        notebook / "inference.ipynb", json.dumps(_notebook(notebook_source(config, dataset_slug, views)), indent=1)
+    )
+    write_json(notebook / "kernel-metadata.json", {
+        "id": f"{user}/{dataset_slug}-inference", "title": f"{PACKAGE} {config.experiment} inference",
+        "code_file": "inference.ipynb", "language": "python", "kernel_type": "notebook", "is_private": True,
+        "enable_gpu": config.train.device != "cpu", "enable_internet": False,
+        "dataset_sources": [f"{user}/{dataset_slug}"],
+        "competition_sources": [config.export.competition] if config.export.competition else [], "kernel_sources": [],
+    })  # fmt: skip
+    shutil.rmtree(dest, ignore_errors=True)
+    staging.rename(dest)
+    bundle = Bundle(dest / "dataset", dest / "notebook")
+    bundle.files = {p.relative_to(dest).as_posix(): p.stat().st_size for p in sorted(dest.rglob("*")) if p.is_file()}
+    bundle.seconds_per_image = timing["seconds"] / max(timing.get("images", 1), 1)
+    images = config.export.test_images or timing.get("images", 0)
+    bundle.projected_hours = bundle.seconds_per_image * images / 3600
+    limit = config.export.time_limit_hours
+    if limit is not None and bundle.projected_hours > limit:
+        bundle.warnings.append(
+            f"{images} test images at {bundle.seconds_per_image:.3f} s each (measured here) take "
+            f"{bundle.projected_hours:.1f} h, past the {limit:g} h limit: fewer TTA views, folds or a smaller model"
+        )
+    if user == "USERNAME":
+        bundle.warnings.append("no Kaggle user (export.user or KAGGLE_USERNAME): the metadata ids say USERNAME")
+    if not config.export.competition:
+        bundle.warnings.append("no export.competition: the notebook reads /kaggle/input/COMPETITION")
+    return bundle
+
+
+def push(bundle: Bundle, message: str) -> list[str]:
+    """Upload the dataset (a new version when it exists) and push the notebook with the kaggle CLI."""
+    if shutil.which("kaggle") is None:
+        raise ProjectError("export --push: the kaggle CLI is not installed (pip install kaggle) or not on PATH")
+    dataset_id = read_json(bundle.dataset / "dataset-metadata.json")["id"]
+    exists = (
+        subprocess.run(["kaggle", "datasets", "status", dataset_id], capture_output=True, text=True).returncode == 0
+    )
+    commands = [
+        ["kaggle", "datasets", "version", "-p", str(bundle.dataset), "-m", message, "--dir-mode", "zip"]
+        if exists
+        else ["kaggle", "datasets", "create", "-p", str(bundle.dataset), "--dir-mode", "zip"],
+        ["kaggle", "kernels", "push", "-p", str(bundle.notebook)],
+    ]
+    for command in commands:
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            reason = " ".join((result.stderr.strip() or result.stdout.strip()).split())[:200]
+            raise ProjectError(f"{' '.join(command[:3])}: {reason or f'exit code {result.returncode}'}")
+    return [" ".join(command[:3]) for command in commands]
