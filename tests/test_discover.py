@@ -197,6 +197,12 @@ def tgs_salt(root: Path) -> None:
     pd.DataFrame({"id": ["u0"], "rle_mask": "1 1"}).to_csv(root / "sample_submission.csv", index=False)
 
 
+def salt_without_csv(root: Path) -> None:
+    """TGS-like folders without train.csv: train/images and train/masks must not read as two class folders."""
+    tgs_salt(root)
+    (root / "train.csv").unlink()
+
+
 EXPECTED: dict[str, tuple[Any, dict[str, Any]]] = {
     "dog-breed-identification": (dog_breeds, {
         "task": "classification", "data_layout": "csv", "train_csv": "labels.csv", "id_column": "id",
@@ -232,6 +238,8 @@ EXPECTED: dict[str, tuple[Any, dict[str, Any]]] = {
     "tgs-salt-identification": (tgs_salt, {
         "task": "segmentation", "data_layout": "masks", "masks_dir": "train/masks", "mask_values": "binary",
         "image_dir": "train/images", "test_dir": "test/images", "rle_column": "rle_mask"}),
+    "salt-without-csv": (salt_without_csv, {
+        "task": "segmentation", "data_layout": "masks", "masks_dir": "train/masks", "image_dir": "train/images"}),
     "sartorius-polygons": (lambda root: coco_detection(root, polygons=True), {
         "task": "segmentation", "data_layout": "coco_polygons", "rle_column": "EncodedPixels"}),
 }  # fmt: skip
@@ -362,3 +370,16 @@ def test_task_that_contradicts_the_files_is_refused(tmp_path: Path) -> None:
     vinbigdata(tmp_path / "vin")
     result = runner.invoke(app, ["new", str(tmp_path / "p"), "--from", str(tmp_path / "vin"), "--task", "segmentation"])
     assert result.exit_code != 0 and "look like detection" in result.output
+
+
+def test_bad_sources_are_one_line(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not a zip")
+    result = runner.invoke(app, ["new", str(tmp_path / "p"), "--from", str(tmp_path / "notes.txt"), "--defaults"])
+    assert result.exit_code != 0 and "notes.txt: not a folder or a zip file" in result.output
+    with zipfile.ZipFile(tmp_path / "evil.zip", "w") as handle:
+        handle.writestr("../outside.txt", "x")
+    result = runner.invoke(app, ["new", str(tmp_path / "p"), "--from", str(tmp_path / "evil.zip"), "--defaults"])
+    assert "member '../outside.txt' would be written outside" in result.output
+    assert not (tmp_path / "outside.txt").exists() and not (tmp_path / "p").exists()
+    result = runner.invoke(app, ["new", str(tmp_path / "p"), "--from", str(tmp_path / "x"), "--kaggle", "c"])
+    assert "give one of them" in result.output

@@ -219,6 +219,14 @@ def _mask_folder(folders: dict[str, list[Path]], images: str | None) -> str | No
     return None
 
 
+def _mask_pair(folders: dict[str, list[Path]]) -> tuple[str, str] | None:
+    """(images, masks): a folder named like masks whose files are named like another folder's images."""
+    for images in folders:
+        if "mask" not in images.lower() and (masks := _mask_folder(folders, images)) is not None:
+            return images, masks
+    return None
+
+
 def _mask_values(files: list[Path]) -> tuple[str, str]:
     from PIL import Image
 
@@ -318,21 +326,17 @@ def _layout(
         _masks(found, folders, train[0], train[2], masks, sample_rle)
     elif train is not None:
         _csv_layouts(found, folders, sample, sample_rle, *train)
+    elif (pair := _mask_pair(folders)) is not None:
+        _masks(found, folders, None, pair[0], pair[1], sample_rle)
     elif parent is not None:
         found.propose("task", "classification", f"{parent} has one sub-folder of images per class")
         found.propose("data_layout", "folders", "no train CSV; class folders")
         _set_images(found, parent, folders, "the class folders' parent")
     else:
-        masks = next((name for name in folders if "mask" in name.lower()), None)
-        images = next(
-            (name for name in folders if masks and name != masks and name != found.answers.get("test_dir")), None
+        raise PodiumError(
+            f"--from {root}: no layout fits (a train CSV naming the images, COCO JSON, VOC XML, class folders "
+            "or a masks folder); answer the questions instead (podium new without --from)"
         )
-        if masks is None or images is None:
-            raise PodiumError(
-                f"--from {root}: no layout fits (a train CSV naming the images, COCO JSON, VOC XML, class folders "
-                "or a masks folder); answer the questions instead (podium new without --from)"
-            )
-        _masks(found, folders, None, images, masks, sample_rle)
     task = found.answers["task"]
     train_images = found.answers.get("image_dir", ".")
     images = [p for name, files in folders.items() if name == train_images or name.startswith(f"{train_images}/")

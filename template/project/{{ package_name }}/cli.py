@@ -162,13 +162,26 @@ def export(
         bool, typer.Option("--push", help="Upload the dataset and push the notebook (kaggle CLI).")
     ] = False,
     message: Annotated[str | None, typer.Option(help="Dataset version message for --push.")] = None,
+    output_format: Annotated[
+        str, typer.Option("--format", help="kaggle: dataset + offline notebook; onnx: each fold's model as ONNX.")
+    ] = "kaggle",
 ) -> None:
     """Code competitions: the run's checkpoints, configs and wheels as a Kaggle dataset, and an offline inference
-    notebook that writes submission.csv (export.* settings); --push uploads both."""
+    notebook that writes submission.csv (export.* settings); --push uploads both. --format onnx: ONNX models."""
+    from .core.runs import RunPaths
     from .export import export as build_bundle
     from .export import push as push_bundle
 
     settings = load_run_settings(overrides, config, experiment, "export")
+    if output_format not in ("kaggle", "onnx"):
+        raise ProjectError(f"export --format {output_format!r}: expected kaggle or onnx")
+    if output_format == "onnx":
+        from .export_onnx import export_onnx
+
+        dest = (settings.export.dest or RunPaths.from_config(settings).root / "export") / "onnx"
+        for model in export_onnx(settings, dest):
+            console.print(f"{model.path}: onnxruntime vs PyTorch, max |difference| {model.max_difference:.2e}")
+        return
     bundle = build_bundle(settings)
     wheels = {name: size for name, size in bundle.files.items() if name.endswith(".whl")}
     for name, size in wheels.items():

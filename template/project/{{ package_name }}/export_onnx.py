@@ -1,0 +1,84 @@
+"""`export --format onnx`: each fold's model as ONNX (pixels 0-255 in, probabilities out, normalisation inside),
+checked against PyTorch with onnxruntime on a batch of test images."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from .config import Config
+from .core.augment import InputNormaliser, load_augmentations
+from .core.data import read_test_table
+from .core.errors import ConfigError
+from .core.runs import RunPaths, read_json, trained_folds, write_json
+from .predict import fold_checkpoints, load_checkpoint
+from .tasks import Task, create_task
+
+SUPPORTED = ("classification", "segmentation")
+OPSET = 18
+
+
+class Deployable(nn.Module):
+    """The fold's model as a notebook calls it: float pixels 0-255 (NCHW) in, class probabilities out."""
+
+    def __init__(self, task: Task, model: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.task, self.model = task, model
+        self.normalise = InputNormaliser(mean, std, torch.device("cpu"))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.task.probabilities(self.model(self.normalise(images)))
+
+
+@dataclass(frozen=True)
+class OnnxModel:
+    path: Path
+    max_difference: float  # largest |onnxruntime - PyTorch| probability on the check batch
+
+
+def _check_batch(config: Config, task: Task, size: int) -> torch.Tensor:
+    test = read_test_table(config.data)
+    transform = task.create_transform(load_augmentations(config.aug.test, "aug.test"), train=False)
+    dataset = task.create_dataset(test["path"].tolist()[:size], None, transform)
+    images, _ = next(iter(DataLoader(dataset, batch_size=size, collate_fn=task.collate_fn)))
+    return images.float()
+
+
+def export_onnx(config: Config, dest: Path, check_images: int = 4) -> list[OnnxModel]:
+    """`dest/fold_K.onnx` for every trained fold (its first predict checkpoint) and `dest/onnx.json`."""
+    import onnxruntime
+
+    if config.task not in SUPPORTED:
+        raise ConfigError(f"export --format onnx: covers {' and '.join(SUPPORTED)} models, not {config.task}")
+    paths = RunPaths.from_config(config)
+    task = create_task(config, read_json(paths.classes))
+    checkpoints = fold_checkpoints(paths, config.predict.checkpoints[:1])
+    images = _check_batch(config, task, check_images)
+    dest.mkdir(parents=True, exist_ok=True)
+    exported = []
+    for fold in trained_folds(paths):
+        model, meta = load_checkpoint(task, checkpoints[fold][0], torch.device("cpu"))
+        deployable = Deployable(task, model, tuple(meta["mean"]), tuple(meta["std"])).eval()
+        path = dest / f"fold_{fold}.onnx"
+        batch = torch.export.Dim("batch", min=1)
+        torch.onnx.export(
+            deployable, (images,), str(path), input_names=["images"], output_names=["probabilities"],
+            dynamic_shapes={"images": {0: batch}}, opset_version=OPSET, dynamo=True, verbose=False,
+        )  # fmt: skip
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        with torch.inference_mode():
+            expected = deployable(images).numpy()
+        found = session.run(None, {"images": images.numpy()})[0]
+        exported.append(OnnxModel(path, float(np.abs(found - expected).max())))
+    write_json(dest / "onnx.json", {
+        "input": {"name": "images", "layout": "NCHW", "dtype": "float32", "range": "0-255",
+                  "size": config.model.image_size, "channels": config.model.in_chans},
+        "output": {"name": "probabilities", "classes": task.classes},
+        "folds": {m.path.name: {"max_difference": m.max_difference} for m in exported},
+    })  # fmt: skip
+    return exported
