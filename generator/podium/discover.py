@@ -7,7 +7,6 @@ import csv
 import json
 import re
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -280,9 +279,10 @@ def inspect_competition(root: Path) -> Findings:
             sample_ids = column
             found.propose("test_dir", folder, f"holds {share:.0%} of the sample submission's {column} values")
             found.propose("id_column", column, f"{sample.path.name}'s column naming the test images")
-    layout = _layout(found, root, folders, sample, tables)
-    for step in layout:
-        step()
+    train_images = _layout(found, root, folders, sample, tables)
+    size = _image_size(found.answers["task"], train_images)
+    if size:
+        found.propose("image_size", *size)
     if sample_ids is None and "id_column" not in found.answers:
         found.reasons.append("id_column: no sample submission names the test images; copier asks")
     return found
@@ -290,8 +290,8 @@ def inspect_competition(root: Path) -> Findings:
 
 def _layout(
     found: Findings, root: Path, folders: dict[str, list[Path]], sample: Table | None, tables: list[Table]
-) -> list[Callable[[], None]]:
-    """Set task, layout and the layout's answers; returns follow-up steps (image size)."""
+) -> list[Path]:
+    """Set task, layout and the layout's answers; returns the training images."""
     train = None
     for table in tables:
         match = id_column(table, folders)
@@ -337,17 +337,9 @@ def _layout(
             f"--from {root}: no layout fits (a train CSV naming the images, COCO JSON, VOC XML, class folders "
             "or a masks folder); answer the questions instead (podium new without --from)"
         )
-    task = found.answers["task"]
     train_images = found.answers.get("image_dir", ".")
-    images = [p for name, files in folders.items() if name == train_images or name.startswith(f"{train_images}/")
-              for p in files]  # fmt: skip
-    return [lambda: _propose_size(found, task, images)]
-
-
-def _propose_size(found: Findings, task: str, images: list[Path]) -> None:
-    size = _image_size(task, images)
-    if size:
-        found.propose("image_size", *size)
+    return [p for name, files in folders.items() if name == train_images or name.startswith(f"{train_images}/")
+            for p in files]  # fmt: skip
 
 
 def _set_images(found: Findings, folder: str, folders: dict[str, list[Path]], reason: str) -> None:

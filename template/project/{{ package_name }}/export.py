@@ -12,14 +12,17 @@ from pathlib import Path
 
 import torch
 
-from .config import Config
+from .config import Config, load_config
 from .core.errors import ProjectError
 from .core.runs import RunPaths, read_json, save_torch, trained_folds, write_json, write_text
 from .core.wheels import build_project_wheel, repack_installed
 
 PACKAGE = __name__.split(".")[0]
 # Run files predict and submit read besides the checkpoints.
-RUN_FILES = ("config.yaml", "classes.json", "metrics.json", "tta.json", "postprocess.json", "run.json")
+RUN_FILES = (
+    "config.yaml", "config.predict.yaml", "classes.json", "metrics.json", "oof.csv", "tta.json", "postprocess.json",
+    "run.json",
+)  # fmt: skip
 
 
 @dataclass
@@ -46,37 +49,72 @@ def _half(checkpoint: Path, target: Path) -> None:
     save_torch(target, {"model": saved["model"], "meta": saved.get("meta", {})})
 
 
-def _copy_run(config: Config, paths: RunPaths, run: Path) -> None:
+def _copy_run(paths: RunPaths, checkpoints: list[str], fp16: bool, run: Path) -> None:
     for name in RUN_FILES:
         if (paths.root / name).is_file():
             shutil.copy2(paths.root / name, run / name)
     for fold in trained_folds(paths):
-        for name in config.predict.checkpoints:
+        for name in checkpoints:
             source, target = paths.checkpoint(fold, name), run / f"fold_{fold}" / f"{name}.pt"
             if not source.is_file():
-                raise ProjectError(f"{source}: checkpoint not found (predict.checkpoints={config.predict.checkpoints})")
+                raise ProjectError(f"{source}: checkpoint not found (predict.checkpoints={checkpoints})")
             target.parent.mkdir(parents=True, exist_ok=True)
-            if config.export.fp16:
+            if fp16:
                 _half(source, target)
             else:
                 shutil.copy2(source, target)
 
 
-def notebook_source(config: Config, dataset_slug: str, views: list[str]) -> list[str]:
-    """The inference notebook's code cells: install offline, predict and submit, copy submission.csv out."""
+@dataclass(frozen=True)
+class Member:
+    """A run the notebook predicts with: its folder, checkpoints and TTA views as its last `predict` used them."""
+
+    paths: RunPaths
+    checkpoints: list[str]
+    views: list[str]
+    seconds: float
+    images: int
+
+    @property
+    def name(self) -> str:
+        return self.paths.root.name
+
+
+def read_member(root: Path) -> Member:
+    paths = RunPaths(root)
+    timing = (read_json(paths.run_info) if paths.run_info.is_file() else {}).get("predict", {})
+    predict_config = root / "config.predict.yaml"
+    if "seconds" not in timing or not predict_config.is_file():
+        raise ProjectError(f"{root}: no timed `predict` of this run; run `predict` first (export uses its TTA)")
+    checkpoints = load_config(base=predict_config).predict.checkpoints
+    return Member(paths, checkpoints, timing["tta"], timing["seconds"], timing["images"])
+
+
+def notebook_source(config: Config, dataset_slug: str, members: list[Member], ensemble: dict | None) -> list[str]:
+    """The inference notebook's code cells: install offline, predict with every member, blend them as the
+    ensemble did (fixed weights), submit, copy submission.csv out."""
     competition = config.export.competition or "COMPETITION"
-    overrides = [
-        f"experiment={config.experiment}",
-        "model.pretrained=false",
-        "data.num_workers=2",
-        "wandb.mode=disabled",
-        "predict.tta_select=off",  # the views chosen on OOF at export time: no training data is read
-        f"predict.tta=[{','.join(views)}]",
-        f"predict.checkpoints=[{','.join(config.predict.checkpoints)}]",
-    ]
+    common = ["model.pretrained=false", "data.num_workers=2", "wandb.mode=disabled", "predict.tta_select=off"]
+    predicts = {
+        member.name: [
+            f"experiment={member.name}",
+            f"predict.tta=[{','.join(member.views)}]",  # the views chosen on OOF at export time
+            f"predict.checkpoints=[{','.join(member.checkpoints)}]",
+        ]
+        for member in members
+    }
+    blend = []
+    if ensemble is not None:
+        weights = ",".join(f"{weight:g}" for weight in ensemble["weights"].values())
+        names = ",".join(f"outputs/{member.name}" for member in members)
+        blend = [
+            f"ensemble.members=[{names}]",
+            f"ensemble.weights=[{weights}]",
+            f"ensemble.method={ensemble['method']}",
+        ]
     return [
         "# Offline inference for a code competition, exported by `python -m "
-        f"{PACKAGE} export` from the run '{config.experiment}'.\n"
+        f"{PACKAGE} export` from '{config.experiment}'.\n"
         "import os, shutil, subprocess, sys\n"
         "from pathlib import Path\n"
         "ROOT = Path(os.environ.get('KAGGLE_ROOT', '/'))  # tests run it under a temporary root\n"
@@ -87,15 +125,18 @@ def notebook_source(config: Config, dataset_slug: str, views: list[str]) -> list
         "wheels = sorted(str(p) for p in (BUNDLE / 'wheels').glob('*.whl'))\n"
         "subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-index', '--no-deps', '--quiet', *wheels],"
         " check=True)",
-        "# The run (read-only input) into the working folder, then predict and submit.\n"
+        "# The runs (read-only input) into the working folder; predict with each, blend, submit.\n"
         "project = WORKING / 'project'\n"
         "shutil.copytree(BUNDLE / 'configs', project / 'configs', dirs_exist_ok=True)\n"
-        f"run = project / 'outputs' / '{config.experiment}'\n"
-        "shutil.copytree(BUNDLE / 'run', run, dirs_exist_ok=True)\n"
-        f"settings = ['data.root=' + str(DATA), 'output_dir=' + str(project / 'outputs'), *{overrides!r}]\n"
-        "for stage in ('predict', 'submit'):\n"
-        f"    subprocess.run([sys.executable, '-m', '{PACKAGE}', stage, *settings], cwd=project, check=True)\n"
-        "shutil.copy(run / 'submissions' / 'submission.csv', WORKING / 'submission.csv')\n"
+        f"common = ['data.root=' + str(DATA), 'output_dir=' + str(project / 'outputs'), *{common!r}]\n"
+        "def stage(name, *settings):\n"
+        f"    subprocess.run([sys.executable, '-m', '{PACKAGE}', name, *common, *settings], cwd=project, check=True)\n"
+        f"for member, settings in {predicts!r}.items():\n"
+        "    shutil.copytree(BUNDLE / 'runs' / member, project / 'outputs' / member, dirs_exist_ok=True)\n"
+        "    stage('predict', *settings)\n"
+        + (f"stage('ensemble', 'experiment={config.experiment}', *{blend!r})\n" if blend else "")
+        + f"stage('submit', 'experiment={config.experiment}')\n"
+        f"shutil.copy(project / 'outputs' / '{config.experiment}' / 'submissions' / 'submission.csv', WORKING)\n"
         "print(open(WORKING / 'submission.csv').read()[:500])",
     ]
 
@@ -116,21 +157,21 @@ def export(config: Config, project: Path = Path(".")) -> Bundle:
     """Write <dest>/dataset (dataset-metadata.json, run/, configs/, wheels/) and <dest>/notebook (inference.ipynb,
     kernel-metadata.json); the previous export is replaced only once the new one is complete."""
     paths = RunPaths.from_config(config)
-    info = read_json(paths.run_info) if paths.run_info.is_file() else {}
-    timing = info.get("predict", {})
-    if "seconds" not in timing:
-        raise ProjectError(
-            f"{paths.run_info}: no timed `predict` of this run; run `predict` first (export uses its TTA)"
-        )
+    ensemble = read_json(paths.root / "ensemble.json") if (paths.root / "ensemble.json").is_file() else None
+    members = [read_member(Path(root)) for root in ensemble["weights"]] if ensemble else [read_member(paths.root)]
+    if len({member.name for member in members}) < len(members):
+        raise ProjectError(f"{paths.root / 'ensemble.json'}: members share a folder name; export needs distinct ones")
     user = config.export.user or os.environ.get("KAGGLE_USERNAME") or "USERNAME"
     dataset_slug = _slug(f"{PACKAGE}-{config.experiment}")
     dest = config.export.dest or paths.root / "export"
     staging = dest.with_name(f".{dest.name}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
     dataset, notebook = staging / "dataset", staging / "notebook"
-    for folder in (dataset / "run", dataset / "wheels", notebook):
+    for folder in (dataset / "runs", dataset / "wheels", notebook):
         folder.mkdir(parents=True)
-    _copy_run(config, paths, dataset / "run")
+    for member in members:
+        (dataset / "runs" / member.name).mkdir()
+        _copy_run(member.paths, member.checkpoints, config.export.fp16, dataset / "runs" / member.name)
     shutil.copytree(project / "configs", dataset / "configs")
     build_project_wheel(project, dataset / "wheels")
     for name in config.export.wheels:
@@ -139,10 +180,8 @@ def export(config: Config, project: Path = Path(".")) -> Bundle:
         "title": f"{PACKAGE} {config.experiment}"[:50], "id": f"{user}/{dataset_slug}",
         "licenses": [{"name": "CC0-1.0"}],
     })  # fmt: skip
-    views = timing.get("tta", config.predict.tta)
-    write_text(
-        notebook / "inference.ipynb", json.dumps(_notebook(notebook_source(config, dataset_slug, views)), indent=1)
-    )
+    cells = notebook_source(config, dataset_slug, members, ensemble)
+    write_text(notebook / "inference.ipynb", json.dumps(_notebook(cells), indent=1))
     write_json(notebook / "kernel-metadata.json", {
         "id": f"{user}/{dataset_slug}-inference", "title": f"{PACKAGE} {config.experiment} inference",
         "code_file": "inference.ipynb", "language": "python", "kernel_type": "notebook", "is_private": True,
@@ -154,8 +193,8 @@ def export(config: Config, project: Path = Path(".")) -> Bundle:
     staging.rename(dest)
     bundle = Bundle(dest / "dataset", dest / "notebook")
     bundle.files = {p.relative_to(dest).as_posix(): p.stat().st_size for p in sorted(dest.rglob("*")) if p.is_file()}
-    bundle.seconds_per_image = timing["seconds"] / max(timing.get("images", 1), 1)
-    images = config.export.test_images or timing.get("images", 0)
+    bundle.seconds_per_image = sum(member.seconds / max(member.images, 1) for member in members)
+    images = config.export.test_images or members[0].images
     bundle.projected_hours = bundle.seconds_per_image * images / 3600
     limit = config.export.time_limit_hours
     if limit is not None and bundle.projected_hours > limit:

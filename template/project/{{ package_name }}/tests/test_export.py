@@ -38,6 +38,23 @@ def fresh_environment(root: Path) -> Path:
     return root / ("Scripts" if os.name == "nt" else "bin") / "python"
 
 
+def run_notebook(tmp_path: Path, export_dir: Path, data_root: Path, competition: str) -> tuple[Path, Path]:
+    """The exported notebook's code cells run as one script in a fresh environment, with the bundle and the
+    competition's files under a simulated /kaggle/input; (that environment's python, the submission it wrote)."""
+    root = tmp_path / "kaggle-root"
+    meta = json.loads((export_dir / "notebook" / "kernel-metadata.json").read_text())
+    shutil.copytree(export_dir / "dataset", root / "kaggle" / "input" / meta["dataset_sources"][0].split("/")[1])
+    shutil.copytree(data_root, root / "kaggle" / "input" / competition)
+    (root / "kaggle" / "working").mkdir(parents=True)
+    python = fresh_environment(tmp_path / "venv")
+    cells = json.loads((export_dir / "notebook" / "inference.ipynb").read_text())["cells"]
+    code = "\n".join("".join(cell["source"]) for cell in cells)
+    env = {**os.environ, "KAGGLE_ROOT": str(root), "PYTHONNOUSERSITE": "1"}
+    ran = subprocess.run([str(python), "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
+    return python, root / "kaggle" / "working" / "submission.csv"
+
+
 def test_exported_notebook_reproduces_the_local_submission_offline(tmp_path: Path, trained, monkeypatch) -> None:
     overrides, paths = trained
     settings = [
@@ -64,19 +81,7 @@ def test_exported_notebook_reproduces_the_local_submission_offline(tmp_path: Pat
     ]
     assert meta["competition_sources"] == ["tiny-comp"]
 
-    root = tmp_path / "kaggle-root"
-    shutil.copytree(dataset, root / "kaggle" / "input" / meta["dataset_sources"][0].split("/")[1])
-    data = load_config(overrides).data
-    competition = root / "kaggle" / "input" / "tiny-comp"
-    shutil.copytree(data.root / data.test_images, competition / data.test_images)
-    shutil.copy(data.root / data.sample_submission, competition / data.sample_submission)
-    (root / "kaggle" / "working").mkdir(parents=True)
-    python = fresh_environment(tmp_path / "venv")
-    cells = json.loads((notebook / "inference.ipynb").read_text())["cells"]
-    code = "\n".join("".join(cell["source"]) for cell in cells)
-    env = {**os.environ, "KAGGLE_ROOT": str(root), "PYTHONNOUSERSITE": "1"}
-    ran = subprocess.run([str(python), "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
+    python, submission = run_notebook(tmp_path, tmp_path / "export", load_config(overrides).data.root, "tiny-comp")
     # The image here already has iterstrat, so pip kept it; installing the packed wheel over it must work too.
     packed = next((dataset / "wheels").glob("iterative_stratification-*.whl"))
     install = [str(python), "-m", "pip", "install", "--no-index", "--no-deps", "--force-reinstall", "-q", str(packed)]
@@ -87,7 +92,7 @@ def test_exported_notebook_reproduces_the_local_submission_offline(tmp_path: Pat
     ).stdout  # fmt: skip
     assert installed.count(str(tmp_path / "venv")) == 2  # both came from the bundle's wheels, not this environment
     local = pd.read_csv(paths.submissions / "submission.csv", keep_default_na=False)
-    offline = pd.read_csv(root / "kaggle" / "working" / "submission.csv", keep_default_na=False)
+    offline = pd.read_csv(submission, keep_default_na=False)
     pd.testing.assert_frame_equal(offline, local)  # same weights, same code: the same submission, exactly
 
 
@@ -97,13 +102,13 @@ def test_fp16_checkpoints_halve_the_size_and_keep_predictions(tmp_path: Path, tr
     monkeypatch.delenv("KAGGLE_USERNAME", raising=False)
     bundle = export(load_config([*overrides, f"export.dest={tmp_path / 'e'}", "export.wheels=[]"]), PROJECT_ROOT)
     fold = paths.checkpoint(0, "best")
-    half = torch.load(bundle.dataset / "run" / "fold_0" / "best.pt", weights_only=True)["model"]
+    half = torch.load(bundle.dataset / "runs" / "baseline" / "fold_0" / "best.pt", weights_only=True)["model"]
     full = torch.load(fold, weights_only=True)["model"]
     assert all(half[k].dtype == torch.float16 for k, v in full.items() if v.is_floating_point())
     assert all(
         torch.allclose(half[k].float(), v, atol=1e-2, rtol=1e-3) for k, v in full.items() if v.is_floating_point()
     )
-    assert (bundle.dataset / "run" / "fold_0" / "best.pt").stat().st_size < 0.6 * fold.stat().st_size
+    assert (bundle.dataset / "runs" / "baseline" / "fold_0" / "best.pt").stat().st_size < 0.6 * fold.stat().st_size
     assert any("no Kaggle user" in warning for warning in bundle.warnings)
 
 
