@@ -22,6 +22,7 @@ PACKAGE_FILES = {
     "pipeline.py",
     "check.py",
     "export.py",
+    "export_onnx.py",
     "folds.py",
     "train.py",
     "predict.py",
