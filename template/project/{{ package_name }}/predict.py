@@ -20,7 +20,6 @@ from .core.perf import configure_backends
 from .core.runs import (
     RunPaths,
     read_json,
-    record_stage_figures,
     run_lock,
     save_resolved_config,
     trained_folds,
@@ -231,5 +230,7 @@ def _predict_locked(config: Config, paths: RunPaths) -> Path:
     path = task.write_predictions(paths.test_predictions, ids, merged)
     task.write_prediction_extras(path, ids, merged)
     seconds = time.perf_counter() - started  # what an offline notebook spends per image (export projects it)
-    record_stage_figures(paths, "predict", {"seconds": round(seconds, 3), "images": len(ids), "tta": views})
+    info = read_json(paths.run_info)  # save_resolved_config wrote the stage's entry
+    info["predict"].update({"seconds": round(seconds, 3), "images": len(ids), "tta": views})
+    write_json(paths.run_info, info)
     return path

@@ -172,13 +172,6 @@ def save_resolved_config(config: Config, paths: RunPaths, stage: str) -> None:
     write_json(paths.run_info, info)
 
 
-def record_stage_figures(paths: RunPaths, stage: str, figures: dict[str, Any]) -> None:
-    """Add measurements (seconds, images) to the stage's entry in run.json."""
-    info = read_json(paths.run_info) if paths.run_info.is_file() else {}
-    info.setdefault(stage, {}).update(figures)
-    write_json(paths.run_info, info)
-
-
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
 
