@@ -307,12 +307,18 @@ def test_new_from_a_folder_links_the_data_and_check_passes(tmp_path: Path, name:
     assert "data/sample_submission.csv" not in tracked  # the data stays out of git
 
 
+def zip_folder(folder: Path) -> Path:
+    """The folder's files in `<folder>.zip`, as Kaggle serves a competition (no top folder inside)."""
+    archive = folder.with_suffix(".zip")
+    with zipfile.ZipFile(archive, "w") as handle:
+        for path in folder.rglob("*"):
+            handle.write(path, path.relative_to(folder))
+    return archive
+
+
 def test_new_from_a_zip_unpacks_into_the_data_folder(tmp_path: Path) -> None:
     cassava(tmp_path / "cassava-leaf-disease")
-    archive = tmp_path / "cassava-leaf-disease.zip"
-    with zipfile.ZipFile(archive, "w") as handle:
-        for path in (tmp_path / "cassava-leaf-disease").rglob("*"):
-            handle.write(path, path.relative_to(tmp_path / "cassava-leaf-disease"))
+    archive = zip_folder(tmp_path / "cassava-leaf-disease")
     project = tmp_path / "project"
     result = runner.invoke(
         app, ["new", str(project), "--from", str(archive), "--defaults", "-d", "package_name=cassava"]
@@ -334,10 +340,7 @@ def fake_kaggle(folder: Path, body: str) -> None:
 
 def test_new_kaggle_downloads_through_the_cli_then_inspects(tmp_path: Path, monkeypatch) -> None:
     global_wheat(tmp_path / "wheat")
-    archive = tmp_path / "global-wheat-detection.zip"
-    with zipfile.ZipFile(archive, "w") as handle:
-        for path in (tmp_path / "wheat").rglob("*"):
-            handle.write(path, path.relative_to(tmp_path / "wheat"))
+    archive = zip_folder(tmp_path / "wheat")
     calls = tmp_path / "calls.txt"
     fake_kaggle(
         tmp_path / "bin",
