@@ -29,6 +29,7 @@ PACKAGE_FILES = {
     "submit.py",
     "core/__init__.py",
     "core/augment.py",
+    "core/blend.py",
     "core/budget.py",
     "core/checkpoints.py",
     "core/commands.py",
@@ -49,7 +50,15 @@ PACKAGE_FILES = {
     "core/wheels.py",
     "tasks/__init__.py",
     "tools/__init__.py",
+    "tools/analysis.py",
+    "tools/analyze.py",
     "tools/bench.py",
+    "tools/explain.py",
+    "tools/ensemble.py",
+    "tools/soup.py",
+    "tools/pseudo.py",
+    "tools/eda.py",
+    "tools/eda_stats.py",
     "tools/commands.py",
     "tools/preview.py",
     "tools/report.py",
@@ -72,11 +81,19 @@ TASK_FILES = {
     "classification": {
         *(
             f"tasks/classification/{name}.py"
-            for name in ("__init__", "task", "model", "loss", "labels", "metric", "submission")
-        ),
-        *(
-            f"tools/{name}.py"
-            for name in ("ensemble", "soup", "pseudo", "eda", "eda_stats", "analyze", "analysis", "explain")
+            for name in (
+                "__init__",
+                "task",
+                "model",
+                "loss",
+                "labels",
+                "metric",
+                "submission",
+                "eda",
+                "blend",
+                "analysis",
+                "pseudo",
+            )
         ),
         "tests/test_data.py",
         "tests/test_ddp.py",
@@ -94,16 +111,48 @@ TASK_FILES = {
     "detection": {
         *(
             f"tasks/detection/{name}.py"
-            for name in ("__init__", "task", "model", "data", "labels", "postprocess", "metric", "submission")
+            for name in (
+                "__init__",
+                "task",
+                "model",
+                "data",
+                "labels",
+                "postprocess",
+                "metric",
+                "submission",
+                "eda",
+                "blend",
+                "analysis",
+                "pseudo",
+            )
         ),
         "tests/test_detection.py",
+        "tests/test_detection_analysis.py",
+        "tests/test_detection_tools.py",
+        "tests/test_detection_eda.py",
     },
     "segmentation": {
         *(
             f"tasks/segmentation/{name}.py"
-            for name in ("__init__", "task", "model", "loss", "data", "labels", "postprocess", "metric")
+            for name in (
+                "__init__",
+                "task",
+                "model",
+                "loss",
+                "data",
+                "labels",
+                "postprocess",
+                "metric",
+                "eda",
+                "blend",
+                "analysis",
+                "pseudo",
+            )
         ),
         "tests/test_segmentation.py",
+        "tests/test_segmentation_analysis.py",
+        "tests/test_segmentation_tools.py",
+        "tests/test_segmentation_eda.py",
     },
 }
 TOP_FILES = {

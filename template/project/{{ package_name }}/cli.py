@@ -23,7 +23,6 @@ from .core.commands import (
     load_run_settings,
     load_settings,
     metrics_table,
-    require_ensembles,
 )
 from .core.errors import ProjectError
 
@@ -226,14 +225,12 @@ def run(
     skip_check: Annotated[bool, typer.Option("--skip-check", help="Do not run the `check` preflight first.")] = False,
 ) -> None:
     """All stages in order: check -> folds -> train -> predict -> submit, with a summary at the end. With
-    seeds=[...] or several -e, every run is trained and predicted, then blended (mean) and the blend is submitted."""
-    from .core.runs import RunPaths, expand_variants
+    seeds=[...] or several -e, every run is trained and predicted, then blended and the blend is submitted."""
+    from .core.runs import RunPaths
     from .pipeline import run_stages
 
     started = time.perf_counter()
     configs = load_all_settings(overrides, config, experiment)
-    if len(expand_variants(configs)[0]) > 1:
-        require_ensembles(configs[0].task)
     preflight = None if skip_check else (lambda settings: _preflight(settings, settings.data.num_workers or None))
     final, metrics, submission = run_stages(configs, resume=resume, preflight=preflight)
     table = metrics_table(metrics, f"{final.experiment}: {final.model.backbone}")

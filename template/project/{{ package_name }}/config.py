@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -224,9 +224,13 @@ class SubmitConfig(StrictModel):
 
 class EnsembleConfig(StrictModel):
     members: list[Path] = Field(default_factory=list)  # run folders (or folders with oof.csv, predictions/test.csv)
-    method: Literal["mean", "geometric", "rank", "majority"] = "mean"  # soft, geometric, rank or hard voting
+    method: str = "auto"  # see ENSEMBLE_METHODS; auto: the task's first
     weights: Literal["equal", "fit", "greedy"] | list[float] = "equal"  # fit: scipy on OOF; greedy: Caruana
     greedy_iterations: int = Field(default=20, ge=1)
+    # Detection: the IoU that fuses (WBF, NMW) or suppresses (NMS, soft-NMS) boxes of different members, and the
+    # score under which a member's box is left out; fit: the grid point with the best blended OOF metric.
+    iou_thr: Annotated[float, Field(gt=0, le=1)] | Literal["fit"] = "fit"
+    skip_box_thr: Annotated[float, Field(ge=0, lt=1)] | Literal["fit"] = "fit"
     require_test: bool = True  # members must have test predictions (false: OOF study only)
 
 
@@ -234,12 +238,16 @@ class SoupConfig(StrictModel):
     method: Literal["uniform", "greedy"] = "greedy"  # greedy: add a checkpoint only if validation does not drop
     checkpoints: list[str] = Field(default_factory=lambda: ["best", "last"])  # names in each fold folder
     runs: list[Path] = Field(default_factory=list)  # other runs of the same architecture: their fold best.pt
+    update_bn: bool = True  # recompute BatchNorm statistics of averaged weights on the fold's training images
 
 
 class PseudoConfig(StrictModel):
     source: Path | None = None  # test predictions to label from; default <run>/predictions/test.csv
-    threshold: float = Field(default=0.9, ge=0, le=1)  # max probability needed to keep an image
-    soft: bool = False  # train on the probabilities instead of the argmax label
+    # Classification: top probability to keep an image; detection: score to keep a box; segmentation: winning
+    # probability under which a pixel becomes the ignore index
+    threshold: float = Field(default=0.9, ge=0, le=1)
+    uncertain: float = Field(default=0.3, ge=0, le=1)  # detection: a box in [uncertain, threshold) drops its image
+    soft: bool = False  # classification: train on probabilities; detection: keep each box with its score's odds
     rounds: int = Field(default=1, ge=1)
 
 
@@ -250,6 +258,8 @@ class AnalyzeConfig(StrictModel):
     cam_layer: str | None = None  # dotted module path; default chosen per timm family
     label_noise_threshold: float = Field(default=0.1, ge=0, le=1)  # OOF probability of the given label
     shift_warning: float = Field(default=0.1, ge=0, le=1)  # total variation distance that raises a warning
+    score_threshold: float = Field(default=0.5, ge=0, le=1)  # detection: boxes counted as predicted (misses, FPs)
+    boundary_width: int = Field(default=3, ge=1)  # segmentation: pixels from the true edge that count as boundary
 
 
 class SearchDimension(StrictModel):
@@ -322,6 +332,13 @@ TASK_LAYOUTS = {
 }
 # TTA views each task can map its outputs back from (scale_<factor> works for all); a task not listed takes every view.
 TASK_VIEWS: dict[str, tuple[str, ...]] = {"detection": ("identity", "hflip", "vflip")}
+# How `ensemble` merges members' predictions: voting over probabilities, box fusion (ensemble-boxes), or
+# per-pixel soft (weighted mean of probabilities) and hard (weighted vote of each member's mask) voting.
+ENSEMBLE_METHODS: dict[str, tuple[str, ...]] = {
+    "classification": ("mean", "geometric", "rank", "majority"),
+    "detection": ("wbf", "nms", "soft_nms", "nmw"),
+    "segmentation": ("soft", "hard"),
+}
 
 
 class Config(StrictModel):
@@ -382,6 +399,11 @@ class Config(StrictModel):
                 f"predict.tta view '{unmappable[0]}' has no inverse for {self.task}; "
                 f"expected {', '.join(allowed)} or scale_<factor>"
             )
+        methods = ENSEMBLE_METHODS[self.task]
+        if self.task != "classification" and self.ensemble.method == "mean":
+            self.ensemble.method = "auto"  # the default of every task before boxes and masks could blend
+        if self.ensemble.method != "auto" and self.ensemble.method not in methods:
+            raise ValueError(f"ensemble.method={self.ensemble.method}: {self.task} blends with {' | '.join(methods)}")
         crop = self.segmentation.train_crop
         if self.task == "segmentation" and crop is not None and crop >= self.model.image_size:
             raise ValueError(

@@ -20,8 +20,8 @@ from .core.wheels import build_project_wheel, repack_installed
 PACKAGE = __name__.split(".")[0]
 # Run files predict and submit read besides the checkpoints.
 RUN_FILES = (
-    "config.yaml", "config.predict.yaml", "classes.json", "metrics.json", "oof.csv", "tta.json", "postprocess.json",
-    "run.json",
+    "config.yaml", "config.predict.yaml", "classes.json", "metrics.json", "oof.csv", "oof.npz", "tta.json",
+    "postprocess.json", "run.json",
 )  # fmt: skip
 
 
@@ -111,6 +111,7 @@ def notebook_source(config: Config, dataset_slug: str, members: list[Member], en
             f"ensemble.members=[{names}]",
             f"ensemble.weights=[{weights}]",
             f"ensemble.method={ensemble['method']}",
+            *(f"ensemble.{key}={value}" for key, value in ensemble.get("params", {}).items()),
         ]
     return [
         "# Offline inference for a code competition, exported by `python -m "

@@ -14,7 +14,7 @@ from .config import Config, load_config, validate_config, with_overrides
 from .core.augment import start_image_cache
 from .core.budget import Planner, RunBudget, create_run_budget
 from .core.checkpoints import FoldResult
-from .core.data import LabelledTable, with_pseudo_labels
+from .core.data import LabelledTable
 from .core.distributed import Runtime, barrier, broadcast, init_runtime, resolve_device, shutdown
 from .core.fold import FoldRun
 from .core.perf import (
@@ -31,7 +31,7 @@ from .core.runs import (
 )
 from .core.tracking import create_tracker
 from .folds import folds_to_train, read_folds
-from .tasks import Task, create_task, read_train_table
+from .tasks import Task, create_task, read_train_table, task_module
 
 EvaluationHook = Callable[[int, int, float], None]  # (fold, epoch, score) after each validation
 
@@ -147,9 +147,8 @@ def read_fold_inputs(config: Config, paths: RunPaths) -> FoldInputs:
     task = create_task(config, table.classes)
     training_targets = None
     if config.data.pseudo_labels is not None:
-        table, folds, training_targets = with_pseudo_labels(
-            table, folds, config.data.pseudo_labels, soft=config.pseudo.soft
-        )
+        labeller = task_module(config.task, "pseudo")
+        table, folds, training_targets = labeller.with_pseudo_labels(table, folds, config.data.pseudo_labels, config)
     return FoldInputs(table, folds, task, training_targets)
 
 

@@ -104,13 +104,6 @@ def load_all_settings(
     return [load_settings(overrides, config_files, name) for name in experiments or [None]]
 
 
-def require_ensembles(task: str) -> None:
-    if not tool_rendered("ensemble"):
-        raise ProjectError(
-            f"run: seeds=[...] and several -e blend runs with `ensemble`, which {task} projects do not have"
-        )
-
-
 def metrics_table(metrics: dict[str, Any], title: str) -> Table:
     table = Table(title=title)
     table.add_column("fold / member")

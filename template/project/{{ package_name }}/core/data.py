@@ -151,48 +151,25 @@ def check_test_ids(sample: pd.DataFrame, test_ids: pd.Series, id_column: str, sa
         raise DataError(f"{sample_source}: ids differ from the test folder ({example})")
 
 
-def read_pseudo_labels(path: Path, classes: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
-    """A pseudo-label CSV (`id`, `path`, one probability column per class) as (frame, probabilities)."""
-    frame = read_csv(path)
-    require_columns(frame, ["id", "path", *classes], path)
-    check_unique_ids(frame["id"], path)
+def with_pseudo_rows(
+    table: LabelledTable, folds: np.ndarray, frame: pd.DataFrame, targets: np.ndarray, source: Path
+) -> tuple[LabelledTable, np.ndarray]:
+    """The table with pseudo-labelled rows (`frame`: id, path, ...; `targets` in the table's form) appended in
+    fold PSEUDO_FOLD: every fold trains on them and none validates on them."""
     if frame.empty:
-        raise DataError(f"{path}: no pseudo-labelled rows")
-    values = frame[classes].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float32)
-    if np.isnan(values).any() or values.min() < 0 or values.max() > 1:
-        raise DataError(f"{path}: class columns must hold probabilities in [0, 1]")
-    check_images_exist([Path(p) for p in frame["path"]], path)
-    return frame[["id", "path"]], values
-
-
-def with_pseudo_labels(
-    table: LabelledTable, folds: np.ndarray, path: Path, soft: bool
-) -> tuple[LabelledTable, np.ndarray, np.ndarray | None]:
-    """Add pseudo-labelled rows to the table with fold PSEUDO_FOLD; return (table, folds, training targets).
-
-    The training targets are the probabilities themselves when `soft`, else None (the table's hard labels).
-    """
-    frame, probabilities = read_pseudo_labels(path, table.classes)
+        raise DataError(f"{source}: no pseudo-labelled rows")
     clash = sorted(set(frame["id"]) & set(table.ids))
     if clash:
-        raise DataError(f"{path}: id '{clash[0]}' is also a training id")
-    if table.multi_label:
-        hard = (probabilities >= 0.5).astype(np.float32)
-    else:
-        hard = probabilities.argmax(axis=1).astype(np.int64)
+        raise DataError(f"{source}: id '{clash[0]}' is also a training id")
+    check_images_exist([Path(p) for p in frame["path"]], source)
     extended = LabelledTable(
         pd.concat([table.frame, frame], ignore_index=True),
         table.classes,
-        np.concatenate([table.targets, hard]),
+        np.concatenate([table.targets, targets]),
         table.multi_label,
         table.source,
     )
-    all_folds = np.concatenate([folds, np.full(len(frame), PSEUDO_FOLD, dtype=np.int64)])
-    training = None
-    if soft:
-        own = table.targets if table.multi_label else np.eye(len(table.classes), dtype=np.float32)[table.targets]
-        training = np.concatenate([own.astype(np.float32), probabilities])
-    return extended, all_folds, training
+    return extended, np.concatenate([folds, np.full(len(frame), PSEUDO_FOLD, dtype=np.int64)])
 
 
 def read_image(path: str, channels: int = 3) -> np.ndarray:

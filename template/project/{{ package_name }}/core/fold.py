@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
+from torch.optim.swa_utils import SWALR, AveragedModel
 from torch.utils.data import DataLoader
 
 from ..config import Config
@@ -333,7 +333,7 @@ class FoldRun:
             self.fold, state.best_score, state.best_epoch + 1, state.epoch, self.first_update.get("unix")
         )
         if swa is not None and int(swa.n_averaged) > 0:
-            update_bn((self.normalise(images) for images, _ in self.train_loader), swa, device=self.runtime.device)
+            self.task.update_batchnorm(swa.module, self.train_loader, self.normalise)
             _, probabilities, indices = self._validate(swa.module, None)
             result.swa_score = float(self.task.score(self.table.targets[self.valid_index][indices], probabilities))
             if self.runtime.is_main:

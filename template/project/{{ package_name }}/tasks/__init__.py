@@ -58,6 +58,7 @@ class Task(Protocol):
     ) -> np.ndarray: ...
     # evaluate_batch's outputs (scored by `score`) with the TTA views merged as predict_batch merges them.
     def evaluate_views(self, model: torch.nn.Module, images: Any, targets: Any, views: list[str]) -> np.ndarray: ...
+    def update_batchnorm(self, model: torch.nn.Module, loader: Any, normalise: Any) -> None: ...
     def merge_models(self, outputs: list[np.ndarray]) -> np.ndarray: ...
     # targets: the table's targets of the rows outputs belong to (segmentation outputs carry the transformed masks).
     def score(self, targets: np.ndarray, outputs: np.ndarray) -> float: ...
@@ -96,6 +97,12 @@ class TaskHooks:
     def write_prediction_extras(self, path: Path, ids: np.ndarray, outputs: np.ndarray) -> list[Path]:
         """Other formats of test predictions written beside `path` (COCO results JSON for boxes)."""
         return []
+
+    def update_batchnorm(self, model: torch.nn.Module, loader: Any, normalise: Any) -> None:
+        """SWA: BatchNorm statistics of the averaged weights recomputed on the training images (torch's update_bn)."""
+        from torch.optim.swa_utils import update_bn
+
+        update_bn((normalise(images) for images, _ in loader), model)
 
     def data_settings(self, table: LabelledTable) -> dict[str, Any]:
         """Settings the training data decides (detection.anchor_sizes=auto), as config overrides."""

@@ -263,6 +263,10 @@ CASES = [
         r"data\.target_columns \(e\.g\. data\.target_columns=\[ClassId\]\)",
         tasks=("segmentation",),
     ),
+    Case("an ensemble without members", ["ensemble"], r"ensemble\.members is empty: name run folders"),
+    Case("a member folder that is not there", ["ensemble", "ensemble.members=[outputs/nope]"], r"nope: folder not"),
+    Case("pseudo-labels before training", ["pseudo"], r"no trained run \(metrics\.json, classes\.json\)"),
+    Case("a blend method of another task", ["ensemble", "ensemble.method=majority_of_boxes"], r"ensemble\.method"),
 ]
 CASES = [case for case in CASES if TASK in case.tasks]
 
@@ -397,24 +401,11 @@ def test_check_advises_an_image_size_near_small_images(tmp_path: Path) -> None:
         assert small == []
 
 
-CLASSIFICATION_TOOLS = ("ensemble", "soup", "pseudo", "eda", "analyze")
+TOOLS = ("ensemble", "soup", "pseudo", "eda")
 
 
-def test_only_the_tools_this_task_supports_are_rendered_and_offered() -> None:
+def test_every_task_has_the_whole_toolbox() -> None:
     registered = {(command.name or command.callback.__name__).replace("_", "-") for command in app.registered_commands}
-    for tool in CLASSIFICATION_TOOLS:
-        rendered = (Path(__file__).parents[1] / "tools" / f"{tool}.py").is_file()
-        assert rendered == (TASK == "classification"), tool
-        assert (tool in registered) == rendered, tool
-    if TASK != "classification":
-        result = invoke("ensemble")
-        assert result.exit_code != 0 and "No such command 'ensemble'" in result.output
-
-
-@pytest.mark.skipif(TASK == "classification", reason="classification blends seed runs")
-def test_a_seed_run_without_ensembles_is_refused_before_training(tmp_path: Path) -> None:
-    WRITERS[TASK](tmp_path / "data")
-    result = invoke("run", "seeds=[0,1]", *task_overrides(tmp_path / "data", tmp_path / "outputs"))
-    assert result.exit_code == 2
-    assert f"blend runs with `ensemble`, which {TASK} projects do not have" in " ".join(result.output.split())
-    assert not list((tmp_path / "outputs").rglob("*.pt"))  # nothing was trained
+    for tool in TOOLS:
+        assert (Path(__file__).parents[1] / "tools" / f"{tool}.py").is_file(), tool
+        assert tool in registered, tool

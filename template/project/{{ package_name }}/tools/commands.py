@@ -34,6 +34,9 @@ def ensemble(overrides: Overrides = None, config: ConfigFiles = None, experiment
     with run_lock(RunPaths.from_config(settings), "ensemble"):
         result = run_ensemble(settings)
     console.print(metrics_table({**result, "cv_mean": result["oof_score"], "cv_std": 0.0}, settings.experiment))
+    chosen = " ".join(f"{key}={value:g}" for key, value in result["params"].items())
+    tuned = f"; after re-tuning post-processing {result['oof_score_tuned']:.4f}" if "oof_score_tuned" in result else ""
+    console.print(f"blend: {result['method']} {chosen}".rstrip() + tuned)
 
 
 @tool_command("soup")
@@ -98,12 +101,16 @@ def eda(
         "configs/aug/suggested.yaml"
     ),
 ) -> None:
-    """Explore train and test images: distributions, outliers, duplicates, shift; propose augmentations."""
+    """Explore train and test images and the task's labels (classes, boxes or masks): distributions, outliers,
+    duplicates, shift; propose overrides (image size, anchors, crops, losses, augmentations) with their reasons."""
     from .eda import eda as run_eda
 
     path = run_eda(load_settings(overrides, config, experiment), output, workers, suggested)
-    proposed = " ".join(read_json(output / "eda.json")["proposed_overrides"])
-    console.print(f"EDA report: {path}; proposed augmentations: {suggested}; adopt the proposals: train {proposed}")
+    stats = read_json(output / "eda.json")
+    written = f"; proposed augmentations: {stats['suggested_aug']}" if "suggested_aug" in stats else ""
+    proposed = " ".join(stats["proposed_overrides"])
+    adopt = f"adopt the proposals: train {proposed}" if proposed else "no settings to change"
+    console.print(f"EDA report: {path}{written}; {adopt}", soft_wrap=True)
 
 
 @command

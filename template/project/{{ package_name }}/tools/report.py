@@ -23,6 +23,24 @@ def figure_png(figure: plt.Figure) -> bytes:
     return buffer.getvalue()
 
 
+def format_value(value: object) -> str:
+    """Whole numbers (1437, 1437.0) without decimals, other numbers with 4, missing values as a dash."""
+    if value is None or (isinstance(value, float | np.floating) and np.isnan(value)):
+        return "-"
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:.4f}"
+    return str(value)
+
+
+def readable(frame: pd.DataFrame) -> pd.DataFrame:
+    """The text of every cell, as format_value writes it."""
+    return pd.DataFrame({column: [format_value(v) for v in frame[column].to_numpy()] for column in frame.columns})
+
+
 def image_grid(paths: list[str], titles: list[str], overlays: list[np.ndarray] | None = None) -> bytes:
     columns = min(len(paths), 8) or 1
     rows = max(1, -(-len(paths) // columns))
@@ -34,7 +52,9 @@ def image_grid(paths: list[str], titles: list[str], overlays: list[np.ndarray] |
         image = read_image(path)
         axis.imshow(image)
         if overlays is not None:
-            axis.imshow(overlays[index], cmap="jet", alpha=0.45, extent=(0, image.shape[1], image.shape[0], 0))
+            axis.imshow(
+                overlays[index], cmap="jet", alpha=0.45, extent=(-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5)
+            )
         axis.set_title(title, fontsize=7)
     return figure_png(figure)
 
@@ -78,6 +98,7 @@ class Report:
         self.parts: list[str] = []
         self.images: dict[str, bytes] = {}
         self.tables: dict[str, pd.DataFrame] = {}
+        self.lead: list[str] = []
 
     def section(self, heading: str, text: str = "") -> None:
         self.parts.append(f"<h2>{html.escape(heading)}</h2>" + (f"<p>{html.escape(text)}</p>" if text else ""))
@@ -87,17 +108,69 @@ class Report:
         encoded = base64.b64encode(png).decode()
         self.parts.append(f'<figure><img alt="{name}" src="data:image/png;base64,{encoded}"></figure>')
 
-    def table(self, name: str, frame: pd.DataFrame) -> None:
+    def table(self, name: str, frame: pd.DataFrame, empty: str = "none") -> None:
+        """A table (integers as integers, 4 decimals otherwise); an empty one is the word `empty`, no headers."""
+        if frame.empty:
+            self.parts.append(f"<p><em>{html.escape(empty)}</em></p>")
+            return
         self.tables[name] = frame
-        self.parts.append(frame.to_html(index=False, float_format=lambda v: f"{v:.4f}", border=0))
+        self.parts.append(readable(frame).to_html(index=False, border=0))
+
+    def summary(self, headline: str, findings: list[str], advice: list[str]) -> None:
+        """What the page opens with, above every section: the headline, key findings and concrete advice."""
+        self.lead = [f"<p class='headline'>{html.escape(headline)}</p>"]
+        for heading, lines in (("Key findings", findings), ("Advice", advice)):
+            items = "".join(f"<li>{html.escape(line)}</li>" for line in lines) or "<li>none</li>"
+            self.lead.append(f"<h2>{heading}</h2><ul>{items}</ul>")
 
     def html(self) -> str:
         style = (
             "body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse}"
             "td,th{padding:2px 8px;border-bottom:1px solid #ddd;font-size:13px}img{max-width:100%}"
+            ".headline{font-size:20px;font-weight:bold}"
         )
-        body = "\n".join(self.parts)
+        body = "\n".join([*self.lead, *self.parts])
         return (
             f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
             f"<style>{style}</style></head><body><h1>{html.escape(self.title)}</h1>{body}</body></html>\n"
         )
+
+
+def histograms(panels: list[dict]) -> bytes:
+    """Small histograms side by side. A panel: title, values ({label: array}, overlaid), x_label, and optionally
+    integer (one bin per whole number) or log (log-spaced bins) for sizes spanning orders of magnitude."""
+    figure, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 2.6), squeeze=False)
+    for axis, panel in zip(axes.flat, panels, strict=True):
+        arrays = [np.asarray(v, dtype=np.float64) for v in panel["values"].values()]
+        every = np.concatenate([a[np.isfinite(a)] for a in arrays]) if arrays else np.zeros(0)
+        low, high = (float(every.min()), float(every.max())) if len(every) else (0.0, 1.0)
+        if panel.get("integer"):
+            bins = np.arange(np.floor(low), np.floor(high) + 2) - 0.5
+        elif panel.get("log") and low > 0 and high > low:
+            bins = np.geomspace(low, high, 30)
+            axis.set_xscale("log")
+            ticks = np.geomspace(low, high, 4)  # plain numbers at both ends: ranges often span less than a decade
+            axis.set_xticks(ticks, [f"{t:.3g}" for t in ticks])
+            axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        else:
+            bins = np.linspace(low, high if high > low else low + 1, 31)
+        for label, values in zip(panel["values"], arrays, strict=True):
+            axis.hist(values[np.isfinite(values)], bins=bins, alpha=0.6, label=f"{label} ({len(values)})")
+        axis.set_title(panel["title"], fontsize=9)
+        axis.set_xlabel(panel.get("x_label", ""), fontsize=8)
+        axis.tick_params(labelsize=7)
+        axis.legend(fontsize=7)
+    return figure_png(figure)
+
+
+def image_rows(rows: list[list[str]], titles: list[list[str]], size: float = 1.6) -> bytes:
+    """One row of thumbnails per group (near-duplicates side by side), each titled."""
+    columns = max(len(row) for row in rows)
+    figure, axes = plt.subplots(len(rows), columns, figsize=(size * columns, size * 1.15 * len(rows)), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for r, (paths, names) in enumerate(zip(rows, titles, strict=True)):
+        for c, (path, name) in enumerate(zip(paths, names, strict=True)):
+            axes[r, c].imshow(read_image(path), cmap="gray")
+            axes[r, c].set_title(name, fontsize=6)
+    return figure_png(figure)

@@ -111,6 +111,9 @@ class DetectionDataset(Dataset):
         sample.pop("segmentations", None)  # Copy-Paste cuts donors along their masks; the sample's own are unused
         # Seeded from torch's per-worker, per-epoch seed: workers differ, runs repeat.
         rng = np.random.default_rng((torch.initial_seed() + index) % 2**32)
+        if self.train and "keep" in self.targets[index]:  # soft pseudo-labels: a box stays with its score's odds
+            kept = rng.random(len(sample["labels"])) < self.targets[index]["keep"]
+            sample["bboxes"], sample["labels"] = sample["bboxes"][kept], sample["labels"][kept]
         if self.train and self.config.copy_paste_p > 0 and rng.random() < self.config.copy_paste_p:
             sample = copy_paste(sample, self._donors(1, rng)[0], rng, self.config.copy_paste_max)
         if self.train and self.config.mosaic_p > 0:

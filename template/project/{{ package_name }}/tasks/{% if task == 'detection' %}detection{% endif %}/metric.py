@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import io
+from typing import Any
 
 import numpy as np
 
 
-def coco_map(
-    targets: np.ndarray, outputs: np.ndarray, iou_thresholds: list[float] | None = None
-) -> tuple[float, float]:
-    """(mAP averaged over the IoU thresholds, mAP@.5) by pycocotools' COCOeval; targets and outputs are per-image
-    dicts of xyxy pixel boxes and 0-based labels. Thresholds default to COCO's .50:.05:.95."""
+def coco_evaluation(targets: np.ndarray, outputs: np.ndarray, iou_thresholds: list[float] | None = None) -> Any:
+    """pycocotools' COCOeval after evaluate() and accumulate() (None without boxes on either side); targets and
+    outputs are per-image dicts of xyxy pixel boxes and 0-based labels (category id = label + 1). Thresholds
+    default to COCO's .50:.05:.95; eval["precision"] is [thresholds, recall, classes, areas, max dets]."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -44,7 +44,7 @@ def coco_map(
                 }
             )
     if not annotations:
-        return 0.0, 0.0
+        return None
     categories = sorted(labels_seen | {int(r["category_id"]) - 1 for r in results})
     ground_truth = COCO()
     ground_truth.dataset = {
@@ -55,7 +55,7 @@ def coco_map(
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress and its summary table
         ground_truth.createIndex()
         if not results:
-            return 0.0, 0.0
+            return None
         evaluation = COCOeval(ground_truth, ground_truth.loadRes(results), "bbox")
         if iou_thresholds is not None:
             evaluation.params.iouThrs = np.asarray(sorted(iou_thresholds), dtype=np.float64)
@@ -63,6 +63,16 @@ def coco_map(
         evaluation.evaluate()
         evaluation.accumulate()
         evaluation.summarize()
+    return evaluation
+
+
+def coco_map(
+    targets: np.ndarray, outputs: np.ndarray, iou_thresholds: list[float] | None = None
+) -> tuple[float, float]:
+    """(mAP averaged over the IoU thresholds, mAP@.5) by pycocotools' COCOeval (coco_evaluation)."""
+    evaluation = coco_evaluation(targets, outputs, iou_thresholds)
+    if evaluation is None:
+        return 0.0, 0.0
     precision = evaluation.eval["precision"]  # [thresholds, recall, classes, areas, max dets]
     overall = precision[:, :, :, 0, -1]
     mean_ap = float(np.mean(overall[overall > -1])) if (overall > -1).any() else 0.0

@@ -27,9 +27,15 @@ def detector_input_size(model: nn.Module, factor: float) -> Iterator[None]:
 
 
 def merge_boxes(
-    parts: list[dict[str, np.ndarray]], size: tuple[float, float], method: str, iou: float, skip: float
+    parts: list[dict[str, np.ndarray]],
+    size: tuple[float, float],
+    method: str,
+    iou: float,
+    skip: float,
+    weights: list[float] | None = None,
 ) -> dict[str, np.ndarray]:
-    """One image's detections from several views or models merged with ensemble-boxes (WBF, NMS, ...)."""
+    """One image's detections from several views or models merged with ensemble-boxes (WBF, NMS, ...), each
+    part's scores weighted by its weight (equal when None)."""
     from ensemble_boxes import nms, non_maximum_weighted, soft_nms, weighted_boxes_fusion
 
     width, height = size
@@ -44,10 +50,10 @@ def merge_boxes(
     if sum(len(b) for b in boxes) == 0:
         return detection_record(np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=np.int64), size)
     mergers = {
-        "wbf": lambda: weighted_boxes_fusion(boxes, scores, labels, iou_thr=iou, skip_box_thr=skip),
-        "nms": lambda: nms(boxes, scores, labels, iou_thr=iou),
-        "soft_nms": lambda: soft_nms(boxes, scores, labels, iou_thr=iou, thresh=max(skip, 1e-3)),
-        "nmw": lambda: non_maximum_weighted(boxes, scores, labels, iou_thr=iou, skip_box_thr=skip),
+        "wbf": lambda: weighted_boxes_fusion(boxes, scores, labels, weights, iou_thr=iou, skip_box_thr=skip),
+        "nms": lambda: nms(boxes, scores, labels, iou_thr=iou, weights=weights),
+        "soft_nms": lambda: soft_nms(boxes, scores, labels, iou_thr=iou, thresh=max(skip, 1e-3), weights=weights),
+        "nmw": lambda: non_maximum_weighted(boxes, scores, labels, weights, iou_thr=iou, skip_box_thr=skip),
     }
     merged_boxes, merged_scores, merged_labels = mergers[method]()
     return detection_record(merged_boxes * scale, merged_scores, merged_labels.astype(np.int64), size)

@@ -28,16 +28,17 @@ from .model import anchor_sizes_for, box_sides, create_detector
 from .postprocess import detection_record, detector_input_size, merge_boxes, output_objects
 from .submission import INTERNAL_TOKENS, check_prediction_strings, parse_prediction_string, prediction_string
 
-# --- test-time augmentation: views of the batch and the exact inverse for boxes -------------------------------
 
+class TrainingForward(nn.Module):
+    """A detector's training forward on {"images", "targets"} batches (what update_bn passes along)."""
 
-# --- metric --------------------------------------------------------------------------------------------------
+    def __init__(self, detector: nn.Module) -> None:
+        super().__init__()
+        self.detector = detector
 
-
-# --- data ----------------------------------------------------------------------------------------------------
-
-
-# --- the task ------------------------------------------------------------------------------------------------
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        targets = [{key: t[key] for key in ("boxes", "labels")} for t in batch["targets"]]
+        return self.detector(batch["images"], targets)
 
 
 class DetectionTask(TaskHooks):
@@ -51,8 +52,8 @@ class DetectionTask(TaskHooks):
         lookup(METRICS, config.metric, "metric")
         if config.train.mixup_alpha or config.train.cutmix_alpha:
             raise ConfigError("train.mixup_alpha / train.cutmix_alpha: for classification; use detection.mosaic_p")
-        if config.train.class_weights != "none" or config.train.swa or config.data.pseudo_labels is not None:
-            raise ConfigError("train.class_weights, train.swa and pseudo-labels are for classification only")
+        if config.train.class_weights != "none":
+            raise ConfigError("train.class_weights: for classification; detection losses weigh boxes, not images")
         self.config = config
         self.classes = list(classes)
         self.metric = Metric(lambda t, o, _: METRICS[config.metric](self, t, o), higher_is_better=True)
@@ -105,6 +106,20 @@ class DetectionTask(TaskHooks):
     def training_loss(self, model: nn.Module, images: torch.Tensor, targets: list[dict]) -> torch.Tensor:
         inputs = [{key: t[key] for key in ("boxes", "labels")} for t in targets]
         return sum(model(list(images), inputs).values())
+
+    def update_batchnorm(self, model: nn.Module, loader: Any, normalise: Any) -> None:
+        """SWA for detectors: torchvision detectors run their heads only in the training forward, which needs the
+        targets, so the statistics are gathered through that forward. update_bn resets nn.BatchNorm layers only:
+        FrozenBatchNorm2d (torchvision's pretrained ResNet backbones) keeps its fixed ImageNet statistics, which
+        every SWA and soup ingredient shares, so averaging leaves it as it was."""
+        from torch.optim.swa_utils import update_bn
+
+        device = next(model.parameters()).device
+        batches = (
+            {"images": list(normalise(images)), "targets": self.to_device((images, targets), device)[1]}
+            for images, targets in loader
+        )
+        update_bn(batches, TrainingForward(model))  # device None: dict batches are moved above, not by update_bn
 
     def _to_original(self, output: dict[str, torch.Tensor], size: tuple[float, float], view_size: float) -> dict:
         scale = np.array([size[0], size[1], size[0], size[1]]) / view_size

@@ -14,6 +14,7 @@ from PIL import Image
 from ...config import DataConfig
 from ...core.data import IMAGE_SUFFIXES, LabelledTable, check_classes, read_csv, require_columns, sorted_labels
 from ...core.errors import DataError
+from ...core.runs import atomic_path
 
 
 def rle_encode(mask: np.ndarray, order: str = "F", start: int = 1) -> str:
@@ -49,8 +50,10 @@ def rle_decode(rle: str, shape: tuple[int, int], order: str = "F", start: int = 
     return mask.reshape(shape, order=order)
 
 
-def read_mask_png(path: Path, shape: tuple[int, int], num_classes: int, binary: bool) -> np.ndarray:
-    """An index mask (0 background, k class k) checked against the image size and the class count."""
+def read_mask_png(
+    path: Path, shape: tuple[int, int], num_classes: int, binary: bool, ignore: int | None = None
+) -> np.ndarray:
+    """An index mask (0 background, k class k, `ignore` left out) checked against the image size and classes."""
     mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if mask is None:
         raise DataError(f"{path}: cannot decode mask")
@@ -60,9 +63,19 @@ def read_mask_png(path: Path, shape: tuple[int, int], num_classes: int, binary: 
         raise DataError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is {shape[1]}x{shape[0]}")
     if binary:
         return (mask > 0).astype(np.uint8)
-    if int(mask.max()) > num_classes:
-        raise DataError(f"{path}: mask value {int(mask.max())} is beyond the {num_classes} classes (0 is background)")
+    largest = int(mask[mask != ignore].max(initial=0)) if ignore is not None else int(mask.max())
+    if largest > num_classes:
+        raise DataError(f"{path}: mask value {largest} is beyond the {num_classes} classes (0 is background)")
     return mask.astype(np.uint8)
+
+
+def write_mask_png(path: Path, mask: np.ndarray) -> Path:
+    """An index mask as a PNG, written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as temporary:
+        cv2.imwrite(str(temporary) + ".png", mask)  # cv2 picks the format from the extension
+        Path(str(temporary) + ".png").replace(temporary)
+    return path
 
 
 def _image_files(folder: Path) -> dict[str, Path]:
@@ -75,8 +88,11 @@ def _image_files(folder: Path) -> dict[str, Path]:
 
 
 def _size(path: Path) -> tuple[int, int]:
-    with Image.open(path) as image:
-        return image.size
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except OSError as error:  # PIL's UnidentifiedImageError too: one line naming the file, not a traceback
+        raise DataError(f"{path}: cannot read image size ({error.__class__.__name__})") from error
 
 
 def presence_strata(presence: np.ndarray) -> np.ndarray:
@@ -210,7 +226,9 @@ def decode_target(spec: dict[str, Any], height: int, width: int, num_classes: in
     """The training mask of one image: (H, W) indices 0..K for multiclass, (H, W, K) 0/1 for multilabel."""
     channels = np.zeros((height, width, num_classes), dtype=np.uint8)
     if "mask" in spec:
-        index = read_mask_png(Path(spec["mask"]), (height, width), num_classes, spec.get("binary", False))
+        index = read_mask_png(
+            Path(spec["mask"]), (height, width), num_classes, spec.get("binary", False), spec.get("ignore")
+        )
         if not multilabel:
             return index
         for k in range(num_classes):

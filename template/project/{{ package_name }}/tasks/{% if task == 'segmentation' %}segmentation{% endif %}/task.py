@@ -23,7 +23,7 @@ from ...core.runs import atomic_path, write_json
 from ...core.tta import map_probabilities
 from .. import TaskHooks
 from .data import SegmentationDataset
-from .labels import decode_target, rle_encode
+from .labels import decode_target, rle_encode, write_mask_png
 from .loss import create_loss
 from .metric import per_image_scores, target_channels
 from .model import create_segmenter, encoder_normalisation
@@ -40,8 +40,6 @@ class SegmentationTask(TaskHooks):
             raise ConfigError(f"metric '{config.metric}': segmentation scores with dice or iou")
         if config.train.mixup_alpha or config.train.cutmix_alpha or config.train.class_weights != "none":
             raise ConfigError("train.mixup_alpha / cutmix_alpha / class_weights are for classification")
-        if config.train.swa or config.data.pseudo_labels is not None:
-            raise ConfigError("train.swa and pseudo-labels are for classification only")
         self.config = config
         self.classes = list(classes)
         self.multilabel = config.segmentation.mode == "multilabel"
@@ -300,9 +298,7 @@ class SegmentationTask(TaskHooks):
             index = np.zeros(masks.shape[1:], dtype=np.uint8)
             for k in range(len(masks)):
                 index[masks[k] > 0] = k + 1
-            with atomic_path(folder / f"{image_id}.png") as temporary:
-                cv2.imwrite(str(temporary) + ".png", index)
-                Path(str(temporary) + ".png").replace(temporary)
+            write_mask_png(folder / f"{image_id}.png", index)
         return folder
 
 

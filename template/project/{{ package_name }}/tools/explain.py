@@ -1,10 +1,11 @@
-"""Explanations: Grad-CAM family through pytorch-grad-cam with target layers chosen per timm family, and
-attention rollout for ViTs."""
+"""Explanations: Grad-CAM family through pytorch-grad-cam (classifier or segmentation targets) on a layer chosen
+per timm family, moved earlier when its feature map is too coarse to say where; attention rollout for ViTs."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,6 +41,8 @@ def default_target_layer(model: torch.nn.Module, name: str | None = None) -> tor
         return model.get_submodule(name)
     if is_vit(model):
         return model.blocks[-1].norm1
+    if hasattr(model, "segmentation_head") and hasattr(model, "encoder"):  # smp: the timm encoder's last stage
+        return default_target_layer(getattr(model.encoder, "model", model.encoder))
     for attribute, pick in TARGET_LAYERS:
         if hasattr(model, attribute):
             return pick(model)
@@ -58,23 +61,67 @@ def vit_reshape_transform(model: torch.nn.Module) -> Callable[[torch.Tensor], to
     return reshape
 
 
+# A CAM is upsampled from the target layer's map: below this many cells a side it is a near-uniform wash (a 32-px
+# digit through a ResNet ends at 1x1), so the last layer with a finer map is used instead.
+MIN_CAM_SIDE = 4
+
+
+def _fired(model: torch.nn.Module, images: torch.Tensor) -> list[tuple[str, int]]:
+    """(module name, smaller side of its output map; -1 when not a map) in the order modules finish on `images`:
+    a stage finishes after its blocks, so it comes after them."""
+    fired: list[tuple[str, int]] = []
+
+    def record(name: str) -> Callable[..., None]:
+        def hook(_module: torch.nn.Module, _inputs: Any, out: Any) -> None:  # returns None: the output is kept
+            fired.append((name, min(out.shape[-2:]) if isinstance(out, torch.Tensor) and out.ndim == 4 else -1))
+
+        return hook
+
+    hooks = [module.register_forward_hook(record(name)) for name, module in model.named_modules() if name]
+    try:
+        with torch.no_grad():
+            model(images[:1])
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return fired
+
+
+def cam_layer(model: torch.nn.Module, images: torch.Tensor, name: str | None = None) -> tuple[str, int]:
+    """(dotted name, map side) of the layer CAM hooks: `name`, else the family's default, else (when that map is
+    under MIN_CAM_SIDE cells a side) the module finishing last before it with a map at least that fine (the
+    previous stage, for a ResNet or an smp encoder)."""
+    model.eval()
+    names = {module: dotted for dotted, module in model.named_modules()}
+    chosen = name or names[default_target_layer(model)]
+    if is_vit(model):
+        return chosen, math.isqrt(getattr(model.patch_embed, "num_patches", 1))
+    fired = _fired(model, images)
+    end = next((i for i, (dotted, _) in enumerate(fired) if dotted == chosen), len(fired))
+    side = fired[end][1] if end < len(fired) else -1
+    if name or side >= MIN_CAM_SIDE:
+        return chosen, side
+    earlier = [(dotted, s) for dotted, s in fired[:end] if not dotted.startswith(f"{chosen}.") and s >= MIN_CAM_SIDE]
+    return earlier[-1] if earlier else (chosen, side)
+
+
 def cam_heatmaps(
     model: torch.nn.Module,
     images: torch.Tensor,
-    classes: list[int],
+    targets: list[Any],
     method: str = "gradcam",
     layer: str | None = None,
 ) -> np.ndarray:
-    """(N, H, W) heat maps in [0, 1] for the given class of each image."""
+    """(N, H, W) heat maps in [0, 1]: for the class of each image (an int) or a pytorch-grad-cam target
+    (SemanticSegmentationTarget for a mask), on `layer` (a dotted module path) or the default layer."""
     if method not in CAM_METHODS:
         raise ValueError(f"unknown CAM method '{method}'; expected one of {', '.join(CAM_METHODS)}")
     model.eval()
     reshape = vit_reshape_transform(model) if is_vit(model) else None
-    targets = [ClassifierOutputTarget(int(c)) for c in classes]
-    with CAM_METHODS[method](
-        model=model, target_layers=[default_target_layer(model, layer)], reshape_transform=reshape
-    ) as cam:
-        maps = cam(input_tensor=images, targets=targets)
+    module = model.get_submodule(layer) if layer else default_target_layer(model)
+    wrapped = [ClassifierOutputTarget(int(t)) if isinstance(t, int | np.integer) else t for t in targets]
+    with CAM_METHODS[method](model=model, target_layers=[module], reshape_transform=reshape) as cam:
+        maps = cam(input_tensor=images, targets=wrapped)
     return np.clip(maps, 0.0, 1.0)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,15 +91,20 @@ def noise_sigma(gray: np.ndarray) -> float:
     return float(np.abs(response).sum() * np.sqrt(np.pi / 2) / (6 * (width - 2) * (height - 2)))
 
 
+def parallel_map(function: Callable[[Any], Any], items: list[Any], workers: int, description: str) -> list[Any]:
+    """`function` (module-level, small results) over `items` in a process pool, in order, with a progress bar."""
+    if workers <= 1 or len(items) < 2:
+        return [function(item) for item in tqdm(items, desc=description, disable=None)]
+    with multiprocessing.get_context("fork").Pool(min(workers, len(items))) as pool:
+        iterator = pool.imap(function, items, chunksize=max(1, min(32, len(items) // (4 * workers))))
+        return list(tqdm(iterator, total=len(items), desc=description, disable=None))
+
+
 def scan(paths: list[str], workers: int, description: str) -> pd.DataFrame:
     """Features of every image, computed in a process pool; only small records come back."""
-    if workers <= 1:
-        records = [image_features(p) for p in tqdm(paths, desc=description, disable=None)]
-    else:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            iterator = pool.imap(image_features, paths, chunksize=32)
-            records = list(tqdm(iterator, total=len(paths), desc=description, disable=None))
-    frame = pd.DataFrame(records)
+    frame = pd.DataFrame(parallel_map(image_features, paths, workers, description))
+    if frame.empty:
+        return pd.DataFrame(columns=["path", "readable", "error"])
     return frame.reindex(columns=list(dict.fromkeys(["path", "readable", "error", *frame.columns])))
 
 
@@ -153,3 +159,46 @@ def adversarial_validation(train: pd.DataFrame, test: pd.DataFrame, seed: int = 
 def orientation_mismatch(train: pd.DataFrame, test: pd.DataFrame, factor: float = 1.5) -> bool:
     """Whether test images look rotated by 90 degrees relative to train (gradient energy ratio flipped)."""
     return bool(abs(train["orientation"].median() - test["orientation"].median()) > np.log(factor))
+
+
+def median_side(frame: pd.DataFrame) -> float:
+    """Median of sqrt(height x width): one number for the size of a set of images."""
+    return float(np.sqrt(frame["height"] * frame["width"]).median()) if len(frame) else 0.0
+
+
+def compare(train: pd.DataFrame, test: pd.DataFrame, seed: int = 0) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Train against test (decoded images of both): per-feature medians and KS statistic, adversarial validation,
+    and the flags the augmentation rules read (rotated, blurrier, noisier, brighter, more grayscale, resized)."""
+    from scipy.stats import ks_2samp
+
+    shift = pd.DataFrame(
+        [
+            {
+                "feature": f,
+                "train_median": train[f].median(),
+                "test_median": test[f].median(),
+                "ks_statistic": ks_2samp(train[f], test[f]).statistic,
+            }
+            for f in FEATURES
+        ]
+    )
+    auc, ranking = adversarial_validation(train, test, seed)
+    test_sizes = set(zip(test["width"], test["height"], strict=True))
+    only_test = test_sizes - set(zip(train["width"], train["height"], strict=True))
+    stats = {
+        "shift": shift.to_dict("records"),
+        "adversarial_auc": auc,
+        "adversarial_features": ranking.to_dict("records"),
+        "orientation_mismatch": orientation_mismatch(train, test),
+        "test_blurrier": bool(test["sharpness"].median() < 0.6 * train["sharpness"].median()),
+        "test_noisier": bool(test["noise"].median() > 1.5 * train["noise"].median() + 0.5),
+        "brightness_shift": bool(
+            abs(test["brightness"].median() - train["brightness"].median()) > 15
+            or abs(test["contrast"].median() - train["contrast"].median()) > 10
+        ),
+        "test_grayscale_share": float((test["channels"] == 1).mean()),
+        "test_median_side": median_side(test),
+        "test_only_sizes": sorted(f"{w}x{h}" for w, h in only_test)[:10],
+        "test_only_size_share": float(test.apply(lambda r: (r["width"], r["height"]) in only_test, axis=1).mean()),
+    }
+    return stats, ranking

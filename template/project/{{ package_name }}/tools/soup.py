@@ -1,7 +1,9 @@
 """Model soups (Wortsman et al. 2022): weight averages of checkpoints of one architecture, per fold.
 
 Uniform soup averages every candidate; greedy soup adds candidates in order of validation score and keeps one
-only if the fold's validation score does not drop.
+only if the fold's validation score does not drop. Any task's model: the BatchNorm statistics of an average of
+several checkpoints are recomputed on the fold's training images (soup.update_bn, the task's update_bn); detectors'
+FrozenBatchNorm2d buffers are the same in every ingredient and not BatchNorm layers, so they stay as they were.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..config import Config
 from ..core.augment import InputNormaliser
@@ -20,7 +23,7 @@ from ..core.engine import evaluate, fold_loaders
 from ..core.errors import ModelError
 from ..core.runs import RunPaths, read_json, save_torch, write_json
 from ..folds import folds_to_train, read_folds
-from ..tasks import create_task, read_train_table, require_task
+from ..tasks import create_task, read_train_table
 
 StateDict = dict[str, torch.Tensor]
 
@@ -80,7 +83,6 @@ def _candidates(paths: RunPaths, runs: list[Path], fold: int, names: list[str]) 
 
 def soup(config: Config) -> dict[str, Any]:
     """Write fold_K/soup.pt for every trained fold; returns the validation score of each soup."""
-    require_task(config, "soup")
     paths = RunPaths.from_config(config)
     table = read_train_table(config.data)
     folds = read_folds(paths.folds, table)
@@ -95,16 +97,23 @@ def soup(config: Config) -> dict[str, Any]:
         meta = candidates[0][2]
         normalise = InputNormaliser(tuple(meta["mean"]), tuple(meta["std"]), runtime.device)
         valid_index = np.flatnonzero(folds == fold)
-        _, valid_loader = fold_loaders(config, task, table, np.flatnonzero(folds != fold), valid_index, runtime=runtime)
+        train_index = np.flatnonzero(folds != fold)
+        originals = [state for _, state, _ in candidates]
+        train_loader, valid_loader = fold_loaders(config, task, table, train_index, valid_index, runtime=runtime)
 
         def evaluate_state(
             state: StateDict,
-            loader: Any = valid_loader,
+            loaders: tuple[Any, Any] = (train_loader, valid_loader),
             index: np.ndarray = valid_index,
             normalise: InputNormaliser = normalise,
+            originals: list[StateDict] = originals,
         ) -> float:
             model.load_state_dict(state)
-            _, probabilities, indices = evaluate(model, loader, task, runtime=runtime, normalise=normalise)
+            averaged = all(state is not own for own in originals)  # a checkpoint keeps the statistics it has
+            if averaged and config.soup.update_bn and any(isinstance(m, _BatchNorm) for m in model.modules()):
+                task.update_batchnorm(model, loaders[0], normalise)
+                state.update(model.state_dict())  # the soup is saved with the statistics it was scored with
+            _, probabilities, indices = evaluate(model, loaders[1], task, runtime=runtime, normalise=normalise)
             return float(task.score(table.targets[index][indices], probabilities))
 
         pairs = [(name, state) for name, state, _ in candidates]

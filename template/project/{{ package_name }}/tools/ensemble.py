@@ -1,0 +1,129 @@
+"""`ensemble`: blend run folders (or prediction files from any framework in the same contract) into a new run
+folder; the task's blend module merges outputs, and weights and its parameters are chosen on OOF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import ENSEMBLE_METHODS, Config
+from ..core.blend import Combiner, choose_weights, normalised_weights
+from ..core.errors import DataError
+from ..core.runs import RunPaths, read_json, write_json
+from ..core.tracking import create_tracker
+from ..tasks import Task, create_task, read_train_table, task_module
+
+
+def check_member_classes(folders: list[Path], classes: list[str], source: Path) -> None:
+    """Members' classes.json (where a folder has one) must list the training data's classes in its order:
+    predicted labels are indices into it."""
+    for folder in folders:
+        path = folder / "classes.json"
+        if path.is_file() and (found := read_json(path)) != classes:
+            raise DataError(f"ensemble member {folder}: classes {found[:6]} differ from {source}'s {classes[:6]}")
+
+
+def align(members: list[tuple[np.ndarray, np.ndarray]], names: list[str], kind: str) -> tuple[np.ndarray, list]:
+    """Members' outputs in the first member's id order; every member must cover exactly the same ids."""
+    ids = members[0][0]
+    reference = set(ids)
+    aligned = []
+    for (member_ids, outputs), name in zip(members, names, strict=True):
+        other = set(member_ids)
+        if other != reference:
+            odd = sorted(other ^ reference)[0]
+            raise DataError(
+                f"ensemble member {name}: {kind} ids differ from {names[0]}'s "
+                f"({len(other)} vs {len(reference)} images, e.g. '{odd}')"
+            )
+        position = {image_id: index for index, image_id in enumerate(member_ids)}
+        aligned.append(outputs[[position[image_id] for image_id in ids]])
+    return ids, aligned
+
+
+def search(
+    blend: Any, task: Task, config: Config, method: str, members: np.ndarray, score: Any
+) -> tuple[dict[str, Any], np.ndarray, Combiner, list[dict[str, Any]]]:
+    """The task's parameters (a grid, scored with equal weights), then the weights (ensemble.weights) under them."""
+    settings, higher = config.ensemble, task.metric.higher_is_better
+    equal = normalised_weights(None, len(members))
+    trials = []
+    for params in blend.parameter_grid(settings, method):
+        trials.append({**params, "oof_score": score(blend.create_combiner(task, method, params)(members, equal))})
+    best = (max if higher else min)(trials, key=lambda trial: trial["oof_score"])
+    params = {key: value for key, value in best.items() if key != "oof_score"}
+    combine = blend.create_combiner(task, method, params)
+    evaluations = blend.FIT_EVALUATIONS_PER_MEMBER * len(members)
+    weights = choose_weights(settings.weights, members, score, higher, combine, settings.greedy_iterations, evaluations)
+    return params, weights, combine, trials if len(trials) > 1 else []
+
+
+def ensemble(config: Config) -> dict:
+    """Combine `ensemble.members` into `outputs/<experiment>/`: OOF, test predictions, weights, scores."""
+    settings = config.ensemble
+    if len(settings.members) < 1:
+        raise DataError("ensemble.members is empty: name run folders, e.g. ensemble.members=[outputs/a,outputs/b]")
+    blend = task_module(config.task, "blend")
+    folders = [Path(member) for member in settings.members]
+    for folder in folders:
+        if not folder.is_dir():
+            raise DataError(f"ensemble member {folder}: folder not found")
+    table = read_train_table(config.data)
+    check_member_classes(folders, table.classes, table.source)
+    task = create_task(config, table.classes)
+    names = [str(folder) for folder in folders]
+    read = [blend.read_member(task, folder / blend.OOF_FILE, "OOF") for folder in folders]
+    ids, aligned = align(read, names, "OOF")
+    oof = blend.stack(aligned, names, "OOF")
+    position = {image_id: index for index, image_id in enumerate(table.ids)}
+    unknown = [image_id for image_id in ids if image_id not in position]
+    if unknown:
+        raise DataError(f"ensemble member {names[0]}: OOF id '{unknown[0]}' is not in {table.source}")
+    targets = table.targets[[position[image_id] for image_id in ids]]
+
+    def score(outputs: np.ndarray) -> float:
+        return float(task.score(targets, outputs))
+
+    method = settings.method if settings.method != "auto" else ENSEMBLE_METHODS[config.task][0]
+    params, weights, combine, trials = search(blend, task, config, method, oof, score)
+    combined_oof = combine(oof, weights)
+    paths = RunPaths.from_config(config)
+    result: dict[str, Any] = {
+        "metric": config.metric,
+        "higher_is_better": task.metric.higher_is_better,
+        "method": method,
+        "params": params,
+        "weights": dict(zip(names, weights.round(6).tolist(), strict=True)),
+        "member_oof_scores": {name: score(member) for name, member in zip(names, oof, strict=True)},
+        "oof_score": score(combined_oof),
+        "search": trials,
+        "correlation": blend.diversity(oof),
+    }
+    result.update(task.tune_postprocessing(combined_oof, paths.root))  # e.g. masks' thresholds on the blended OOF
+    task.write_predictions(paths.oof, ids, combined_oof)
+    write_json(paths.classes, task.classes)
+    test_files = [folder / blend.TEST_FILE for folder in folders]
+    if settings.require_test or all(path.is_file() for path in test_files):
+        read = [blend.read_member(task, path, "test") for path in test_files]
+        test_ids, aligned = align(read, names, "test")
+        combined_test = combine(blend.stack(aligned, names, "test"), weights)
+        written = task.write_predictions(paths.test_predictions, test_ids, combined_test)
+        task.write_prediction_extras(written, test_ids, combined_test)
+    # metrics.json in the training layout so that `submit` reports the ensemble's CV.
+    write_json(paths.metrics, {**result, "cv_mean": result["oof_score"], "cv_std": 0.0, "folds": {}})
+    write_json(paths.root / "ensemble.json", result)
+    log_blend(config, paths, result)
+    return result
+
+
+def log_blend(config: Config, paths: RunPaths, result: dict[str, Any]) -> None:
+    tracker = create_tracker(config, paths.root, "ensemble", "ensemble")
+    summary = {"oof_score": result["oof_score"], **{f"param/{key}": value for key, value in result["params"].items()}}
+    summary.update({f"weight/{name}": weight for name, weight in result["weights"].items()})
+    summary.update({f"member_oof/{name}": value for name, value in result["member_oof_scores"].items()})
+    if result["correlation"] is not None:
+        summary["correlation"] = result["correlation"]
+    tracker.summary(summary)
+    tracker.finish()
