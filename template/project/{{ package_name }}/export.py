@@ -108,6 +108,8 @@ def notebook_source(config: Config, dataset_slug: str, members: list[Member], en
         weights = ",".join(f"{weight:g}" for weight in ensemble["weights"].values())
         names = ",".join(f"outputs/{member.name}" for member in members)
         blend = [
+            "--config",  # the first member's resolved settings (data, classes) under the blend's overrides
+            f"outputs/{members[0].name}/config.yaml",
             f"ensemble.members=[{names}]",
             f"ensemble.weights=[{weights}]",
             f"ensemble.method={ensemble['method']}",

@@ -168,3 +168,21 @@ def test_onnx_export_matches_pytorch_or_says_which_tasks_it_covers(tmp_path: Pat
     assert probabilities.shape[:2] == (1, len(spec["output"]["classes"]) + (TASK == "segmentation"))
     assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)  # softmax over classes (and background) inside
     assert result.output.count("max |difference|") == 2
+
+
+def test_an_exported_seed_blend_blends_offline_as_it_did_here(tmp_path: Path, monkeypatch) -> None:
+    """The members, the blend's weights (and detection's fusion thresholds) travel: the notebook's submission
+    equals the local one."""
+    WRITERS[TASK](tmp_path / "data")
+    overrides = [*task_overrides(tmp_path / "data", tmp_path / "outputs"), "seeds=[0,1]", "ensemble.weights=greedy"]
+    assert CliRunner().invoke(app, ["run", *overrides, "--skip-check"]).exit_code == 0
+    monkeypatch.chdir(PROJECT_ROOT)
+    settings = [*overrides, "export.fp16=false", "export.wheels=[]", f"export.dest={tmp_path / 'export'}",
+                "export.competition=tiny-comp"]  # fmt: skip
+    result = CliRunner().invoke(app, ["export", *settings])
+    assert result.exit_code == 0, result.output
+    runs = sorted(p.name for p in (tmp_path / "export" / "dataset" / "runs").iterdir())
+    assert runs == ["baseline-seed0", "baseline-seed1"]  # the members; the notebook blends them
+    _, submission = run_notebook(tmp_path, tmp_path / "export", tmp_path / "data", "tiny-comp")
+    local = pd.read_csv(tmp_path / "outputs" / "baseline" / "submissions" / "submission.csv", keep_default_na=False)
+    pd.testing.assert_frame_equal(pd.read_csv(submission, keep_default_na=False), local)

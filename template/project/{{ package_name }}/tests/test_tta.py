@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from ..core.tta import TTA_VIEWS, get_view, select_views, tta_probabilities
+from ..tools.analysis import tta_choice_notes
 
 GRID = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).reshape(1, 1, 2, 2)
 
@@ -78,3 +79,19 @@ def test_select_views_for_a_loss_keeps_what_lowers_it() -> None:
     assert chosen == ["identity", "hflip"]
     with pytest.raises(ValueError, match="at least one view"):
         select_views([], lambda v: 0.0)
+
+
+def test_the_analysis_turns_the_oof_choice_of_views_into_advice() -> None:
+    tta = {
+        "key": {"candidates": ["identity", "hflip", "scale_1.2"]},
+        "metric": "map50",
+        "images": 40,
+        "scores": {"identity": 0.70, "identity+hflip": 0.65, "identity+scale_1.2": 0.74},
+        "chosen": ["identity", "scale_1.2"],
+    }
+    findings, advice = tta_choice_notes(tta)
+    assert findings == ["TTA view scale_1.2 kept: OOF map50 0.7000 -> 0.7400 on 40 validation images"]
+    assert advice == [
+        "drop hflip from predict.tta: it lowered the OOF map50 0.7000 -> 0.6500 on 40 validation images "
+        "(predict already leaves it out)"
+    ]

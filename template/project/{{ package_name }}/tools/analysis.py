@@ -113,6 +113,25 @@ def curve_findings(histories: dict[int, pd.DataFrame], metric: str, higher_is_be
     return advice[:2]
 
 
+def tta_choice_notes(tta: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(findings, advice) from predict's choice of TTA views on OOF (tta.json): what each view did to the metric,
+    and which views to take out of predict.tta because they lowered it."""
+    candidates, scores, chosen, metric = tta["key"]["candidates"], tta["scores"], tta["chosen"], tta["metric"]
+    kept, findings, advice = candidates[:1], [], []
+    before = scores.get(kept[0])
+    for view in candidates[1:]:
+        after = scores.get("+".join([*kept, view]))
+        if before is None or after is None:
+            break
+        change = f"OOF {metric} {before:.4f} -> {after:.4f} on {tta['images']} validation images"
+        if view in chosen:
+            findings.append(f"TTA view {view} kept: {change}")
+            kept, before = [*kept, view], after
+        else:
+            advice.append(f"drop {view} from predict.tta: it lowered the {change} (predict already leaves it out)")
+    return findings, advice
+
+
 def image_attributes(path: str) -> dict[str, float]:
     """Cheap per-image attributes for error analysis: size, aspect, brightness, contrast, blur."""
     image = read_image(path)

@@ -20,6 +20,7 @@ from .analysis import (
     learning_curves,
     read_histories,
     require_file,
+    tta_choice_notes,
 )
 from .report import Report, scatter_plot
 
@@ -98,6 +99,10 @@ def analyze(config: Config) -> Path:
     table = read_train_table(config.data)
     analysis = Analysis(config, paths, task, table, Report(f"Analysis of {paths.root.name}"))
     lead = _training_sections(analysis)
+    if paths.tta.is_file():
+        findings, advice = tta_choice_notes(read_json(paths.tta))
+        analysis.findings.extend(findings)
+        analysis.advice.extend(advice)
     part.analyze_run(analysis)
     _leaderboard_section(analysis)
     oof = analysis.numbers.get("oof_score")
