@@ -13,20 +13,11 @@ from ...core.data import read_image
 from ...tools.analysis import Analysis, errors_by_attributes, image_attributes, table_rows, worst_attribute
 from ...tools.report import figure_png, heatmap, plt
 from .metric import coco_evaluation
+from .postprocess import box_iou
 
 OOF_FILE = "oof.csv"  # id, fold, width, height, prediction: 'class_index score x1 y1 x2 y2 ...'
 # COCO's object sizes by box area in pixels of the original image.
 SIZES = {"small": (0.0, 32.0**2), "medium": (32.0**2, 96.0**2), "large": (96.0**2, np.inf)}
-
-
-def box_iou(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """(n, m) IoU of xyxy boxes."""
-    first, second = first.reshape(-1, 4), second.reshape(-1, 4)
-    low = np.maximum(first[:, None, :2], second[None, :, :2])
-    high = np.minimum(first[:, None, 2:], second[None, :, 2:])
-    inter = np.clip(high - low, 0, None).prod(axis=2)
-    area = lambda b: (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])  # noqa: E731
-    return inter / np.maximum(area(first)[:, None] + area(second)[None, :] - inter, 1e-12)
 
 
 def match_boxes(true_boxes: np.ndarray, predicted: np.ndarray, iou_threshold: float = 0.5) -> np.ndarray:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .model import anchor_sizes_for, box_sides
+from .postprocess import box_iou
 
 if TYPE_CHECKING:
     from ...config import Config
@@ -64,10 +65,7 @@ def max_overlaps(boxes: np.ndarray) -> np.ndarray:
     """Each xyxy box's largest IoU with another box of the same image (0 when alone)."""
     if len(boxes) < 2:
         return np.zeros(len(boxes))
-    low, high = np.maximum(boxes[:, None, :2], boxes[None, :, :2]), np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
-    inter = np.clip(high - low, 0, None).prod(axis=2)
-    area = (boxes[:, 2:] - boxes[:, :2]).prod(axis=1)
-    iou = inter / (area[:, None] + area[None, :] - inter)
+    iou = box_iou(boxes, boxes)
     np.fill_diagonal(iou, 0)
     return iou.max(axis=1)
 

@@ -59,6 +59,17 @@ def merge_boxes(
     return detection_record(merged_boxes * scale, merged_scores, merged_labels.astype(np.int64), size)
 
 
+def box_iou(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """(n, m) IoU of xyxy boxes (torchvision's box_iou; pairs of zero-area boxes score 0)."""
+    from torchvision.ops import box_iou as pairwise_iou
+
+    pairs = pairwise_iou(
+        torch.as_tensor(first, dtype=torch.float64).reshape(-1, 4),
+        torch.as_tensor(second, dtype=torch.float64).reshape(-1, 4),
+    )
+    return torch.nan_to_num(pairs, nan=0.0).numpy()
+
+
 def detection_record(boxes: Any, scores: Any, labels: Any, size: tuple[float, float]) -> dict[str, Any]:
     return {
         "boxes": np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
