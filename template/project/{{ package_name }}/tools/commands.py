@@ -57,7 +57,7 @@ def pseudo(overrides: Overrides = None, config: ConfigFiles = None, experiment: 
     from .pseudo import pseudo as run_pseudo
 
     table = Table(title="pseudo-labelling")
-    for column in ("round", "labelled", "CV before", "CV after", "run"):
+    for column in ("round", "labelled", "also", "CV before", "CV after", "run"):
         table.add_column(column)
     from ..core.runs import RunPaths, run_lock
 
@@ -66,7 +66,9 @@ def pseudo(overrides: Overrides = None, config: ConfigFiles = None, experiment: 
         rounds = run_pseudo(settings)
     for item in rounds:
         labelled = f"{item['selected']}/{item['of']}"
-        table.add_row(str(item["round"]), labelled, f"{item['cv_before']:.4f}", f"{item['cv_after']:.4f}", item["run"])
+        also = ", ".join(f"{key} {value}" for key, value in item.items() if key in ("boxes", "ignored_pixel_share"))
+        row = [str(item["round"]), labelled, also, f"{item['cv_before']:.4f}", f"{item['cv_after']:.4f}", item["run"]]
+        table.add_row(*row)
     console.print(table)
 
 
