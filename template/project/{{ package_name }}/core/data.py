@@ -162,6 +162,13 @@ def with_pseudo_rows(
     if clash:
         raise DataError(f"{source}: id '{clash[0]}' is also a training id")
     check_images_exist([Path(p) for p in frame["path"]], source)
+    frame = frame.copy()
+    for column in {"width", "height"} & set(frame.columns):  # read as text like every CSV here
+        numbers = pd.to_numeric(frame[column], errors="coerce")
+        if numbers.isna().any() or (numbers <= 0).any():
+            row = int(np.flatnonzero(numbers.isna() | (numbers <= 0))[0]) + 2
+            raise DataError(f"{source}: row {row}: {column} must be a positive number")
+        frame[column] = numbers
     extended = LabelledTable(
         pd.concat([table.frame, frame], ignore_index=True),
         table.classes,
