@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..config import Config, with_overrides
+from ..config import Config, load_config, with_overrides
 from ..core.data import read_test_table
 from ..core.errors import DataError
-from ..core.runs import RunPaths, read_json, write_json
+from ..core.runs import RunPaths, read_json, with_run_values_for_auto, write_json
 from ..predict import predict
 from ..tasks import create_task, task_module
 from ..train import train
@@ -37,6 +37,7 @@ def pseudo(config: Config) -> list[dict[str, Any]]:
         }
         round_config = with_overrides(with_overrides(config, changes), labeller.round_overrides(config))
         metrics = train(round_config)
+        round_config = with_run_values_for_auto(load_config(base=round_dir.config), round_config)  # auto anchors
         predict(round_config)
         rounds.append(
             {
