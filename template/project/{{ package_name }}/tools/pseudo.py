@@ -15,6 +15,16 @@ from ..tasks import create_task, task_module
 from ..train import train
 
 
+def source_settings(paths: RunPaths) -> Config | None:
+    """The resolved config of the run the labels come from (a blend's: its first member's), or None."""
+    if paths.config.is_file():
+        return load_config(base=paths.config)
+    blend = paths.root / "ensemble.json"
+    members = list(read_json(blend)["weights"]) if blend.is_file() else []
+    first = RunPaths(Path(members[0])).config if members else None
+    return load_config(base=first) if first is not None and first.is_file() else None
+
+
 def pseudo(config: Config) -> list[dict[str, Any]]:
     """Rounds of: label confident predictions, retrain into <experiment>-pseudo<r>, predict again."""
     paths = RunPaths.from_config(config)
@@ -26,6 +36,9 @@ def pseudo(config: Config) -> list[dict[str, Any]]:
     test = read_test_table(config.data)
     image_paths = dict(zip(test["id"].astype(str), test["path"], strict=True))
     cv_before = read_json(paths.metrics)["cv_mean"]
+    source_config = source_settings(paths)
+    if source_config is not None:  # settings train took from the data (auto anchors) stay: only the data changes
+        config = with_run_values_for_auto(source_config, config)
     rounds = []
     for round_number in range(1, config.pseudo.rounds + 1):
         round_dir = RunPaths(config.output_dir / f"{config.experiment}-pseudo{round_number}")
