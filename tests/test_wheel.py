@@ -48,7 +48,8 @@ def release(source: Path, version: str, *, line: str | None = None) -> None:
 
 def install(wheel: Path, venv: Path) -> Path:
     """A fresh venv with only this wheel of podium; torch & co. come from the environment running the tests."""
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    # No ensurepip: the running interpreter's pip installs into the venv (pip --python), faster and with less disk.
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
     purelib = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -59,7 +60,7 @@ def install(wheel: Path, venv: Path) -> Path:
     # A .pth file placed after the venv's own site-packages: podium itself comes only from the wheel.
     parent = dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
     (Path(purelib) / "_parent_environment.pth").write_text("\n".join(parent) + "\n")
-    pip = [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index"]
+    pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", "--no-index"]
     subprocess.run([*pip, str(wheel)], check=True)
     return venv / "bin" / "podium"
 
