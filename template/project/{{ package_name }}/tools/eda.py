@@ -19,7 +19,7 @@ from ..core.data import IMAGE_SUFFIXES, LabelledTable
 from ..core.runs import RunPaths, atomic_path, write_json, write_text
 from ..folds import read_folds
 from ..tasks import read_train_table, task_module
-from .eda_stats import FEATURES, compare, duplicate_groups, median_side, parallel_map, scan
+from .eda_stats import FEATURES, NEAR_DUPLICATE_BITS, compare, duplicate_groups, median_side, parallel_map, scan
 from .report import Report, bar_chart, histograms, image_grid, image_rows
 
 MAX_DUPLICATE_ROWS = 8  # near-duplicate groups drawn as thumbnails
@@ -157,10 +157,11 @@ def image_sections(train: pd.DataFrame, test: pd.DataFrame, stats: dict[str, Any
 
 
 def duplicate_section(train: pd.DataFrame, test: pd.DataFrame, stats: dict[str, Any]) -> dict[str, Any]:
-    """Exact (same bytes) and near (perceptual hash within 4 bits) duplicates, also across train and test."""
+    """Exact (same bytes) and near (perceptual hashes within NEAR_DUPLICATE_BITS) duplicates, also across train
+    and test."""
     both = pd.concat([train.assign(split="train"), test.assign(split="test")], ignore_index=True)
     exact = duplicate_groups(both["md5"]) if len(both) else []
-    near = duplicate_groups(both["phash"], max_distance=4) if len(both) else []
+    near = duplicate_groups(both["phash"], max_distance=NEAR_DUPLICATE_BITS) if len(both) else []
     stats["exact_duplicates"] = [both.loc[g, "path"].tolist() for g in exact]
     stats["near_duplicates"] = [both.loc[g, "path"].tolist() for g in near]
     stats["train_test_duplicates"] = [both.loc[g, "path"].tolist() for g in near if both.loc[g, "split"].nunique() > 1]
