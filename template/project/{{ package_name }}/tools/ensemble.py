@@ -11,7 +11,7 @@ import numpy as np
 from ..config import ENSEMBLE_METHODS, Config
 from ..core.blend import Combiner, choose_weights, normalised_weights
 from ..core.errors import DataError
-from ..core.runs import RunPaths, read_json, write_json
+from ..core.runs import RunPaths, read_json, save_resolved_config, write_json
 from ..core.tracking import create_tracker
 from ..tasks import Task, create_task, read_train_table, task_module
 
@@ -114,6 +114,7 @@ def ensemble(config: Config) -> dict:
     # metrics.json in the training layout so that `submit` reports the ensemble's CV.
     write_json(paths.metrics, {**result, "cv_mean": result["oof_score"], "cv_std": 0.0, "folds": {}})
     write_json(paths.root / "ensemble.json", result)
+    save_resolved_config(config, paths, "ensemble")  # config.ensemble.yaml and the code's revision in run_info.json
     log_blend(config, paths, result)
     return result
 
