@@ -130,7 +130,7 @@ def duplicate_groups(hashes: pd.Series, max_distance: int = 0) -> list[list[int]
         rows = pd.Series(np.arange(len(hashes)), index=hashes.to_numpy())
         return [group.tolist() for _, group in rows.groupby(level=0) if len(group) > 1]
     bits = np.unpackbits(np.array([bytearray.fromhex(h) for h in hashes], dtype=np.uint8), axis=1)
-    signs = bits.astype(np.float32) * 2 - 1  # Hamming distance = (bits - signs_a . signs_b) / 2, one BLAS product
+    signs = bits.astype(np.float32) * 2 - 1  # Hamming distance = (bit count - a . b) / 2: one BLAS product per block
     least_dot = bits.shape[1] - 2 * max_distance
     block = max(1, 2**22 // max(1, len(signs)))  # rows per block: each product block stays near 16 MB
     pairs = []

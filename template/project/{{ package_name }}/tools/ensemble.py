@@ -114,7 +114,7 @@ def ensemble(config: Config) -> dict:
     # metrics.json in the training layout so that `submit` reports the ensemble's CV.
     write_json(paths.metrics, {**result, "cv_mean": result["oof_score"], "cv_std": 0.0, "folds": {}})
     write_json(paths.root / "ensemble.json", result)
-    save_resolved_config(config, paths, "ensemble")  # config.ensemble.yaml and the code's revision in run_info.json
+    save_resolved_config(config, paths, "ensemble")  # config.ensemble.yaml; run.json gets the code's revision
     log_blend(config, paths, result)
     return result
 
