@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from podium.cli import app
 from typer.testing import CliRunner
 
@@ -63,6 +67,19 @@ def test_fast_segmentation_demo_scores_the_held_out_masks(tmp_path: Path) -> Non
     sample = pd.read_csv(Path(summary["project_dir"]) / "data" / "sample_submission.csv", dtype=str)
     assert submission[["id", "ClassId"]].equals(sample[["id", "ClassId"]])
     assert "CV dice (2 folds)" in result.output
+    # The demo's settings (data.classes among them) are the project's own: later commands read them as they are.
+    project = Path(summary["project_dir"])
+    overlay = yaml.safe_load((project / "configs" / "experiment" / "demo.yaml").read_text())
+    assert overlay["data"]["classes"] == [str(digit) for digit in range(10)] and overlay["experiment"] == "baseline"
+    assert subprocess.run(["git", "status", "--porcelain"], cwd=project, capture_output=True, text=True).stdout == ""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled", "NO_ALBUMENTATIONS_UPDATE": "1"}
+    for command in (
+        ["ensemble", "ensemble.members=[outputs/baseline]", "experiment=blend"],
+        ["submit", "experiment=blend"],
+    ):
+        ran = subprocess.run([sys.executable, "-m", "digit_masks_demo", *command], cwd=project, env=env,
+                             capture_output=True, text=True)  # fmt: skip
+        assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
 
 
 def test_demo_refuses_a_non_empty_folder(tmp_path: Path) -> None:

@@ -379,10 +379,36 @@ def _resume_hint(dest: Path, task: str, fast: bool) -> str:
     again = f"podium demo {shlex.quote(str(dest))} --task {task}{' --fast' if fast else ''} --force"
     hint = f"interrupted; start the demo again with `{again}`"
     if (project / "outputs").is_dir():  # the pipeline had started: its finished folds can be kept
-        overrides = " ".join(shlex.quote(arg) for arg in (demo.fast if fast else demo.full))
-        resume = f"cd {shlex.quote(str(project))} && python -m {package} run {overrides} --resume"
+        resume = f"cd {shlex.quote(str(project))} && python -m {package} run -e {OVERLAY} --resume"
         hint += f", or resume its training: {resume}"
     return hint
+
+
+OVERLAY = "demo"  # configs/experiment/demo.yaml: the settings the demo trains with, in the project's own configs
+
+
+def write_overlay(project: Path, overrides: list[str]) -> Path:
+    """The demo's `key=value` settings as an experiment overlay committed in the project, so that `run -e demo`
+    trains what the demo trained and every later command (predict, ensemble, analyze) reads the same settings.
+    Its runs go to outputs/baseline, the folder a command without -e reads."""
+    import yaml
+
+    settings: dict[str, Any] = {"experiment": "baseline"}
+    for override in overrides:
+        key, _, value = override.partition("=")
+        *parents, leaf = key.split(".")
+        node = settings
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    path = project / "configs" / "experiment" / f"{OVERLAY}.yaml"
+    header = f"# The settings `podium demo` trained with: python -m {project.name} run -e {OVERLAY}\n"
+    path.write_text(header + yaml.safe_dump(settings, sort_keys=False))
+    from podium.project import GIT_IDENTITY
+
+    for command in (["add", str(path.relative_to(project))], ["commit", "-q", "-m", "The demo's settings"]):
+        subprocess.run(["git", *GIT_IDENTITY, *command], cwd=project, check=True, capture_output=True)
+    return path
 
 
 def _run_demo(dest: Path, *, task: str, fast: bool, force: bool) -> dict[str, Any]:
@@ -407,9 +433,9 @@ def _run_demo(dest: Path, *, task: str, fast: bool, force: bool) -> dict[str, An
     console.print(
         f"competition: {counts['train']} train and {counts['test']} test images made from scikit-learn's digits"
     )
-    overrides = demo.fast if fast else demo.full
-    command = [sys.executable, "-m", package, "run", *overrides]
-    console.print(f"running: cd {project} && python -m {package} run {' '.join(overrides)}", markup=False)
+    write_overlay(project, demo.fast if fast else demo.full)
+    command = [sys.executable, "-m", package, "run", "-e", OVERLAY]
+    console.print(f"running: cd {project} && python -m {package} run -e {OVERLAY}", markup=False)
     result = subprocess.run(command, cwd=project, env=_project_env(), check=False)
     if result.returncode != 0:
         raise PodiumError(f"the project pipeline failed (exit {result.returncode}); see its output above")

@@ -13,19 +13,11 @@ from dataclasses import dataclass, field
 from PIL import Image, UnidentifiedImageError
 
 from .config import Config
-from .core.augment import load_augmentations
-from .core.data import LabelledTable, check_test_ids, read_sample_submission, read_test_table
-from .core.distributed import resolve_device
-from .core.errors import ProjectError
-from .core.tta import check_views
+from .core.data import LabelledTable, check_test_ids, listed_train_images, read_sample_submission, read_test_table
+from .core.errors import ProjectError, one_line
+from .core.validate import Problem, problem_from, settings_problems
 from .folds import table_folds
-from .tasks import read_train_table
-
-
-@dataclass(frozen=True)
-class Problem:
-    where: str  # the file, key or row
-    what: str
+from .tasks import create_task, read_train_table
 
 
 @dataclass
@@ -34,6 +26,7 @@ class CheckReport:
     images: int = 0  # images decoded
     seconds: float = 0.0  # spent decoding them
     advice: list[str] = field(default_factory=list)  # settings the data suggests
+    submission: str = ""  # what submit will write, in the sample's shape
 
     @property
     def images_per_second(self) -> float:
@@ -83,50 +76,37 @@ def propose_image_size(median_side: float, image_size: int) -> tuple[int, str] |
     )
 
 
-def _problem(error: Exception, where: str) -> Problem:
-    text = str(error).splitlines()[0] if str(error) else type(error).__name__
-    head, sep, rest = text.partition(": ")
-    return Problem(head, rest) if sep and ("/" in head or "." in head) else Problem(where, text)
-
-
-def check_config(config: Config) -> list[Problem]:
-    """Settings that load but cannot run: the device, TTA views, augmentation pipelines."""
-    problems = []
-    try:
-        resolve_device(config.train.device)
-    except ProjectError as error:
-        problems.append(_problem(error, "train.device"))
-    try:
-        check_views(config.predict.tta, config.task)
-    except ValueError as error:
-        problems.append(Problem("predict.tta", str(error)))
-    for key in ("train", "valid", "test"):
-        try:
-            load_augmentations(getattr(config.aug, key), f"aug.{key}")
-        except ProjectError as error:
-            problems.append(_problem(error, f"aug.{key}"))
-    return problems
-
-
 def check_folds(config: Config, table: LabelledTable) -> list[Problem]:
     """The fold strategy against the labels, as `folds` would split them."""
     try:
         table_folds(config, table)
     except ProjectError as error:
-        return [_problem(error, "folds.strategy")]
+        return [problem_from(error, "folds.strategy")]
     return []
 
 
-def check_test(config: Config) -> tuple[list[Problem], list[str]]:
-    """The sample submission against the test folder; returns the problems and the test image paths."""
+def check_test(config: Config, classes: list[str] | None, report: CheckReport) -> list[str]:
+    """The sample submission against the test folder and, once the classes are known, against what the task will
+    write (report.submission says what); returns the test image paths."""
     data = config.data
+    source = str(data.root / data.sample_submission)
     try:
         test = read_test_table(data)
+    except ProjectError as error:
+        report.problems.append(problem_from(error, str(data.root / data.test_images)))
+        return []
+    try:
         sample = read_sample_submission(data, per_class=config.task == "segmentation")
         check_test_ids(sample, test["id"], data.id_column, data.root / data.sample_submission)
     except ProjectError as error:
-        return [_problem(error, str(data.root / data.sample_submission))], []
-    return [], test["path"].tolist()
+        report.problems.append(problem_from(error, source))
+        return test["path"].tolist()
+    if classes is not None:
+        try:
+            report.submission = create_task(config, classes).check_sample(sample)
+        except ProjectError as error:  # its message names columns and keys, not the file
+            report.problems.append(Problem(source, one_line(error)))
+    return test["path"].tolist()
 
 
 def _mask_paths(table: LabelledTable) -> list[str]:
@@ -148,21 +128,21 @@ def propose_crop(median_side: float, image_size: int) -> list[str]:
 
 def run_check(config: Config, workers: int | None = None) -> CheckReport:
     """Every check; the report lists all problems (an empty list: ready to train)."""
-    report = CheckReport(problems=check_config(config))
-    image_paths: list[str] = []
-    train_images = 0
+    report = CheckReport(problems=settings_problems(config))
+    classes = None
     try:
         table = read_train_table(config.data, check_images=False)
-    except ProjectError as error:
-        report.problems.append(_problem(error, str(config.data.root)))
+    except ProjectError as error:  # the labels stopped reading: the images they name are still decoded
+        report.problems.append(problem_from(error, str(config.data.root)))
+        image_paths = listed_train_images(config.data)
+        train_images = len(image_paths)
     else:
+        classes = table.classes
         report.problems.extend(check_folds(config, table))
-        image_paths.extend(table.frame["path"].astype(str).tolist())
+        image_paths = table.frame["path"].astype(str).tolist()
         train_images = len(image_paths)
         image_paths.extend(_mask_paths(table))
-    test_problems, test_paths = check_test(config)
-    report.problems.extend(test_problems)
-    image_paths.extend(test_paths)
+    image_paths.extend(check_test(config, classes, report))
     started = time.perf_counter()
     problems, sides = scan_images(image_paths, workers or os.cpu_count() or 1)
     report.problems.extend(problems)

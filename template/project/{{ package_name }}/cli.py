@@ -45,10 +45,14 @@ def train(
 ) -> None:
     """Train every fold (works under torchrun for DDP); prints CV mean ± std. seeds=[0,1,2] or several -e
     train one run each, sharing the first run's fold file."""
+    from .config import explicit_changes
+    from .core.run_config import resumed_config
     from .core.runs import expand_variants
     from .train import train as run_training
 
     variants, _ = expand_variants(load_all_settings(overrides, config, experiment))
+    if resume:  # each run goes on with its own config.yaml and only this command's overrides
+        variants = [resumed_config(variant, explicit_changes(overrides, config)) for variant in variants]
     for settings in variants:
         metrics = run_training(settings, resume=resume)
         if metrics:
@@ -99,7 +103,7 @@ def check(
     workers: Annotated[int | None, typer.Option(help="Processes decoding images (default: all cores).")] = None,
 ) -> None:
     """Preflight: config, labels, folds, sample submission and every image; lists every problem found."""
-    _preflight(load_settings(overrides, config, experiment), workers)
+    _preflight(load_settings(overrides, config, experiment, validate=False), workers)
 
 
 def _preflight(settings: Config, workers: int | None = None) -> None:
@@ -108,7 +112,9 @@ def _preflight(settings: Config, workers: int | None = None) -> None:
     report = run_check(settings, workers)
     speed = f"{report.images} images decoded in {report.seconds:.1f} s ({report.images_per_second:.0f} images/s)"
     for advice in report.advice:
-        console.print(f"check: advice: {advice}", markup=False)
+        console.print(f"check: advice: {advice}")
+    if report.submission:
+        console.print(f"check: the submission will hold {report.submission}", soft_wrap=True)
     if not report.problems:
         console.print(f"check: no problems; {speed}")
         return
@@ -120,7 +126,7 @@ def _preflight(settings: Config, workers: int | None = None) -> None:
     if len(report.problems) > 50:
         table.add_row("...", f"{len(report.problems) - 50} more")
     console.print(table)
-    first = f"{report.problems[0].where}: {report.problems[0].what}"
+    first = report.problems[0].line
     if len(report.problems) == 1:
         raise ProjectError(first)
     raise ProjectError(f"check found {len(report.problems)} problems, the first: {first}")
@@ -138,7 +144,7 @@ def lb(
     """Record public leaderboard scores in outputs/submissions.csv (by hand, or --kaggle COMPETITION)."""
     from .submit import kaggle_scores, read_ledger, record_lb
 
-    settings = load_settings(overrides, None, None)
+    settings = load_settings(overrides, None, None, validate=False)
     if kaggle:
         scores = kaggle_scores(kaggle)
         known = set(read_ledger(settings.output_dir)["file"].map(lambda f: Path(f).name))
@@ -164,6 +170,7 @@ def export(
     output_format: Annotated[
         str, typer.Option("--format", help="kaggle: dataset + offline notebook; onnx: each fold's model as ONNX.")
     ] = "kaggle",
+    force: Annotated[bool, typer.Option("--force", help="Replace an exported notebook you edited.")] = False,
 ) -> None:
     """Code competitions: the run's checkpoints, configs and wheels as a Kaggle dataset, and an offline inference
     notebook that writes submission.csv (export.* settings); --push uploads both. --format onnx: ONNX models."""
@@ -181,7 +188,7 @@ def export(
         for model in export_onnx(settings, dest):
             console.print(f"{model.path}: onnxruntime vs PyTorch, max |difference| {model.max_difference:.2e}")
         return
-    bundle = build_bundle(settings)
+    bundle = build_bundle(settings, force=force)
     wheels = {name: size for name, size in bundle.files.items() if name.endswith(".whl")}
     for name, size in wheels.items():
         console.print(f"  {name}  {size / 2**20:.1f} MiB")
@@ -191,7 +198,7 @@ def export(
         f"(projected {bundle.projected_hours:.2f} h)"
     )
     for warning in bundle.warnings:
-        console.print(f"[yellow]warning: {warning}[/yellow]")
+        console.print(f"warning: {warning}", style="yellow")
     if push:
         done = push_bundle(bundle, message or f"{settings.experiment}")
         console.print(f"pushed: {', '.join(done)}")
@@ -226,13 +233,15 @@ def run(
 ) -> None:
     """All stages in order: check -> folds -> train -> predict -> submit, with a summary at the end. With
     seeds=[...] or several -e, every run is trained and predicted, then blended and the blend is submitted."""
+    from .config import explicit_changes
     from .core.runs import RunPaths
     from .pipeline import run_stages
 
     started = time.perf_counter()
     configs = load_all_settings(overrides, config, experiment)
     preflight = None if skip_check else (lambda settings: _preflight(settings, settings.data.num_workers or None))
-    final, metrics, submission = run_stages(configs, resume=resume, preflight=preflight)
+    changes = explicit_changes(overrides, config)
+    final, metrics, submission = run_stages(configs, resume=resume, preflight=preflight, changes=changes)
     table = metrics_table(metrics, f"{final.experiment}: {final.model.backbone}")
     table.add_section()
     table.add_row("test predictions", str(RunPaths.from_config(final).test_predictions), "")

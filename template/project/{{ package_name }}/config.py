@@ -236,7 +236,7 @@ class EnsembleConfig(StrictModel):
 
 class SoupConfig(StrictModel):
     method: Literal["uniform", "greedy"] = "greedy"  # greedy: add a checkpoint only if validation does not drop
-    checkpoints: list[str] = Field(default_factory=lambda: ["best", "last"])  # names in each fold folder
+    checkpoints: list[str] = Field(default_factory=lambda: ["best", "last"], min_length=1)  # names in fold folders
     runs: list[Path] = Field(default_factory=list)  # other runs of the same architecture: their fold best.pt
     update_bn: bool = True  # recompute BatchNorm statistics of averaged weights on the fold's training images
 
@@ -437,15 +437,31 @@ def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _key_path(key: str) -> list[str]:
+    """A dotted override key as nested keys. tune.space is keyed by dotted config keys, so
+    `tune.space.train.lr.low` is ["tune", "space", "train.lr", "low"] and `tune.space.train.lr` keeps "train.lr"."""
+    parts = key.split(".")
+    if parts[:2] != ["tune", "space"] or len(parts) < 4:
+        return parts
+    rest = parts[2:]
+    if rest[-1] in SearchDimension.model_fields:
+        return ["tune", "space", ".".join(rest[:-1]), rest[-1]]
+    return ["tune", "space", ".".join(rest)]
+
+
 def parse_override(text: str) -> dict[str, Any]:
     """`train.lr=3e-4` into {"train": {"lr": 0.0003}}; the value is read as YAML."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"override {text!r}: expected key=value, e.g. train.epochs=5")
-    value = yaml.safe_load(raw) if raw.strip() else None
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as error:
+        detail = " ".join(str(error).split())
+        raise ConfigError(f"override {key.strip()}: the value {raw!r} is not valid YAML ({detail})") from error
     nested: dict[str, Any] = {}
     cursor = nested
-    parts = key.strip().split(".")
+    parts = _key_path(key.strip())
     for part in parts[:-1]:
         cursor = cursor.setdefault(part, {})
     cursor[parts[-1]] = value
@@ -498,16 +514,29 @@ def load_config(
     for overlay in config_files or []:
         raw = deep_merge(raw, _read_yaml(Path(overlay)))
     if experiment:
-        # A name means configs/experiment/NAME.yaml; a path to a .yaml file is taken as it is.
-        path = Path(experiment)
-        if path.suffix not in (".yaml", ".yml"):
-            path = EXPERIMENT_DIR / f"{experiment}.yaml"
-        experiment_raw = _read_yaml(path)
-        # The run folder is named after the experiment unless its file names one.
-        raw = deep_merge(raw, {"experiment": path.stem, **experiment_raw})
+        raw = deep_merge(raw, experiment_overlay(experiment))
     for override in overrides or []:
         raw = deep_merge(raw, parse_override(override))
     return validate_config(raw)
+
+
+def experiment_overlay(experiment: str) -> dict[str, Any]:
+    """configs/experiment/NAME.yaml (a path to a .yaml file is taken as it is); the run folder is named after the
+    experiment unless its file names one."""
+    path = Path(experiment)
+    if path.suffix not in (".yaml", ".yml"):
+        path = EXPERIMENT_DIR / f"{experiment}.yaml"
+    return {"experiment": path.stem, **_read_yaml(path)}
+
+
+def explicit_changes(overrides: list[str] | None = None, config_files: list[Path] | None = None) -> dict[str, Any]:
+    """What the user asked for in this command (overlay files, then `key=value` overrides), as nested changes."""
+    changes: dict[str, Any] = {}
+    for overlay in config_files or []:
+        changes = deep_merge(changes, _read_yaml(Path(overlay)))
+    for override in overrides or []:
+        changes = deep_merge(changes, parse_override(override))
+    return changes
 
 
 def with_overrides(config: Config, changes: dict[str, Any]) -> Config:

@@ -3,6 +3,7 @@ that installs from it without internet, predicts the competition's test folder a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -156,10 +157,33 @@ def _notebook(cells: list[str]) -> dict:
     }
 
 
-def export(config: Config, project: Path = Path(".")) -> Bundle:
+WRITTEN = "written.json"  # beside the notebook: the hash of the notebook as export wrote it
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_notebook_unedited(dest: Path) -> None:
+    """An earlier export's notebook that the user edited is not replaced silently."""
+    notebook = dest / "notebook" / "inference.ipynb"
+    if not notebook.is_file():
+        return
+    record = dest / "notebook" / WRITTEN
+    recorded = read_json(record).get("inference.ipynb") if record.is_file() else None
+    if recorded != _digest(notebook):
+        raise ProjectError(
+            f"{notebook} was edited since `export` wrote it; copy your edits elsewhere, or pass --force to replace it"
+        )
+
+
+def export(config: Config, project: Path = Path("."), *, force: bool = False) -> Bundle:
     """Write <dest>/dataset (dataset-metadata.json, run/, configs/, wheels/) and <dest>/notebook (inference.ipynb,
-    kernel-metadata.json); the previous export is replaced only once the new one is complete."""
+    kernel-metadata.json); the previous export is replaced only once the new one is complete, and not at all when
+    its notebook was edited (unless `force`)."""
     paths = RunPaths.from_config(config)
+    if not force:
+        check_notebook_unedited(config.export.dest or paths.root / "export")
     ensemble = read_json(paths.root / "ensemble.json") if (paths.root / "ensemble.json").is_file() else None
     members = [read_member(Path(root)) for root in ensemble["weights"]] if ensemble else [read_member(paths.root)]
     if len({member.name for member in members}) < len(members):
@@ -185,6 +209,7 @@ def export(config: Config, project: Path = Path(".")) -> Bundle:
     })  # fmt: skip
     cells = notebook_source(config, dataset_slug, members, ensemble)
     write_text(notebook / "inference.ipynb", json.dumps(_notebook(cells), indent=1))
+    write_json(notebook / WRITTEN, {"inference.ipynb": _digest(notebook / "inference.ipynb")})
     write_json(notebook / "kernel-metadata.json", {
         "id": f"{user}/{dataset_slug}-inference", "title": f"{PACKAGE} {config.experiment} inference",
         "code_file": "inference.ipynb", "language": "python", "kernel_type": "notebook", "is_private": True,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
 from sklearn.model_selection import (
     GroupKFold,
@@ -20,7 +21,8 @@ from .config import Config
 from .core.data import LabelledTable
 from .core.errors import DataError
 from .core.registry import lookup
-from .core.runs import RunPaths, write_csv
+from .core.runs import RunPaths, run_lock, write_csv
+from .core.validate import require_valid_settings
 from .tasks import read_train_table
 
 HOLDOUT_TRAIN = -1  # rows never validated: always in the training part
@@ -111,11 +113,42 @@ def table_folds(config: Config, table: LabelledTable) -> np.ndarray:
     )
 
 
-def make_folds(config: Config, table: LabelledTable | None = None) -> Path:
-    """Write the fold file (`id`, `fold`) into the run folder and return its path."""
-    table = table or read_train_table(config.data)
-    folds = table_folds(config, table)
-    return write_csv(RunPaths.from_config(config).folds, pd.DataFrame({"id": table.ids, "fold": folds}))
+def trained_runs_on(fold_file: Path, output_dir: Path) -> list[Path]:
+    """Run folders under `output_dir` whose training (checkpoints or metrics) used `fold_file`."""
+    runs = []
+    for saved in sorted(output_dir.glob("*/config.yaml")):
+        root = saved.parent
+        if not (root / "metrics.json").is_file() and not any(root.glob("fold_*")):
+            continue
+        recorded = (yaml.safe_load(saved.read_text()) or {}).get("folds", {}).get("path")
+        used = Path(recorded) if recorded else root / "folds.csv"
+        if used.resolve() == fold_file.resolve():
+            runs.append(root)
+    return runs
+
+
+def make_folds(config: Config, table: LabelledTable | None = None, *, retraining: tuple[Path, ...] = ()) -> Path:
+    """Write the fold file (`id`, `fold`) and return its path. A fold file that a trained run used is not replaced
+    by other folds (its OOF and `--resume` would silently mix two splits), unless `retraining` names every such
+    run: `run` trains them again right after."""
+    require_valid_settings(config)
+    paths = RunPaths.from_config(config)
+    with run_lock(paths, "folds"):
+        table = table or read_train_table(config.data)
+        frame = pd.DataFrame({"id": table.ids, "fold": table_folds(config, table)})
+        if paths.folds.is_file():
+            existing = pd.read_csv(paths.folds, dtype={"id": str})
+            if existing.equals(frame.astype({"id": str})):
+                return paths.folds  # the same split: nothing to write
+            retrained = {run.resolve() for run in retraining}
+            users = [run for run in trained_runs_on(paths.folds, config.output_dir) if run.resolve() not in retrained]
+            if users:
+                raise DataError(
+                    f"{paths.folds}: the training in {users[0]} used these folds; new folds would make its OOF and "
+                    "`train --resume` mix two splits. Train on new folds in another run (experiment=NAME), or "
+                    "`run` them, which moves the earlier training to previous/ first"
+                )
+        return write_csv(paths.folds, frame)
 
 
 def read_folds(path: Path, table: LabelledTable) -> np.ndarray:
@@ -130,6 +163,18 @@ def read_folds(path: Path, table: LabelledTable) -> np.ndarray:
     if missing:
         raise DataError(f"{path}: no fold for id '{missing[0]}' ({len(missing)} ids); re-run `folds`")
     return np.array([mapping[image_id] for image_id in table.ids], dtype=np.int64)
+
+
+def check_fold_count(folds: np.ndarray, config: Config, path: Path) -> None:
+    """The fold file must hold the folds config.folds asks for: a stale file would silently win."""
+    found = len({int(fold) for fold in np.unique(folds) if fold >= 0})
+    expected = 1 if config.folds.strategy == "holdout" else config.folds.n_splits
+    if found != expected:
+        key = "folds.strategy=holdout" if config.folds.strategy == "holdout" else f"folds.n_splits={expected}"
+        raise DataError(
+            f"{path}: {found} folds, but {key}; write new folds with `run` (or the `folds` command in a new run), or "
+            f"keep these with folds.n_splits={found}"
+        )
 
 
 def folds_to_train(folds: np.ndarray, only: list[int] | None) -> list[int]:

@@ -15,7 +15,7 @@ from .core.augment import InputNormaliser, load_augmentations, start_image_cache
 from .core.data import read_test_table
 from .core.distributed import Runtime, resolve_device
 from .core.engine import autocast_dtype, evaluate, validation_loader
-from .core.errors import ConfigError, DataError, ModelError
+from .core.errors import DataError, ModelError
 from .core.perf import configure_backends
 from .core.runs import (
     RunPaths,
@@ -25,7 +25,8 @@ from .core.runs import (
     trained_folds,
     write_json,
 )
-from .core.tta import check_views, select_views
+from .core.tta import select_views
+from .core.validate import require_valid_settings
 from .folds import read_folds
 from .tasks import Task, create_task, read_train_table
 
@@ -171,18 +172,15 @@ def choose_views(
 
 def predict(config: Config) -> Path:
     """Write predictions/test_fold_K for each fold and the merge of all folds as predictions/test."""
+    require_valid_settings(config)
     paths = RunPaths.from_config(config)
-    with run_lock(paths, "predict"):
+    with run_lock(paths, "predict", existing=True):
         return _predict_locked(config, paths)
 
 
 def _predict_locked(config: Config, paths: RunPaths) -> Path:
     if not paths.classes.is_file():
         raise DataError(f"{paths.classes}: not found; run the `train` command first")
-    try:
-        check_views(config.predict.tta, config.task)
-    except ValueError as error:
-        raise ConfigError(f"predict.tta: {error}") from error
     checkpoints_by_fold = fold_checkpoints(paths, config.predict.checkpoints)
     task = create_task(config, read_json(paths.classes))
     test = read_test_table(config.data)

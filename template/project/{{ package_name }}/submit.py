@@ -13,6 +13,7 @@ from .config import Config
 from .core.data import check_test_ids, read_sample_submission, read_test_table
 from .core.errors import SubmissionError
 from .core.runs import RunPaths, atomic_path, read_json, run_lock, write_csv
+from .core.validate import require_valid_settings
 from .tasks import create_task
 
 LEDGER_COLUMNS = ["file", "time", "experiment", "cv", "public_lb", "kaggle", "message"]
@@ -92,6 +93,7 @@ def _unique_path(folder: Path, stamp: str) -> Path:
 
 def submit(config: Config, predictions: Path | None = None) -> tuple[Path, dict]:
     """Write a timestamped submission and `submission.csv` (latest); return its path and the run's metrics."""
+    require_valid_settings(config)
     paths = RunPaths.from_config(config)
     with run_lock(paths, "submit"):
         return _submit_locked(config, paths, predictions)

@@ -20,9 +20,9 @@ from .core.fold import FoldRun
 from .core.perf import (
     Eta,
 )
+from .core.run_config import check_same_run_settings
 from .core.runs import (
     RunPaths,
-    check_same_run_settings,
     move_previous_training,
     read_json,
     run_lock,
@@ -30,7 +30,8 @@ from .core.runs import (
     write_json,
 )
 from .core.tracking import create_tracker
-from .folds import folds_to_train, read_folds
+from .core.validate import require_valid_settings
+from .folds import check_fold_count, folds_to_train, read_folds
 from .tasks import Task, create_task, read_train_table, task_module
 
 EvaluationHook = Callable[[int, int, float], None]  # (fold, epoch, score) after each validation
@@ -115,6 +116,7 @@ def summarise(config: Config, task: Task, table: LabelledTable, results: list[Fo
 
 def train(config: Config, *, resume: bool = False, on_evaluation: EvaluationHook | None = None) -> dict[str, Any]:
     """Train every fold of the fold file; return (and save as metrics.json) CV mean ± std and OOF score."""
+    require_valid_settings(config)
     paths = RunPaths.from_config(config)
     with run_lock(paths, "train"):
         return _train_locked(config, paths, resume, on_evaluation)
@@ -144,6 +146,7 @@ class FoldInputs:
 def read_fold_inputs(config: Config, paths: RunPaths) -> FoldInputs:
     table = read_train_table(config.data)
     folds = read_folds(paths.folds, table)
+    check_fold_count(folds, config, paths.folds)
     task = create_task(config, table.classes)
     training_targets = None
     if config.data.pseudo_labels is not None:

@@ -15,9 +15,11 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ..config import Config, load_config
 from .errors import ProjectError, one_line
+from .validate import require_valid_settings
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -25,7 +27,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     help="Competition pipeline: check -> folds -> train -> predict (TTA) -> submit. Overrides: key=value.",
 )
-console = Console()
+console = Console(markup=False)  # hints such as predict.checkpoints=[soup] print as written, never as markup
 F = TypeVar("F", bound=Callable[..., Any])
 
 Overrides = Annotated[
@@ -62,11 +64,12 @@ def command(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except ProjectError as error:
-            console.print(f"[red]error:[/red] {one_line(error)}", highlight=False, soft_wrap=True)
+            console.print(Text.assemble(("error:", "red"), f" {one_line(error)}"), highlight=False, soft_wrap=True)
             raise typer.Exit(error.exit_code) from None
         except KeyboardInterrupt:
             hint = RESUME_HINTS.get(func.__name__, "run the command again")
-            console.print(f"[yellow]interrupted[/yellow]: files already written are whole; {hint}", highlight=False)
+            message = Text.assemble(("interrupted", "yellow"), f": files already written are whole; {hint}")
+            console.print(message, highlight=False)
             raise typer.Exit(130) from None
 
     app.command()(wrapper)
@@ -85,17 +88,26 @@ def tool_command(tool: str) -> Callable[[F], F]:
     return register
 
 
-def load_settings(overrides: list[str] | None, config_files: list[Path] | None, experiment: str | None) -> Config:
-    return load_config(overrides or [], config_files=config_files, experiment=experiment)
+def load_settings(
+    overrides: list[str] | None, config_files: list[Path] | None, experiment: str | None, *, validate: bool = True
+) -> Config:
+    """The command's config; with `validate`, settings no stage could run with stop here, before any file is
+    touched (`check` lists them all instead)."""
+    config = load_config(overrides or [], config_files=config_files, experiment=experiment)
+    if validate:
+        require_valid_settings(config)
+    return config
 
 
 def load_run_settings(
     overrides: list[str] | None, config_files: list[Path] | None, experiment: str | None, stage: str
 ) -> Config:
-    """A stage after `train`: the run's own resolved config, with overlays and overrides on top."""
-    from .runs import load_run_config
+    """A stage after `train`: the run's own resolved config, with this command's overlays and overrides on top."""
+    from .run_config import load_run_config
 
-    return load_run_config(overrides or [], config_files=config_files, experiment=experiment, stage=stage)
+    config = load_run_config(overrides or [], config_files=config_files, experiment=experiment, stage=stage)
+    require_valid_settings(config)
+    return config
 
 
 def load_all_settings(

@@ -101,6 +101,23 @@ def check_classes(found: list[str], config: DataConfig, source: Path) -> list[st
     return list(config.classes)
 
 
+def listed_train_images(config: DataConfig) -> list[str]:
+    """The training images a config names, read without their labels (so `check` still decodes them when a label
+    is malformed): the id column of a train CSV, else every image under data.train_images."""
+    source = config.root / config.train_csv
+    if config.layout in ("csv", "boxes_csv", "rle_csv") and source.is_file():
+        try:
+            ids = read_csv(source)[config.id_column].astype(str).unique()
+        except (DataError, KeyError):
+            return []
+        folder = config.root / config.train_images
+        return [str(image_path(folder, image_id, config.image_ext)) for image_id in ids]
+    folder = config.root / config.train_images
+    if not folder.is_dir():
+        return []
+    return sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def read_test_table(config: DataConfig) -> pd.DataFrame:
     """Test images as a frame of `id` (file stem) and `path`, sorted by id. When train and test images share one
     folder (Plant Pathology's images/), the test images are those the sample submission lists."""

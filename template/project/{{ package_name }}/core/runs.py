@@ -7,7 +7,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,8 +17,8 @@ from typing import IO, Any
 
 import pandas as pd
 
-from ..config import Config, config_to_yaml, dotted_value, load_config, with_overrides
-from .errors import ConfigError, ProjectError
+from ..config import Config, config_to_yaml, with_overrides
+from .errors import ProjectError
 
 try:  # POSIX: the lock is released by the OS when its holder dies, even by kill -9
     import fcntl
@@ -201,86 +200,6 @@ def expand_variants(configs: list[Config]) -> tuple[list[Config], str]:
     return variants, blend
 
 
-# Keys that fix how a trained model sees its images: later stages must use the run's values.
-RUN_DEFINING_KEYS = (
-    "task",
-    "model.backbone",
-    "model.image_size",
-    "model.in_chans",
-    "model.stem_pool",
-    "data.layout",
-    "data.multi_label",
-    "data.mask_values",
-    "detection.architecture",
-    "detection.fpn_channels",
-    "detection.head_convs",
-    "detection.out_indices",
-    "detection.anchor_sizes",
-    "detection.aspect_ratios",
-    "segmentation.architecture",
-    "segmentation.mode",
-    "segmentation.decoder_channels",
-)
-# Keys a later stage may change on purpose, but not without a word.
-RUN_WARNING_KEYS = ("aug.valid", "aug.test")
-
-
-def run_differences(trained: Config, config: Config, keys: tuple[str, ...]) -> list[str]:
-    """`key=new (run: old)` for each of `keys` whose value differs between the run's config and `config`."""
-    changed = []
-    for key in keys:
-        old, new = dotted_value(trained, key), dotted_value(config, key)
-        if old != new:
-            changed.append(f"{key}={new} (run: {old})")
-    return changed
-
-
-def with_run_values_for_auto(trained: Config, config: Config) -> Config:
-    """Run-defining `auto` settings (what `train` took from the data) take the values the run recorded."""
-    changes: dict[str, Any] = {}
-    for key in RUN_DEFINING_KEYS:
-        recorded = dotted_value(trained, key)
-        if dotted_value(config, key) == "auto" and recorded != "auto":
-            *parents, leaf = key.split(".")
-            node = changes
-            for part in parents:
-                node = node.setdefault(part, {})
-            node[leaf] = recorded
-    return with_overrides(config, changes) if changes else config
-
-
-def check_same_run_settings(trained: Config, config: Config, source: Path, action: str) -> None:
-    """Refuse settings that would make checkpoints see images differently from training; warn on TTA inputs."""
-    refused = run_differences(trained, config, RUN_DEFINING_KEYS)
-    if refused:
-        raise ConfigError(
-            f"{source}: {action} with {refused[0]} would not match how the checkpoints were trained; "
-            "drop the override or train again"
-        )
-    for warning in run_differences(trained, config, RUN_WARNING_KEYS):
-        print(f"warning: {warning} differs from the run's {source}", file=sys.stderr)
-
-
-def load_run_config(
-    overrides: list[str] | None = None,
-    *,
-    config_files: list[Path] | None = None,
-    experiment: str | None = None,
-    stage: str = "this stage",
-) -> Config:
-    """The config of a stage after `train`: the run's resolved config.yaml (when the run has one), then overlay
-    files and overrides on top; settings that change how the model sees images are refused."""
-    config = load_config(overrides, config_files=config_files, experiment=experiment)
-    saved = RunPaths.from_config(config).config
-    if not saved.is_file():
-        return config
-    trained = load_config(base=saved)
-    staged = load_config(overrides, config_files=config_files, experiment=experiment, base=saved)
-    staged = with_run_values_for_auto(trained, staged)
-    check_same_run_settings(trained, staged, saved, stage)
-    return staged
-
-
 def trained_folds(paths: RunPaths) -> list[int]:
     """The folds that the run's last training produced, as recorded in metrics.json."""
     if not paths.metrics.is_file():
@@ -292,9 +211,12 @@ _HELD_LOCKS: dict[Path, IO[str]] = {}  # run folders this process holds
 
 
 @contextmanager
-def run_lock(paths: RunPaths, stage: str) -> Iterator[None]:
+def run_lock(paths: RunPaths, stage: str, *, existing: bool = False) -> Iterator[None]:
     """Hold the run folder for one process: a second process stops in one line naming the holder. Re-entrant
-    within a process; under torchrun only rank 0 takes it."""
+    within a process; under torchrun only rank 0 takes it. `existing`: a stage that reads a trained run does not
+    make an empty run folder when there is none."""
+    if existing and not paths.root.is_dir():
+        raise ProjectError(f"{paths.root}: no such run; train it first (run, train) or name another experiment=NAME")
     key = paths.root.resolve()
     if fcntl is None or os.environ.get("RANK", "0") != "0" or key in _HELD_LOCKS:
         yield  # held already by this process (a stage called inside another), or not this rank's to take
@@ -327,7 +249,16 @@ def run_lock(paths: RunPaths, stage: str) -> Iterator[None]:
 
 
 # What a training writes into its run folder; a new training (not --resume) moves an earlier one aside.
-TRAINING_OUTPUTS = ("fold_*", "oof.csv", "metrics.json", "postprocess.json", "predictions", "classes.json")
+TRAINING_OUTPUTS = (
+    "fold_*",
+    "oof.csv",
+    "oof.npz",
+    "metrics.json",
+    "postprocess.json",
+    "predictions",
+    "classes.json",
+    "export",
+)
 
 
 def move_previous_training(paths: RunPaths) -> Path | None:
@@ -341,7 +272,7 @@ def move_previous_training(paths: RunPaths) -> Path | None:
     target.mkdir(parents=True)
     for path in found:
         shutil.move(str(path), target / path.name)
-    for kept in (paths.config, paths.run_info):
+    for kept in (paths.config, paths.run_info, paths.folds):  # what the training was, and on which split
         if kept.is_file():
             shutil.copy2(kept, target / kept.name)
     return target

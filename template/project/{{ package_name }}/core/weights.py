@@ -20,6 +20,19 @@ if TYPE_CHECKING:
 PACKAGE = __name__.split(".")[0]
 
 
+def check_backbone(name: str) -> None:
+    """One line, with the closest timm names, for a model.backbone timm does not know."""
+    import difflib
+
+    import timm
+
+    if timm.is_model(name):
+        return
+    close = difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise ModelError(f"model.backbone '{name}' is not a timm model{hint}")
+
+
 def offline_hint(what: str) -> str:
     """The end of every 'cannot download' error: the command that fetches the weights and the key that uses them."""
     return (

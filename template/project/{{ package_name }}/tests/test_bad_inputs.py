@@ -26,13 +26,19 @@ def invoke(*args: str):
     return CliRunner().invoke(app, list(args))
 
 
-def snapshot(folder: Path) -> dict[str, int]:
-    """Every file under `folder` with its modification time (the lock file aside)."""
+def snapshot(folder: Path, locks: str = "bytes") -> dict[str, tuple[int, bytes]]:
+    """Every file under `folder` with its modification time and bytes. Lock files: `bytes` compares what they say
+    (a stage may hold the run while it finds a data fault, and release it), `times` also when they were written
+    (a stage refusing its settings must not even take the lock), `skip` leaves them out."""
     if not folder.is_dir():
         return {}
-    return {
-        str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file() and p.name != ".lock"
-    }
+    found = {}
+    for path in folder.rglob("*"):
+        if not path.is_file() or (path.name == ".lock" and locks == "skip"):
+            continue
+        written = 0 if path.name == ".lock" and locks == "bytes" else path.stat().st_mtime_ns
+        found[str(path.relative_to(folder))] = (written, path.read_bytes())
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +71,10 @@ class Case:
     hold_lock: bool = False  # another process holds the run folder
     exit_code: int = 2
     marks: list = field(default_factory=list)
+
+    def arguments(self, root: Path) -> list[str]:
+        """The command's extra arguments; `{root}` names the competition and run copy."""
+        return [arg.replace("{root}", str(root)) for arg in self.args[1:]]
 
 
 def _truncate(path: Path) -> None:
@@ -107,6 +117,38 @@ def mask_with_255(root: Path) -> None:
     Image.fromarray(mask).save(path)
 
 
+def empty_label_missing_and_truncated_image(root: Path) -> None:
+    """Three faults at once: `check` must report them all, not stop at the label."""
+    labels = pd.read_csv(root / "data" / "train.csv", dtype=str, keep_default_na=False)
+    labels.loc[3, "label"] = ""
+    labels.to_csv(root / "data" / "train.csv", index=False)
+    (root / "data" / "train" / "tr005.png").unlink()
+    _truncate(root / "data" / "train" / "tr007.png")
+
+
+def two_malformed_box_rows(root: Path) -> None:
+    boxes = pd.read_csv(root / "data" / "train.csv", dtype=str, keep_default_na=False)
+    boxes.loc[1, "bbox"] = "[1, 2, three, 4]"
+    boxes.loc[4, "bbox"] = "[1, 2, 3]"
+    boxes.to_csv(root / "data" / "train.csv", index=False)
+
+
+def class_name_with_a_space(root: Path) -> None:
+    boxes = pd.read_csv(root / "data" / "train.csv", dtype=str, keep_default_na=False)
+    boxes["class"] = boxes["class"].replace({"red": "red box"})
+    boxes.to_csv(root / "data" / "train.csv", index=False)
+
+
+def sample_with_other_columns(root: Path) -> None:
+    sample = pd.read_csv(root / "data" / "sample_submission.csv", dtype=str, keep_default_na=False)
+    sample.assign(cat=0.5, dog=0.5)[["id", "cat", "dog"]].to_csv(root / "data" / "sample_submission.csv", index=False)
+
+
+def empty_prediction_file(root: Path) -> None:
+    (root / "empty.csv").write_text("")
+    (root / "empty.npz").write_text("")  # segmentation reads maps from the .npz beside the CSV
+
+
 def empty_masks(root: Path) -> None:
     from PIL import Image
 
@@ -141,6 +183,50 @@ CASES = [
         r"outputs/baseline is in use by `train` \(pid 4242 on elsewhere",
         trained=True,
         hold_lock=True,
+    ),
+    Case(
+        "train with a backbone timm lacks: the finished training stays where it is",
+        ["train", "model.backbone=resnet5O"],
+        r"model\.backbone 'resnet5O' is not a timm model; did you mean 'resnet50'",
+        trained=True,
+    ),
+    Case(
+        "new folds under a trained run",
+        ["folds", "folds.n_splits=3"],
+        r"folds\.csv: the training in \S+baseline used these folds; new folds would make its OOF",
+        trained=True,
+    ),
+    Case(
+        "folds while another process holds the run",
+        ["folds"],
+        r"outputs/baseline is in use by `train` \(pid 4242 on elsewhere",
+        trained=True,
+        hold_lock=True,
+    ),
+    Case(
+        "train with another fold count than the fold file",
+        ["train", "folds.n_splits=3"],
+        r"folds\.csv: 2 folds, but folds\.n_splits=3; write new folds with `run`",
+        trained=True,
+    ),
+    Case(
+        "a bracketed hint prints with its brackets",
+        ["train", "folds.train_folds=[5]"],
+        r"folds\.train_folds \[5\]: the fold file has folds \[0, 1\]",
+        trained=True,
+    ),
+    Case(
+        "pseudo-labels from an empty prediction file",
+        ["pseudo", "pseudo.source={root}/empty.csv"],
+        r"empty\.(csv|npz): (empty file|no test predictions|not a prediction file)",
+        trained=True,
+        prepare=empty_prediction_file,
+    ),
+    Case(
+        "a soup of no checkpoints",
+        ["soup", "soup.checkpoints=[]"],
+        r"config key 'soup\.checkpoints': list should have at least 1 item",
+        trained=True,
     ),
     Case(
         "TTA view without a box inverse",
@@ -257,6 +343,54 @@ CASES = [
         prepare=empty_masks,
     ),
     Case(
+        "an empty label, a missing image and a truncated one: check names all three",
+        ["check"],
+        r"check found 3 problems, the first: \S+train\.csv: empty 'label' at row 5 \(1 of 24 rows\)",
+        tasks=("classification",),
+        prepare=empty_label_missing_and_truncated_image,
+    ),
+    Case(
+        "a sample whose columns are neither a label nor the classes",
+        ["check"],
+        r"sample_submission\.csv: sample submission columns \['cat', 'dog'\] are neither one label column nor one",
+        tasks=("classification",),
+        prepare=sample_with_other_columns,
+    ),
+    Case(
+        "boxes read in another format than theirs",
+        ["check", "data.box_format=cxcywh"],
+        r"train\.csv: the boxes do not fit their images; with data\.box_format=cxcywh \d+ of 23 boxes \(\d+%\) are "
+        r"empty or cross their image's border, with data\.box_format=xywh 0: set data\.box_format=xywh",
+        tasks=("detection",),
+    ),
+    Case(
+        "xywh boxes read as xyxy",
+        ["check", "data.box_format=xyxy"],
+        r"set data\.box_format=xywh",
+        tasks=("detection",),
+    ),
+    Case(
+        "malformed box rows are counted and named",
+        ["check"],
+        r"train\.csv: 2 malformed rows: row 3: box '\[1, 2, three, 4\]' is not four numbers; row 6: box",
+        tasks=("detection",),
+        prepare=two_malformed_box_rows,
+    ),
+    Case(
+        "class names a PredictionString cannot carry",
+        ["check", "detection.submission_label=name"],
+        r"class name 'red box' holds a space or comma",
+        tasks=("detection",),
+        prepare=class_name_with_a_space,
+    ),
+    Case(
+        "a sample without the RLE column the config names",
+        ["check", "data.rle_column=rle"],
+        r"sample_submission\.csv: sample submission lacks the RLE column 'rle' \(data\.rle_column\); its columns: "
+        r"id, ClassId, EncodedPixels",
+        tasks=("segmentation",),
+    ),
+    Case(
         "per-class sample without its class column",
         ["run", "data.target_columns=[]"],
         r"sample_submission\.csv: id 'te000' has several rows, one per class: name the sample's class column in "
@@ -265,7 +399,7 @@ CASES = [
     ),
     Case("an ensemble without members", ["ensemble"], r"ensemble\.members is empty: name run folders"),
     Case("a member folder that is not there", ["ensemble", "ensemble.members=[outputs/nope]"], r"nope: folder not"),
-    Case("pseudo-labels before training", ["pseudo"], r"no trained run \(metrics\.json, classes\.json\)"),
+    Case("pseudo-labels before training", ["pseudo"], r"outputs/baseline: no such run; train it first"),
     Case("a blend method of another task", ["ensemble", "ensemble.method=majority_of_boxes"], r"ensemble\.method"),
 ]
 CASES = [case for case in CASES if TASK in case.tasks]
@@ -281,7 +415,7 @@ def test_bad_input_is_one_line_and_writes_nothing(case: Case, tmp_path: Path, re
     if case.prepare is not None:
         case.prepare(root)
     outputs = root / "outputs"
-    before = snapshot(outputs)
+    before = snapshot(outputs, "skip" if case.hold_lock else "bytes")
     holder = None
     if case.hold_lock:
         holder = open(outputs / "baseline" / ".lock", "w")  # noqa: SIM115 - another process's lock, held here
@@ -289,7 +423,7 @@ def test_bad_input_is_one_line_and_writes_nothing(case: Case, tmp_path: Path, re
         holder.flush()
         fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
     try:
-        result = invoke(case.args[0], *task_overrides(root / "data", outputs), *case.args[1:])
+        result = invoke(case.args[0], *task_overrides(root / "data", outputs), *case.arguments(root))
     finally:
         if holder is not None:
             holder.close()
@@ -297,12 +431,43 @@ def test_bad_input_is_one_line_and_writes_nothing(case: Case, tmp_path: Path, re
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, result.output
     assert re.search(case.message, errors[0]), errors[0]
-    assert snapshot(outputs) == before  # nothing written, nothing half-written
+    assert snapshot(outputs, "skip" if case.hold_lock else "bytes") == before  # nothing written or half-written
+
+
+# One value no stage can run with (its config loads), per stage: refused before the run folder is touched.
+BAD_BACKBONE, BAD_VIEW = "model.backbone=resnet5O", "predict.tta=[identity,rot45]"
+STAGE_FAULTS = {
+    "folds": BAD_BACKBONE,
+    "train": BAD_BACKBONE,
+    "run": BAD_BACKBONE,
+    "tune": BAD_BACKBONE,
+    "predict": BAD_VIEW,
+    "submit": BAD_VIEW,
+    "soup": BAD_VIEW,
+    "pseudo": BAD_VIEW,
+    "export": BAD_VIEW,
+    "analyze": BAD_VIEW,
+    "ensemble": BAD_VIEW,
+}
+
+
+@pytest.mark.parametrize("stage", list(STAGE_FAULTS))
+def test_every_stage_validates_before_it_touches_the_run(stage: str, run_copy: Path) -> None:
+    outputs = run_copy / "outputs"
+    before = snapshot(outputs, "times")
+    extra = ["ensemble.members=[{}]".format(outputs / "baseline"), "experiment=blend"] if stage == "ensemble" else []
+    result = invoke(stage, *task_overrides(run_copy / "data", outputs), STAGE_FAULTS[stage], *extra)
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.output
+    key = STAGE_FAULTS[stage].split("=")[0]
+    assert key in errors[0] and ("resnet5O" in errors[0] or "rot45" in errors[0]), errors[0]
+    assert snapshot(outputs, "times") == before  # byte for byte, and the lock was not even taken
 
 
 def test_later_stages_start_from_the_runs_own_config(run_copy: Path) -> None:
     """configs/default.yaml says one image size, the run was trained at another: predict takes the run's."""
-    from ..core.runs import load_run_config
+    from ..core.run_config import load_run_config
 
     overrides = [f"output_dir={run_copy / 'outputs'}"]
     assert load_config(overrides).model.image_size != 32
@@ -313,11 +478,14 @@ def test_later_stages_start_from_the_runs_own_config(run_copy: Path) -> None:
 def test_predict_uses_exactly_the_folds_of_the_last_training(run_copy: Path) -> None:
     overrides = task_overrides(run_copy / "data", run_copy / "outputs")
     run = run_copy / "outputs" / "baseline"
+    (run / "export" / "notebook").mkdir(parents=True)  # an export of the earlier training goes with it
     result = invoke("train", *overrides, "folds.train_folds=[0]")
     assert result.exit_code == 0, result.output
     assert "an earlier training was there; moved it to" in result.output
     previous = next((run / "previous").iterdir())
     assert sorted(p.name for p in previous.glob("fold_*")) == ["fold_0", "fold_1"]
+    assert (previous / "export" / "notebook").is_dir() and not (run / "export").exists()
+    assert (previous / "folds.csv").read_bytes() == (run / "folds.csv").read_bytes()
     assert not (run / "fold_1").exists()
     result = invoke("predict", *overrides)
     assert result.exit_code == 0, result.output
@@ -325,6 +493,52 @@ def test_predict_uses_exactly_the_folds_of_the_last_training(run_copy: Path) -> 
     assert {p.name.split(".")[0].removesuffix("_coco") for p in (run / "predictions").glob("test_fold_*")} == {
         "test_fold_0"
     }
+
+
+def test_an_overlay_is_not_applied_again_after_training(run_copy: Path, tmp_path: Path) -> None:
+    """`run -e quick model.image_size=48`, then `predict -e quick`: -e selects the run, whose config.yaml already
+    holds the overlay and the override; `--resume` goes on with the same settings without blaming anyone."""
+    overlay = tmp_path / "quick.yaml"
+    overlay.write_text("model:\n  image_size: 64\ntrain:\n  epochs: 1\n")
+    outputs = run_copy / "outputs"
+    base = [o for o in task_overrides(run_copy / "data", outputs) if not o.startswith("model.image_size=")]
+    result = invoke("run", "-e", str(overlay), *base, "model.image_size=48", "--skip-check")
+    assert result.exit_code == 0, result.output
+    run = outputs / "quick"
+    result = invoke("predict", "-e", str(overlay), *base)
+    assert result.exit_code == 0, result.output
+    assert load_config(base=run / "config.predict.yaml").model.image_size == 48
+    (run / "metrics.json").unlink()  # as if the training had been interrupted in fold 1
+    shutil.rmtree(run / "fold_1")
+    result = invoke("train", "--resume", "-e", str(overlay), *base)
+    assert result.exit_code == 0, result.output
+    assert "fold 0: already trained, skipped (--resume)" in result.output
+    assert load_config(base=run / "config.yaml").model.image_size == 48
+    result = invoke("train", "--resume", "-e", str(overlay), *base, "model.image_size=40")
+    assert result.exit_code == 2  # an override the user did pass is named
+    assert "--resume with model.image_size=40 (run: 48)" in result.output
+
+
+def test_a_blend_takes_its_members_settings_or_names_their_disagreement(run_copy: Path) -> None:
+    """Members trained with data.classes given on the command line (as `podium demo` does): `ensemble` without it
+    reads the labels as they did. Members that read them differently are refused in one line."""
+    outputs = run_copy / "outputs"
+    overrides = [o for o in task_overrides(run_copy / "data", outputs) if not o.startswith("data.classes=")]
+    names = {"classification": "[red,green,blue]", "detection": "[red,green]", "segmentation": "[red,green]"}[TASK]
+    result = invoke("train", *overrides, f"data.classes={names}", "seeds=[0,1]")
+    assert result.exit_code == 0, result.output
+    members = f"ensemble.members=[{outputs / 'baseline-seed0'},{outputs / 'baseline-seed1'}]"
+    blend = [o for o in overrides if not o.startswith(("data.classes=", "data.num_classes="))]
+    result = invoke("ensemble", *blend, members, "experiment=blend", "ensemble.require_test=false")
+    assert result.exit_code == 0, result.output
+    assert load_config(base=outputs / "blend" / "config.ensemble.yaml").data.classes == names[1:-1].split(",")
+    saved = outputs / "baseline-seed1" / "config.yaml"
+    other = {"classification": "f1_macro", "detection": "map", "segmentation": "iou"}[TASK]
+    saved.write_text(saved.read_text().replace(f"metric: {load_config(base=saved).metric}", f"metric: {other}"))
+    result = invoke("ensemble", *blend, members, "experiment=blend2")
+    assert result.exit_code == 2, result.output
+    assert f"ensemble members disagree on metric: {outputs / 'baseline-seed0'} has" in result.output
+    assert not (outputs / "blend2").exists()
 
 
 def test_sample_ids_with_extension_are_submitted(run_copy: Path) -> None:

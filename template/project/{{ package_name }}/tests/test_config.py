@@ -114,3 +114,19 @@ def test_device_normalisation_matches_albumentations(channels: int) -> None:
     expected = A.Normalize(mean=mean, std=std)(image=image)["image"].reshape(5, 6, channels)
     normalised = InputNormaliser(mean, std, torch.device("cpu"))(torch.from_numpy(image).permute(2, 0, 1)[None])
     np.testing.assert_allclose(normalised[0].permute(1, 2, 0).numpy(), expected, atol=1e-5)
+
+
+def test_a_dotted_tune_space_override_reaches_its_dimension() -> None:
+    """tune.space is keyed by dotted config keys: `tune.space.train.lr.low` is the `low` of `train.lr`."""
+    config = load_config(["tune.space.train.lr.low=2e-4", "tune.space.model.drop_rate=null"])
+    assert config.tune.space["train.lr"].low == pytest.approx(2e-4)
+    assert config.tune.space["train.lr"].high == load_config().tune.space["train.lr"].high
+    assert config.tune.space["model.drop_rate"] is None
+    assert parse_override("tune.space.train.epochs={type: int, low: 2, high: 4}") == {
+        "tune": {"space": {"train.epochs": {"type": "int", "low": 2, "high": 4}}}
+    }
+
+
+def test_a_value_that_is_not_yaml_names_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"override predict\.tta: the value '\[identity' is not valid YAML"):
+        load_config(["predict.tta=[identity"])

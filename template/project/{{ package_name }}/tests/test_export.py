@@ -110,6 +110,16 @@ def test_fp16_checkpoints_halve_the_size_and_keep_predictions(tmp_path: Path, tr
     )
     assert (bundle.dataset / "runs" / "baseline" / "fold_0" / "best.pt").stat().st_size < 0.6 * fold.stat().st_size
     assert any("no Kaggle user" in warning for warning in bundle.warnings)
+    # A notebook the user edited is not replaced by the next export, unless asked to.
+    settings = load_config([*overrides, f"export.dest={tmp_path / 'e'}", "export.wheels=[]"])
+    export(settings, PROJECT_ROOT)  # unedited: replaced
+    notebook = bundle.notebook / "inference.ipynb"
+    notebook.write_text(notebook.read_text().replace("submission.csv", "submission_v2.csv"))
+    with pytest.raises(ProjectError, match=r"inference\.ipynb was edited since `export` wrote it; .* --force"):
+        export(settings, PROJECT_ROOT)
+    assert "submission_v2.csv" in notebook.read_text()
+    export(settings, PROJECT_ROOT, force=True)
+    assert "submission_v2.csv" not in notebook.read_text()
 
 
 def test_export_needs_a_timed_predict_and_push_needs_the_cli(tmp_path: Path, monkeypatch) -> None:

@@ -14,7 +14,7 @@ import optuna
 import pytest
 import yaml
 
-from ..config import Config, load_config
+from ..config import Config, SearchDimension, load_config
 from ..core.errors import ConfigError
 from ..tools import tune as tune_stage
 from .conftest import PACKAGE, PROJECT_ROOT, TASK, WRITERS, task_overrides
@@ -81,6 +81,28 @@ def test_a_trial_that_lags_is_pruned(competition_root: Path, monkeypatch) -> Non
     assert result["best_trial"] == 0 and result["pruned"] == 2
 
 
+def test_workers_sharing_a_study_draw_different_trials_and_one_worker_repeats_itself() -> None:
+    """Two processes on one study with one tune.seed ran the same first trials: each trial is seeded by its number."""
+    config = load_config(["tune.sampler=tpe"])
+    dimension = SearchDimension(type="float", low=1e-4, high=1e-2, log=True)
+
+    def first_draws(workers: int) -> list[float]:
+        storage = optuna.storages.InMemoryStorage()
+        studies = [
+            optuna.create_study(
+                study_name="shared", storage=storage, sampler=tune_stage.create_sampler(config), load_if_exists=True
+            )
+            for _ in range(workers)
+        ]
+        return [
+            tune_stage.suggest(study.ask(), "train.lr", dimension) for study in studies for _ in range(2 // workers)
+        ]
+
+    together = first_draws(2)
+    assert together[0] != together[1]
+    assert first_draws(1) == together  # trial k draws the same value whichever process runs it
+
+
 def test_the_projects_default_space_is_valid() -> None:
     space = tune_stage.check_space(load_config())
     assert {"train.lr", "train.weight_decay", "train.batch_size", "train.epochs", "model.image_size"} <= set(space)
@@ -92,6 +114,10 @@ def test_the_projects_default_space_is_valid() -> None:
         ({"train.lrr": {"type": "float", "low": 0.1, "high": 1}}, "tune.space: config key 'train.lrr' is not known"),
         ({"train.epochs": {"type": "float", "low": 1.5, "high": 3}}, "tune.space.train.epochs: 1.5 is not a value"),
         ({"output_dir": {"type": "categorical", "choices": ["a"]}}, "tune.space: 'output_dir' cannot be tuned"),
+        (
+            {"model.backbone": {"type": "categorical", "choices": ["test_resnet", "resnet5O"]}},
+            "tune.space.model.backbone: 'resnet5O' is not a value it takes (model.backbone 'resnet5O' is not a timm",
+        ),
     ],
 )
 def test_invalid_spaces_fail_before_any_training(competition_root: Path, space: dict, message: str) -> None:
@@ -115,9 +141,11 @@ def _tune_process(root: Path, *extra: str) -> subprocess.Popen:
 
 def _finished(root: Path) -> list[optuna.trial.FrozenTrial]:
     storage = f"sqlite:///{root / 'outputs' / 'baseline' / 'tune' / 'study.db'}"
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
     try:
         study = optuna.load_study(study_name="baseline", storage=storage)
-    except KeyError:  # the database exists before the study is written into it
+    except (KeyError, IntegrityError, OperationalError):  # the tune process is still creating the tables or study
         return []
     return [trial for trial in study.trials if trial.state in tune_stage.FINISHED]
 

@@ -22,15 +22,20 @@ from ..core.commands import (
 )
 from ..core.errors import ProjectError
 from ..core.runs import read_json
+from ..core.validate import require_valid_settings
 
 
 @tool_command("ensemble")
 def ensemble(overrides: Overrides = None, config: ConfigFiles = None, experiment: Experiment = None) -> None:
     """Blend prediction files of several runs (ensemble.members) into outputs/<experiment>/, weights on OOF."""
+    from ..config import deep_merge, experiment_overlay, explicit_changes
     from ..core.runs import RunPaths, run_lock
+    from .ensemble import blend_config
     from .ensemble import ensemble as run_ensemble
 
-    settings = load_settings(overrides, config, experiment)
+    asked = deep_merge(experiment_overlay(experiment) if experiment else {}, explicit_changes(overrides, config))
+    settings = blend_config(load_settings(overrides, config, experiment, validate=False), asked)
+    require_valid_settings(settings)
     with run_lock(RunPaths.from_config(settings), "ensemble"):
         result = run_ensemble(settings)
     console.print(metrics_table({**result, "cv_mean": result["oof_score"], "cv_std": 0.0}, settings.experiment))
@@ -46,7 +51,7 @@ def soup(overrides: Overrides = None, config: ConfigFiles = None, experiment: Ex
     from .soup import soup as make_soup
 
     settings = load_run_settings(overrides, config, experiment, "soup")
-    with run_lock(RunPaths.from_config(settings), "soup"):
+    with run_lock(RunPaths.from_config(settings), "soup", existing=True):
         make_soup(settings)
     console.print("predict with the soups: predict.checkpoints=[soup]")
 
@@ -62,7 +67,7 @@ def pseudo(overrides: Overrides = None, config: ConfigFiles = None, experiment: 
     from ..core.runs import RunPaths, run_lock
 
     settings = load_run_settings(overrides, config, experiment, "pseudo")
-    with run_lock(RunPaths.from_config(settings), "pseudo"):
+    with run_lock(RunPaths.from_config(settings), "pseudo", existing=True):
         rounds = run_pseudo(settings)
     for item in rounds:
         labelled = f"{item['selected']}/{item['of']}"
@@ -148,5 +153,5 @@ def analyze(overrides: Overrides = None, config: ConfigFiles = None, experiment:
     from ..core.runs import RunPaths, run_lock
 
     settings = load_run_settings(words, config, experiment, "analyze")
-    with run_lock(RunPaths.from_config(settings), "analyze"):
+    with run_lock(RunPaths.from_config(settings), "analyze", existing=True):
         console.print(f"analysis: {run_analysis(settings)}")

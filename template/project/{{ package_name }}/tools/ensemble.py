@@ -7,13 +7,82 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
-from ..config import ENSEMBLE_METHODS, Config
+from ..config import ENSEMBLE_METHODS, Config, deep_merge, validate_config
 from ..core.blend import Combiner, choose_weights, normalised_weights
-from ..core.errors import DataError
+from ..core.errors import ConfigError, DataError
+from ..core.run_config import resolved_config_file
 from ..core.runs import RunPaths, read_json, save_resolved_config, write_json
 from ..core.tracking import create_tracker
 from ..tasks import Task, create_task, read_train_table, task_module
+
+# What members must agree on: how the labels are read and scored (classes are compared through classes.json).
+MEMBER_SHARED = ("task", "metric", "data", "segmentation.mode")
+NOT_SHARED = {"data.num_workers", "data.cache", "data.cache_dir", "data.pseudo_labels", "data.classes"}
+# What a blend takes from its first member's resolved config (config.yaml): the labels, metric and task settings
+# the members trained with, which may have come from the command line rather than configs/default.yaml.
+INHERITED = ("task", "metric", "data", "detection", "segmentation")
+
+
+def _flat(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def member_settings(folders: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
+    """(member, its resolved config as a mapping) for the members that are podium runs (others have none)."""
+    found = []
+    for folder in folders:
+        saved = resolved_config_file(RunPaths(folder))
+        if saved is not None:
+            found.append((folder, yaml.safe_load(saved.read_text()) or {}))
+    return found
+
+
+def check_members_agree(settings: list[tuple[Path, dict[str, Any]]]) -> None:
+    """One line naming the first setting two members read their labels or scores with differently."""
+    flats = [(folder, _flat(raw)) for folder, raw in settings]
+    first_folder, first = flats[0]
+    for folder, flat in flats[1:]:
+        for key in sorted(set(first) | set(flat)):
+            shared = key.split(".")[0] in MEMBER_SHARED or key in MEMBER_SHARED
+            if shared and key not in NOT_SHARED and first.get(key) != flat.get(key):
+                raise ConfigError(
+                    f"ensemble members disagree on {key}: {first_folder} has {first.get(key)!r}, {folder} has "
+                    f"{flat.get(key)!r}; blend runs of one competition setup"
+                )
+
+
+def member_folders(config: Config) -> list[Path]:
+    """ensemble.members as folders, each one there."""
+    if not config.ensemble.members:
+        raise DataError("ensemble.members is empty: name run folders, e.g. ensemble.members=[outputs/a,outputs/b]")
+    folders = [Path(member) for member in config.ensemble.members]
+    for folder in folders:
+        if not folder.is_dir():
+            raise DataError(f"ensemble member {folder}: folder not found")
+    return folders
+
+
+def blend_config(config: Config, changes: dict[str, Any]) -> Config:
+    """The blend's config: its members' task, data and metric settings (as they trained), then `changes` (what the
+    command asked for). Members that disagree on them are refused."""
+    settings = member_settings(member_folders(config))
+    if not settings:  # prediction folders from other frameworks only: the project's config
+        return config
+    check_members_agree(settings)
+    raw = config.model_dump(mode="json")
+    for section in INHERITED:
+        if section in settings[0][1]:
+            raw[section] = settings[0][1][section]
+    location = {"experiment": config.experiment, "output_dir": str(config.output_dir)}
+    return validate_config(deep_merge(deep_merge(raw, changes), location))
 
 
 def check_member_classes(folders: list[Path], classes: list[str], source: Path) -> None:
@@ -63,13 +132,8 @@ def search(
 def ensemble(config: Config) -> dict:
     """Combine `ensemble.members` into `outputs/<experiment>/`: OOF, test predictions, weights, scores."""
     settings = config.ensemble
-    if len(settings.members) < 1:
-        raise DataError("ensemble.members is empty: name run folders, e.g. ensemble.members=[outputs/a,outputs/b]")
     blend = task_module(config.task, "blend")
-    folders = [Path(member) for member in settings.members]
-    for folder in folders:
-        if not folder.is_dir():
-            raise DataError(f"ensemble member {folder}: folder not found")
+    folders = member_folders(config)
     table = read_train_table(config.data)
     check_member_classes(folders, table.classes, table.source)
     task = create_task(config, table.classes)

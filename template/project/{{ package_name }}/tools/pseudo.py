@@ -9,7 +9,8 @@ from typing import Any
 from ..config import Config, load_config, with_overrides
 from ..core.data import read_test_table
 from ..core.errors import DataError
-from ..core.runs import RunPaths, read_json, with_run_values_for_auto, write_json
+from ..core.run_config import with_run_values_for_auto
+from ..core.runs import RunPaths, read_json, write_json
 from ..predict import predict
 from ..tasks import create_task, task_module
 from ..train import train

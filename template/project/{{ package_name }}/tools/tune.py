@@ -17,13 +17,15 @@ import pandas as pd
 import yaml
 
 from ..config import Config, SearchDimension, known_keys, load_config, with_overrides
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, ProjectError
 from ..core.runs import RunPaths, write_text
 from ..core.tracking import create_tracker
+from ..core.validate import require_valid_settings
 from ..folds import make_folds
 from ..tasks import create_task, read_train_table
 from ..train import train
 from .report import Report, figure_png
+from .tune_search import create_pruner, create_sampler
 
 # Keys a trial may not change: they decide where and on what the study itself runs.
 UNTUNABLE = ("experiment", "output_dir", "seeds", "folds", "tune", "wandb", "data", "task", "metric")
@@ -71,9 +73,9 @@ def check_space(config: Config) -> dict[str, SearchDimension]:
         candidates = dimension.choices if dimension.type == "categorical" else [dimension.low, dimension.high]
         for value in candidates or []:
             sample = int(value) if dimension.type == "int" else value
-            try:
-                with_overrides(config, nested(key, sample))
-            except ConfigError as error:
+            try:  # a value the config takes, and one a trial could run with (a backbone timm has, ...)
+                require_valid_settings(with_overrides(config, nested(key, sample)))
+            except ProjectError as error:
                 raise ConfigError(f"tune.space.{key}: {sample!r} is not a value it takes ({error})") from error
     return space
 
@@ -86,27 +88,6 @@ def suggest(trial: optuna.Trial, key: str, dimension: SearchDimension) -> Any:
         step = int(dimension.step or 1)
         return trial.suggest_int(key, int(dimension.low), int(dimension.high), step=step, log=dimension.log)
     return trial.suggest_float(key, dimension.low, dimension.high, step=dimension.step, log=dimension.log)
-
-
-def create_sampler(config: Config) -> optuna.samplers.BaseSampler:
-    samplers = {
-        "tpe": lambda: optuna.samplers.TPESampler(seed=config.tune.seed, n_startup_trials=config.tune.startup_trials),
-        "random": lambda: optuna.samplers.RandomSampler(seed=config.tune.seed),
-    }
-    return samplers[config.tune.sampler]()
-
-
-def create_pruner(config: Config) -> optuna.pruners.BasePruner:
-    first = config.tune.prune_after  # evaluations every trial gets before it can be stopped
-    pruners = {
-        "median": lambda: optuna.pruners.MedianPruner(
-            n_startup_trials=config.tune.startup_trials,
-            n_warmup_steps=first,  # reports are steps 1, 2, ...
-        ),
-        "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=first),
-        "none": lambda: optuna.pruners.NopPruner(),
-    }
-    return pruners[config.tune.pruner]()
 
 
 def tune_dir(config: Config) -> Path:

@@ -71,9 +71,14 @@ def read_member(task: Any, path: Path, kind: str) -> tuple[np.ndarray, np.ndarra
     classes = task.classes
     if not path.is_file():
         raise DataError(f"{path}: {kind} predictions not found (expected id + one column per class)")
-    frame = pd.read_csv(path, dtype={"id": str})
+    try:
+        frame = pd.read_csv(path, dtype={"id": str})
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: empty file; expected id + one column per class") from None
     if "id" not in frame.columns:
         raise DataError(f"{path}: missing column 'id'")
+    if frame.empty:
+        raise DataError(f"{path}: no {kind} predictions in it (a header only)")
     found = [column for column in frame.columns if column not in ("id", "fold")]
     if sorted(found) != sorted(classes):
         raise DataError(f"{path}: class columns {found} differ from {classes}")

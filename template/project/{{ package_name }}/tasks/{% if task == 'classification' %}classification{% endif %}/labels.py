@@ -26,7 +26,11 @@ def _single_label_targets(frame: pd.DataFrame, column: str, config: DataConfig, 
     labels = frame[column].astype(str).str.strip()
     empty = np.flatnonzero(labels.to_numpy() == "")
     if len(empty):
-        raise DataError(f"{source}: empty '{column}' at row {int(empty[0]) + 2}")
+        rows = ", ".join(str(int(row) + 2) for row in empty[:3]) + (
+            f" and {len(empty) - 3} more" if len(empty) > 3 else ""
+        )
+        where = f"row {rows}" if len(empty) == 1 else f"rows {rows}"
+        raise DataError(f"{source}: empty '{column}' at {where} ({len(empty)} of {len(labels)} rows)")
     classes = check_classes(sorted_labels(labels.unique().tolist()), config, source)
     index = {name: i for i, name in enumerate(classes)}
     return classes, labels.map(index).to_numpy(dtype=np.int64)

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
-
 import timm
 import torch
 
 from ...config import ModelConfig
 from ...core.errors import ModelError
-from ...core.weights import build_model, offline_hint
-
-
-def check_backbone(name: str) -> None:
-    if timm.is_model(name):
-        return
-    close = difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.6)
-    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise ModelError(f"model.backbone '{name}' is not a timm model{hint}")
+from ...core.weights import build_model, check_backbone, offline_hint
 
 
 def create_model(config: ModelConfig, num_classes: int, pretrained: bool | None = None) -> torch.nn.Module:

@@ -13,6 +13,7 @@ from ...config import Config
 from ...core.data import LabelledTable, check_unique_ids, read_csv, require_columns, with_pseudo_rows
 from ...core.errors import DataError
 from ...core.runs import write_csv
+from .blend import read_member
 
 
 def select_confident(probabilities: np.ndarray, threshold: float, multi_label: bool) -> np.ndarray:
@@ -53,9 +54,8 @@ def write_pseudo_labels(
     task: Any, config: Config, source: Path, image_paths: dict[str, str], folder: Path
 ) -> dict[str, Any]:
     """`folder`/pseudo_labels.csv from the test predictions in `source`; what was taken of how many."""
-    if not source.is_file():
-        raise DataError(f"{source}: test predictions not found; run predict (or ensemble) first")
-    predictions = pd.read_csv(source, dtype={"id": str})
+    ids, probabilities = read_member(task, source, "test")  # run predict (or ensemble) first
+    predictions = pd.DataFrame(probabilities, columns=task.classes).assign(id=ids)
     settings = config.pseudo
     labels = pseudo_label_frame(
         predictions, image_paths, task.classes, settings.threshold, config.data.multi_label, settings.soft

@@ -8,19 +8,49 @@ import pandas as pd
 from ...core.data import id_stem
 from ...core.errors import SubmissionError
 
+# Metrics scored on probabilities: a one-column sample of a binary competition then wants P(positive class).
+PROBABILITY_METRICS = ("log_loss", "roc_auc")
 
-def submission_format(sample: pd.DataFrame, id_column: str, classes: list[str], requested: str) -> str:
-    """`probabilities` when the sample has a column per class, `labels` when it has one target column."""
+
+def submission_format(
+    sample: pd.DataFrame,
+    id_column: str,
+    classes: list[str],
+    requested: str,
+    metric: str = "accuracy",
+    multi_label: bool = False,
+) -> str:
+    """`probabilities` when the sample has a column per class, or one column of a binary competition scored on
+    probabilities (log loss, ROC AUC); `labels` when it has one target column otherwise."""
+    targets = [column for column in sample.columns if column != id_column]
+    per_class = set(targets) == set(classes) and len(targets) > 1
+    binary = len(targets) == 1 and len(classes) == 2 and not multi_label
+    if requested == "probabilities" and not (per_class or binary):
+        raise SubmissionError(
+            f"submit.format=probabilities needs one sample column per class {classes[:6]} (or one column for a "
+            f"binary target), but the sample's columns are {targets}"
+        )
+    if requested == "labels" and per_class:
+        raise SubmissionError(f"submit.format=labels needs one target column; the sample has one per class {targets}")
     if requested != "auto":
         return requested
-    targets = [column for column in sample.columns if column != id_column]
-    if set(targets) == set(classes) and len(targets) > 1:
+    if per_class or (binary and metric in PROBABILITY_METRICS):
         return "probabilities"
     if len(targets) == 1:
         return "labels"
     raise SubmissionError(
         f"sample submission columns {targets} are neither one label column nor one column per class {classes}"
     )
+
+
+def describe_format(fmt: str, sample: pd.DataFrame, id_column: str, classes: list[str], metric: str) -> str:
+    """What the submission will hold, in words (check prints it)."""
+    targets = [column for column in sample.columns if column != id_column]
+    if fmt == "labels":
+        return f"labels in column '{targets[0]}'"
+    if len(targets) == 1:
+        return f"probabilities of class '{classes[-1]}' in column '{targets[0]}' (metric {metric})"
+    return f"one probability column per class ({', '.join(targets[:4])}{', ...' if len(targets) > 4 else ''})"
 
 
 def _label_values(labels: list[str], template: pd.Series) -> list:
@@ -51,11 +81,14 @@ def build_submission(
         raise SubmissionError(f"predictions have no row for sample id '{missing.iloc[0]}' ({len(missing)} ids)")
     probabilities = by_id.loc[sample_ids, classes].to_numpy(dtype=np.float64)
     submission = pd.DataFrame({id_column: sample[id_column].to_numpy()})
+    target = next(column for column in sample.columns if column != id_column)
+    if fmt == "probabilities" and target not in classes:  # one column of a binary target: P(the second class)
+        submission[target] = probabilities[:, -1]
+        return submission
     if fmt == "probabilities":
         for index, name in enumerate(classes):
             submission[name] = probabilities[:, index]
         return submission[list(sample.columns)]
-    target = next(column for column in sample.columns if column != id_column)
     if multi_label:
         labels = [" ".join(np.asarray(classes)[row >= threshold]) for row in probabilities]
     else:

@@ -20,7 +20,7 @@ from .. import TaskHooks
 from .loss import balanced_weights, create_loss, soft_target_loss
 from .metric import create_metric
 from .model import create_model, normalisation
-from .submission import build_submission, submission_format, validate_submission
+from .submission import build_submission, describe_format, submission_format, validate_submission
 
 
 class ClassificationTask(TaskHooks):
@@ -137,11 +137,22 @@ class ClassificationTask(TaskHooks):
         frame = pd.read_csv(path, dtype={"id": str})
         return frame["id"].to_numpy(), self.read_prediction_frame(frame)
 
+    def submission_format(self, sample: pd.DataFrame) -> str:
+        config = self.config
+        return submission_format(
+            sample, config.data.id_column, self.classes, config.submit.format, config.metric, config.data.multi_label
+        )
+
+    def check_sample(self, sample: pd.DataFrame) -> str:
+        """Labels or probabilities, as the sample's columns and the metric ask (submit.format=auto)."""
+        fmt = self.submission_format(sample)
+        return describe_format(fmt, sample, self.config.data.id_column, self.classes, self.config.metric)
+
     def submission(self, sample: pd.DataFrame, predictions: Path) -> pd.DataFrame:
         """The sample's ids and columns: a label column or one probability column per class."""
         data = self.config.data
         frame = pd.read_csv(predictions, dtype={"id": str})
-        fmt = submission_format(sample, data.id_column, self.classes, self.config.submit.format)
+        fmt = self.submission_format(sample)
         submission = build_submission(
             sample,
             frame,

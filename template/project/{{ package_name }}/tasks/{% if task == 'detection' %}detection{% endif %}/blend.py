@@ -74,6 +74,8 @@ def read_member(task: Any, path: Path, kind: str) -> tuple[np.ndarray, np.ndarra
         ids, outputs = task.read_predictions(path)
     except SubmissionError as error:
         raise DataError(str(error)) from error
+    if len(ids) == 0:
+        raise DataError(f"{path}: no {kind} predictions in it (a header only)")
     ids = ids.astype(str)
     duplicated = [image_id for image_id, count in zip(*np.unique(ids, return_counts=True), strict=True) if count > 1]
     if duplicated:

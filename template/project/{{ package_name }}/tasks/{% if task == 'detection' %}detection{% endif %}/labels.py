@@ -10,8 +10,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
-from torchvision.ops import box_convert
 
 from ...config import DataConfig
 from ...core.coco import coco_annotations, coco_image_row, folder_images, read_image_size
@@ -25,47 +23,7 @@ from ...core.data import (
     sorted_labels,
 )
 from ...core.errors import DataError
-
-
-def to_xyxy(boxes: np.ndarray, box_format: str) -> np.ndarray:
-    """(N, 4) boxes in `box_format` as x1 y1 x2 y2 (torchvision's box_convert)."""
-    tensor = torch.as_tensor(np.asarray(boxes, dtype=np.float64).reshape(-1, 4))
-    return box_convert(tensor, box_format, "xyxy").numpy()
-
-
-def from_xyxy(boxes: np.ndarray, box_format: str) -> np.ndarray:
-    tensor = torch.as_tensor(np.asarray(boxes, dtype=np.float64).reshape(-1, 4))
-    return box_convert(tensor, "xyxy", box_format).numpy()
-
-
-def check_boxes(
-    boxes: np.ndarray, width: int, height: int, where: list[str], out_of_bounds: str
-) -> tuple[np.ndarray, int]:
-    """Clip boxes to the image (or raise, per `out_of_bounds`); raise on zero or negative area.
-    Returns the boxes and how many were clipped; `where[i]` names box i in messages."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    if not np.isfinite(boxes).all():
-        raise DataError(f"{where[int(np.argwhere(~np.isfinite(boxes))[0][0])]}: box has a missing or non-numeric value")
-    bad = (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{where[i]}: box {boxes[i].round(2).tolist()} (x1 y1 x2 y2) has zero or negative area")
-    limits = np.array([width, height, width, height], dtype=np.float64)
-    outside = (boxes < 0).any(axis=1) | (boxes > limits).any(axis=1)
-    if outside.any() and out_of_bounds == "error":
-        i = int(np.flatnonzero(outside)[0])
-        raise DataError(
-            f"{where[i]}: box {boxes[i].round(2).tolist()} lies outside the {width}x{height} image "
-            "(set data.out_of_bounds=clip to clip such boxes)"
-        )
-    clipped = np.clip(boxes, 0, limits)
-    empty = (clipped[:, 2] <= clipped[:, 0]) | (clipped[:, 3] <= clipped[:, 1])
-    if empty.any():
-        i = int(np.flatnonzero(empty)[0])
-        raise DataError(
-            f"{where[i]}: box {boxes[i].round(2).tolist()} lies entirely outside the {width}x{height} image"
-        )
-    return clipped.astype(np.float32), int(outside.sum())
+from .boxes import SHOWN, BoxAudit, check_audit, check_boxes, format_hint, to_xyxy
 
 
 def _target(boxes: list, labels: list, segmentations: list | None = None) -> dict[str, Any]:
@@ -89,13 +47,16 @@ def box_strata(targets: np.ndarray, num_classes: int, count_bins: int = 4) -> np
     return np.concatenate([presence, bins], axis=1)
 
 
-def _table(rows: list[dict], targets: list[dict], classes: list[str], source: Path, clipped: int) -> LabelledTable:
+def _table(
+    rows: list[dict], targets: list[dict], classes: list[str], source: Path, audit: BoxAudit, hint: str = ""
+) -> LabelledTable:
     if not rows:
         raise DataError(f"{source}: no training images")
+    check_audit(audit, source, hint)
     if not classes or not any(len(target["labels"]) for target in targets):
         raise DataError(f"{source}: no labelled boxes in {len(rows)} images; a detector needs at least one box")
-    if clipped:
-        print(f"{source}: clipped {clipped} boxes to their image borders (data.out_of_bounds=clip)")
+    if audit.clipped:
+        print(f"{source}: clipped {audit.clipped} boxes to their image borders (data.out_of_bounds=clip)")
     frame = pd.DataFrame(rows)
     target_array = np.empty(len(targets), dtype=object)
     target_array[:] = targets
@@ -119,17 +80,17 @@ def read_coco(config: DataConfig, check_images: bool = True) -> LabelledTable:
         labels[image_id].append(class_index)
         where[image_id].append(name)
         segmentations[image_id].append(annotation.get("segmentation") or None)
-    rows, targets, clipped = [], [], 0
+    rows, targets, audit = [], [], BoxAudit()
     for image_id, image in images.items():
         row = coco_image_row(config, source, image_id, image, check_images)
         width, height = row["width"], row["height"]
-        image_boxes, count = check_boxes(
-            np.array(boxes[image_id]), width, height, where[image_id], config.out_of_bounds
+        image_boxes, keep = check_boxes(
+            np.array(boxes[image_id]), width, height, where[image_id], config.out_of_bounds, audit
         )
-        clipped += count
         rows.append(row)
-        targets.append(_target(image_boxes, labels[image_id], segmentations[image_id]))
-    return _table(rows, targets, classes, source, clipped)
+        kept_segmentations = [s for s, kept in zip(segmentations[image_id], keep, strict=True) if kept]
+        targets.append(_target(image_boxes, np.asarray(labels[image_id], dtype=np.int64)[keep], kept_segmentations))
+    return _table(rows, targets, classes, source, audit)
 
 
 def _parse_box_cell(value: str, where: str) -> list[float]:
@@ -181,7 +142,7 @@ def read_boxes_csv(config: DataConfig, check_images: bool = True) -> LabelledTab
             raise DataError(f"{source}: row {row + 2} annotates image '{image_id}', which is not in {folder}")
         if not empty:
             by_image[image_id].append(row)
-    rows, targets, clipped = [], [], 0
+    rows, targets, audit, malformed, pixels = [], [], BoxAudit(), [], []
     reserved = {config.id_column, class_column, *config.box_columns, "id", "path", "width", "height"}
     extra_columns = [column for column in frame.columns if column not in reserved]
     for image_id in image_ids:
@@ -190,31 +151,44 @@ def read_boxes_csv(config: DataConfig, check_images: bool = True) -> LabelledTab
         raw, labels, where = [], [], []
         for row in by_image[image_id]:
             here = f"{source}: row {row + 2}"
-            values = frame.iloc[row]
-            if len(config.box_columns) == 1:
-                numbers = _parse_box_cell(values[config.box_columns[0]], here)
-            else:
-                try:
-                    numbers = [float(values[column]) for column in config.box_columns]
-                except ValueError as error:
-                    raise DataError(f"{here}: box columns {config.box_columns} must hold numbers") from error
-            label = values[class_column].strip()
+            try:
+                numbers = _row_box(frame.iloc[row], config.box_columns, here)
+            except DataError as error:
+                malformed.append(str(error).removeprefix(f"{source}: "))
+                continue
+            label = frame.iloc[row][class_column].strip()
             if label not in class_index:
-                raise DataError(f"{here}: class '{label}' is not in data.classes {classes}")
+                malformed.append(f"row {row + 2}: class '{label}' is not in data.classes {classes}")
+                continue
             raw.append(numbers)
             labels.append(class_index[label])
             where.append(here)
         boxes = np.array(raw, dtype=np.float64).reshape(-1, 4)
         if config.box_normalized:
             boxes = boxes * np.array([width, height, width, height])
-        boxes, count = check_boxes(to_xyxy(boxes, config.box_format), width, height, where, config.out_of_bounds)
-        clipped += count
+        pixels.append((boxes, width, height))
+        checked, keep = check_boxes(
+            to_xyxy(boxes, config.box_format), width, height, where, config.out_of_bounds, audit
+        )
         # Other columns (a source for group folds, ...) from the image's first row; negatives without rows get "".
         first = frame.iloc[by_image[image_id][0]] if by_image[image_id] else None
         extra = {column: "" if first is None else first[column] for column in extra_columns}
         rows.append({"id": image_id, "path": str(path), "width": width, "height": height, **extra})
-        targets.append(_target(boxes, labels))
-    return _table(rows, targets, classes, source, clipped)
+        targets.append(_target(checked, np.asarray(labels, dtype=np.int64)[keep]))
+    if malformed:
+        more = f" and {len(malformed) - SHOWN} more" if len(malformed) > SHOWN else ""
+        rows = "row" if len(malformed) == 1 else "rows"
+        raise DataError(f"{source}: {len(malformed)} malformed {rows}: {'; '.join(malformed[:SHOWN])}{more}")
+    return _table(rows, targets, classes, source, audit, format_hint(pixels, config.box_format, audit))
+
+
+def _row_box(values: pd.Series, columns: list[str], here: str) -> list[float]:
+    if len(columns) == 1:
+        return _parse_box_cell(values[columns[0]], here)
+    try:
+        return [float(values[column]) for column in columns]
+    except ValueError as error:
+        raise DataError(f"{here}: box columns {columns} must hold numbers") from error
 
 
 def _voc_number(node: ET.Element, tag: str, where: str) -> float:
@@ -243,7 +217,7 @@ def read_voc(config: DataConfig, check_images: bool = True) -> LabelledTable:
     found = sorted({(obj.findtext("name") or "").strip() for _, root in parsed for obj in root.iter("object")})
     classes = check_classes(sorted_labels([name for name in found if name]), config, folder)
     class_index = {name: i for i, name in enumerate(classes)}
-    rows, targets, clipped = [], [], 0
+    rows, targets, audit = [], [], BoxAudit()
     for xml_path, root in parsed:
         filename = root.findtext("filename") or f"{xml_path.stem}{config.image_ext}"
         path = images / filename
@@ -269,11 +243,10 @@ def read_voc(config: DataConfig, check_images: bool = True) -> LabelledTable:
             boxes.append([_voc_number(box, tag, here) for tag in ("xmin", "ymin", "xmax", "ymax")])
             labels.append(class_index[name])
             where.append(here)
-        checked, count = check_boxes(np.array(boxes), width, height, where, config.out_of_bounds)
-        clipped += count
+        checked, keep = check_boxes(np.array(boxes), width, height, where, config.out_of_bounds, audit)
         rows.append({"id": Path(filename).stem, "path": str(path), "width": width, "height": height})
-        targets.append(_target(checked, labels))
-    return _table(rows, targets, classes, folder, clipped)
+        targets.append(_target(checked, np.asarray(labels, dtype=np.int64)[keep]))
+    return _table(rows, targets, classes, folder, audit)
 
 
 LAYOUTS = {"coco": read_coco, "boxes_csv": read_boxes_csv, "voc": read_voc}

@@ -20,7 +20,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool, LastLevelP
 from ...config import Config, DetectionConfig
 from ...core.errors import ConfigError, ModelError
 from ...core.registry import lookup
-from ...core.weights import build_model, offline_hint
+from ...core.weights import build_model, check_backbone, offline_hint
 
 
 class TimmFPN(nn.Module):
@@ -239,6 +239,6 @@ def create_detector(config: Config, num_classes: int, pretrained: bool) -> nn.Mo
     """A detector for `num_classes` object classes (torchvision adds background as label 0)."""
     name = config.detection.architecture
     build = lookup(DETECTORS, name, "detection.architecture")
-    if name in ("fcos", "retinanet", "fasterrcnn") and not timm.is_model(config.model.backbone):
-        raise ModelError(f"model.backbone '{config.model.backbone}' is not a timm model")
+    if name in ("fcos", "retinanet", "fasterrcnn"):
+        check_backbone(config.model.backbone)
     return build_model(lambda use: build(config, num_classes + 1, use), config.model, pretrained)

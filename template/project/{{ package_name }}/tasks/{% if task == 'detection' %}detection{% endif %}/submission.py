@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ...core.errors import SubmissionError
-from .labels import from_xyxy, to_xyxy
+from .boxes import from_xyxy, to_xyxy
 
 INTERNAL_TOKENS = "label score x1 y1 x2 y2"  # prediction files: class index, score, pixel corners
 

@@ -202,7 +202,10 @@ class DetectionTask(TaskHooks):
         return [self.write_coco_results(path.with_name(f"{path.stem}_coco.json"), ids, outputs)]
 
     def read_predictions(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
-        frame = pd.read_csv(path, dtype={"id": str, "prediction": str}, keep_default_na=False)
+        try:
+            frame = pd.read_csv(path, dtype={"id": str, "prediction": str}, keep_default_na=False)
+        except pd.errors.EmptyDataError:
+            raise SubmissionError(f"{path}: empty file; expected id, width, height, prediction") from None
         missing = [c for c in ("id", "width", "height", "prediction") if c not in frame.columns]
         if missing:
             raise SubmissionError(f"{path}: missing columns {missing} (expected id, width, height, prediction)")
@@ -220,9 +223,8 @@ class DetectionTask(TaskHooks):
         """The sample's ids (its order) and its prediction column as PredictionStrings in the configured token
         order; an image without boxes gets an empty string."""
         det, id_column = self.config.detection, self.config.data.id_column
+        self.check_sample(sample)
         targets = [column for column in sample.columns if column != id_column]
-        if len(targets) != 1:
-            raise SubmissionError(f"sample submission needs one prediction column besides '{id_column}', has {targets}")
         ids, outputs = self.read_predictions(predictions)
         by_id = {id_stem(image_id): output for image_id, output in zip(ids, outputs, strict=True)}
         tokens = self.label_tokens()
@@ -238,6 +240,18 @@ class DetectionTask(TaskHooks):
         submission = pd.DataFrame({id_column: sample[id_column].to_numpy(), targets[0]: strings})
         check_prediction_strings(submission[targets[0]], det.submission_tokens, tokens)
         return submission
+
+    def check_sample(self, sample: pd.DataFrame) -> str:
+        """One PredictionString column besides the id, and class tokens a PredictionString can carry."""
+        id_column = self.config.data.id_column
+        targets = [column for column in sample.columns if column != id_column]
+        if len(targets) != 1:
+            raise SubmissionError(f"sample submission needs one prediction column besides '{id_column}', has {targets}")
+        tokens = self.label_tokens()
+        kind = "class indices" if tokens != list(self.classes) else "class names"
+        det = self.config.detection
+        scale = "fractions of the image" if det.submission_normalized else "pixels"
+        return f"PredictionString in column '{targets[0]}': '{det.submission_tokens}' per box, {kind}, {scale}"
 
     def label_tokens(self) -> list[str]:
         """The class token of each class in a PredictionString: names unless one holds a separator."""

@@ -67,8 +67,10 @@ def read_member(task: Any, path: Path, kind: str) -> tuple[np.ndarray, np.ndarra
         raise DataError(f"{path}: {kind} predictions not found (expected ids and probs (N, C, H, W) in an .npz)")
     try:
         ids, outputs = task.read_predictions(path)
-    except (KeyError, ValueError, SubmissionError) as error:
+    except (KeyError, ValueError, EOFError, OSError, SubmissionError) as error:
         raise DataError(f"{path}: not a prediction file with 'ids' and 'probs' ({error})") from error
+    if len(ids) == 0:
+        raise DataError(f"{path}: no {kind} predictions in it")
     unique, counts = np.unique(ids, return_counts=True)
     if (counts > 1).any():
         raise DataError(f"{path}: duplicate id '{unique[counts > 1][0]}'")

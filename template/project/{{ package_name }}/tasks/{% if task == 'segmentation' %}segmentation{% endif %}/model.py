@@ -10,15 +10,14 @@ from torch import nn
 
 from ...config import ModelConfig, SegmentationConfig
 from ...core.errors import ConfigError, ModelError
-from ...core.weights import build_model, offline_hint
+from ...core.weights import build_model, check_backbone, offline_hint
 
 
 def create_segmenter(
     model_config: ModelConfig, seg: SegmentationConfig, num_outputs: int, pretrained: bool | None = None
 ) -> nn.Module:
     """An smp model with `num_outputs` channels on the timm encoder model.backbone."""
-    if not timm.is_model(model_config.backbone):
-        raise ModelError(f"model.backbone '{model_config.backbone}' is not a timm model (smp's tu- encoders)")
+    check_backbone(model_config.backbone)  # smp's tu- encoders are timm models
     return build_model(lambda use: _create(model_config, seg, num_outputs, use), model_config, pretrained)
 
 

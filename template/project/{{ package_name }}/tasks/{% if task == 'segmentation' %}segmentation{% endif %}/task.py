@@ -258,10 +258,9 @@ class SegmentationTask(TaskHooks):
         """The sample's rows, RLE per (image) or per (image, class) when the sample has a class column; an
         empty mask is an empty string."""
         data = self.config.data
+        self.check_sample(sample)
         ids, outputs = self.read_predictions(predictions)
         by_id = {id_stem(image_id): output for image_id, output in zip(ids, outputs, strict=True)}
-        if data.rle_column not in sample.columns:
-            raise SubmissionError(f"sample submission lacks the RLE column '{data.rle_column}' (data.rle_column)")
         class_column = next((c for c in (data.target_columns or []) if c in sample.columns), None)
         cache: dict[str, np.ndarray] = {}
         encoded = []
@@ -283,6 +282,23 @@ class SegmentationTask(TaskHooks):
         submission = sample.copy()
         submission[data.rle_column] = encoded
         return submission
+
+    def check_sample(self, sample: pd.DataFrame) -> str:
+        """The RLE column (data.rle_column) and, for a row per image and class, the class column must be the
+        sample's; returns what the submission will hold."""
+        data = self.config.data
+        found = ", ".join(map(str, sample.columns))
+        if data.rle_column not in sample.columns:
+            raise SubmissionError(
+                f"sample submission lacks the RLE column '{data.rle_column}' (data.rle_column); its columns: {found}"
+            )
+        missing = [c for c in data.target_columns if c not in sample.columns]
+        if missing:
+            raise SubmissionError(
+                f"sample submission lacks the class column '{missing[0]}' (data.target_columns); its columns: {found}"
+            )
+        per = f"per image and {data.target_columns[0]}" if data.target_columns else "per image"
+        return f"run-length masks in column '{data.rle_column}', {per} ({data.rle_order}-order, from {data.rle_start})"
 
     def write_submission_extras(self, predictions: Path, folder: Path) -> list[Path]:
         """segmentation.submission=png: index PNGs of the masks in `folder`/masks."""
