@@ -11,6 +11,7 @@ import sys
 import zipfile
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,7 @@ from podium.cli import app
 from podium.demo import write_digits_competition, write_masks_competition, write_scenes_competition
 from podium.discover import box_format_from_values, inspect_competition
 from podium.errors import PodiumError
+from podium.project import Rendered
 from typer.testing import CliRunner
 
 runner = CliRunner()
@@ -203,6 +205,87 @@ def salt_without_csv(root: Path) -> None:
     (root / "train.csv").unlink()
 
 
+def melanoma(root: Path) -> None:
+    """SIIM melanoma: train.csv holds metadata, a diagnosis and the 0/1 `target` that the sample asks for."""
+    diagnoses = ["nevus", "melanoma", "keratosis", "unknown"]
+    rows = []
+    for i in range(12):
+        image(root / "train" / f"ISIC_{i:04d}.jpg")
+        rows.append({"image_name": f"ISIC_{i:04d}", "patient_id": f"IP_{i // 2:03d}", "sex": ["male", "female"][i % 2],
+                     "age": 30 + i, "diagnosis": diagnoses[i % 4], "target": int(i % 4 == 1)})  # fmt: skip
+    pd.DataFrame(rows).to_csv(root / "train.csv", index=False)
+    image(root / "test" / "ISIC_9000.jpg")
+    pd.DataFrame({"image_name": ["ISIC_9000"], "target": [0]}).to_csv(root / "sample_submission.csv", index=False)
+
+
+def metadata_csv(root: Path) -> None:
+    """train.csv: metadata only (id, patient_id, age, site); the images are named by id."""
+    for i in range(12):
+        image(root / "train" / f"tr{i:03d}.png")
+    pd.DataFrame({"id": [f"tr{i:03d}" for i in range(12)], "patient_id": [f"P{i % 7:03d}" for i in range(12)],
+                  "age": [20 + i for i in range(12)], "site": [["head", "torso"][i % 2] for i in range(12)]}).to_csv(
+        root / "train.csv", index=False)  # fmt: skip
+    image(root / "test" / "te000.png")
+
+
+def labels_beside_metadata(root: Path) -> None:
+    """train.csv holds metadata, train_labels.csv the labels the sample asks for."""
+    metadata_csv(root)
+    pd.DataFrame({"id": [f"tr{i:03d}" for i in range(12)], "label": [["cat", "dog"][i % 2] for i in range(12)]}).to_csv(
+        root / "train_labels.csv", index=False
+    )
+    pd.DataFrame({"id": ["te000"], "label": ["cat"]}).to_csv(root / "sample_submission.csv", index=False)
+
+
+def unlabelled_metadata(root: Path) -> None:
+    """No training table holds a column the sample asks for: the files cannot tell the label column."""
+    metadata_csv(root)
+    pd.DataFrame({"id": ["te000"], "score": [0.5]}).to_csv(root / "sample_submission.csv", index=False)
+
+
+def blood_cells(root: Path) -> None:
+    """BCCD-like boxes: image_id, xmin, ymin, xmax, ymax and a cell_type (three types, mixed within images)."""
+    rows = []
+    for i in range(8):
+        image(root / "train" / f"b{i}.jpg", (64, 64))
+        for k in range(3):
+            rows.append({"image_id": f"b{i}", "xmin": 5 + 10 * k, "ymin": 4 + i, "xmax": 12 + 10 * k + i % 3,
+                         "ymax": 20 + i, "cell_type": ["RBC", "WBC", "Platelets"][(i + k) % 3]})  # fmt: skip
+    pd.DataFrame(rows).to_csv(root / "train.csv", index=False)
+    image(root / "test" / "q0.jpg", (64, 64))
+    pd.DataFrame({"image_id": ["q0"], "PredictionString": ""}).to_csv(root / "sample_submission.csv", index=False)
+
+
+def x1_y1_w_h(root: Path) -> None:
+    """Four box columns named x1, y1, w, h and a label column."""
+    rows = [{"image_id": f"k{i}", "x1": 3 + i, "y1": 5, "w": 20, "h": 10 + i, "label": "car"} for i in range(6)]
+    for i in range(6):
+        image(root / "train" / f"k{i}.jpg", (64, 64))
+    pd.DataFrame(rows).to_csv(root / "train.csv", index=False)
+    image(root / "test" / "q0.jpg", (64, 64))
+    pd.DataFrame({"image_id": ["q0"], "PredictionString": ""}).to_csv(root / "sample_submission.csv", index=False)
+
+
+def wheat_large_boxes(root: Path) -> None:
+    """Global Wheat's layout with boxes larger than their offsets (w > x, h > y): the numbers' order alone reads
+    like x_min y_min x_max y_max."""
+    global_wheat(root)
+    offsets, sides = [2, 9, 4, 7, 3, 8, 5, 6], [30, 31, 50, 52, 40, 41, 35, 45]
+    rows = [{"image_id": f"w{i}", "width": 64, "height": 64, "bbox": f"[{offsets[i]}, {offsets[-1 - i]}, {sides[i]}, "
+             f"{sides[-1 - i]}]", "source": "s0"} for i in range(8)]  # fmt: skip
+    pd.DataFrame(rows).to_csv(root / "train.csv", index=False)
+
+
+def salt_with_sample(value: str, column: str = "rle") -> Any:
+    """TGS's folders, a sample submission whose RLE column is named `column` and holds `value` (as Kaggle ships)."""
+
+    def write(root: Path) -> None:
+        tgs_salt(root)
+        pd.DataFrame({"id": ["u0"], column: [value]}).to_csv(root / "sample_submission.csv", index=False)
+
+    return write
+
+
 EXPECTED: dict[str, tuple[Any, dict[str, Any]]] = {
     "dog-breed-identification": (dog_breeds, {
         "task": "classification", "data_layout": "csv", "train_csv": "labels.csv", "id_column": "id",
@@ -242,6 +325,24 @@ EXPECTED: dict[str, tuple[Any, dict[str, Any]]] = {
         "task": "segmentation", "data_layout": "masks", "masks_dir": "train/masks", "image_dir": "train/images"}),
     "sartorius-polygons": (lambda root: coco_detection(root, polygons=True), {
         "task": "segmentation", "data_layout": "coco_polygons", "rle_column": "EncodedPixels"}),
+    "siim-melanoma": (melanoma, {
+        "task": "classification", "train_csv": "train.csv", "id_column": "image_name", "target_columns": "target",
+        "label_mode": "single_label"}),
+    "labels-beside-metadata": (labels_beside_metadata, {
+        "task": "classification", "train_csv": "train_labels.csv", "id_column": "id", "target_columns": "label",
+        "label_mode": "single_label"}),
+    "bccd-cell-types": (blood_cells, {
+        "task": "detection", "box_columns": "xmin,ymin,xmax,ymax", "box_format": "xyxy",
+        "target_columns": "cell_type"}),
+    "x1-y1-w-h-columns": (x1_y1_w_h, {
+        "task": "detection", "box_columns": "x1,y1,w,h", "box_format": "xywh", "target_columns": "label"}),
+    "wheat-large-boxes": (wheat_large_boxes, {
+        "task": "detection", "box_columns": "bbox", "box_format": "xywh", "target_columns": ""}),
+    "salt-sample-rle-empty": (salt_with_sample(""), {"rle_column": "rle", "target_columns": ""}),
+    "salt-sample-rle-minus-one": (salt_with_sample("-1"), {"rle_column": "rle", "target_columns": ""}),
+    "salt-sample-rle-one-one": (salt_with_sample("1 1"), {"rle_column": "rle", "target_columns": ""}),
+    "salt-sample-pixels-by-name": (salt_with_sample("", "pixels"), {"rle_column": "pixels"}),
+    "salt-sample-only-column": (salt_with_sample("-1", "prediction"), {"rle_column": "prediction"}),
 }  # fmt: skip
 
 
@@ -272,6 +373,26 @@ def test_box_format_from_value_ranges() -> None:
     assert box_format_from_values([[10, 20, 5, 5], [1, 1, 30, 40]])[:2] == ("xywh", False)
     assert box_format_from_values([[10, 20, 15, 25], [1, 1, 30, 40]])[:2] == ("xyxy", False)
     assert box_format_from_values([[0.5, 0.5, 0.2, 0.4], [0.3, 0.6, 0.1, 0.1]])[:2] == ("cxcywh", True)
+
+
+def test_box_format_from_image_sizes_and_how_the_numbers_move() -> None:
+    """Large x y w h boxes (w > x, h > y) keep the order of x_min y_min x_max y_max: the image sizes and the
+    relation between the 1st and 3rd numbers tell them apart."""
+    size = [(64, 64)] * 4
+    # x + w passes the border in the 2nd box: x y w h would put it outside the image.
+    outside = [[2, 3, 30, 40], [30, 20, 62, 60], [10, 10, 40, 44], [20, 5, 50, 30]]
+    assert box_format_from_values(outside, size)[0] == "xyxy"
+    assert "outside" in box_format_from_values(outside, size)[2]
+    # Both fit; the 3rd number follows the 1st (x_max grows with x_min).
+    follows = [[2, 3, 12, 13], [20, 20, 31, 29], [40, 10, 52, 21], [30, 5, 39, 18]]
+    assert box_format_from_values(follows, size)[0] == "xyxy"
+    # Both fit; the 3rd number does not follow the 1st: a width.
+    widths = [[2, 9, 30, 40], [9, 2, 31, 35], [4, 6, 50, 41], [7, 3, 52, 45]]
+    assert box_format_from_values(widths, size) == ("xywh", False, box_format_from_values(widths, size)[2])
+    assert "width" in box_format_from_values(widths, size)[2]
+    # Small boxes: a third number below the first is a width, whatever the sizes.
+    assert box_format_from_values([[40, 30, 5, 6], [10, 12, 8, 4]], size[:2])[0] == "xywh"
+    assert box_format_from_values([[0.5, 0.5, 0.2, 0.4], [0.3, 0.6, 0.1, 0.1]], [(1, 1)] * 2)[:2] == ("cxcywh", True)
 
 
 def test_a_folder_without_a_layout_says_what_it_looked_for(tmp_path: Path) -> None:
@@ -386,3 +507,96 @@ def test_bad_sources_are_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "outside.txt").exists() and not (tmp_path / "p").exists()
     result = runner.invoke(app, ["new", str(tmp_path / "p"), "--from", str(tmp_path / "x"), "--kaggle", "c"])
     assert "give one of them" in result.output
+
+
+def git_files(project: Path) -> list[str]:
+    return subprocess.run(["git", "ls-files"], cwd=project, capture_output=True, text=True, check=True).stdout.split()
+
+
+def test_a_source_folder_named_data_leaves_the_package_named_after_dest(tmp_path: Path) -> None:
+    """`kaggle competitions download -p data`, then `podium new my-comp --from data`: the package is my_comp, and
+    its code is committed (a package named like the data folder would be git-ignored with the data)."""
+    cassava(tmp_path / "data")
+    result = runner.invoke(app, ["new", str(tmp_path / "my-comp"), "--from", str(tmp_path / "data"), "--defaults"])
+    assert result.exit_code == 0, result.output
+    answers = (tmp_path / "my-comp" / ".copier-answers.yml").read_text()
+    assert "package_name: my_comp" in answers and "project_name=" not in result.output
+    assert "my_comp/cli.py" in git_files(tmp_path / "my-comp")
+
+
+def test_a_competition_readme_is_placed_under_another_name(tmp_path: Path) -> None:
+    """The template writes data/README.md itself: the competition's README.md becomes README.competition.md."""
+    cassava(tmp_path / "comp")
+    (tmp_path / "comp" / "README.md").write_text("# Cassava\nThe competition's own notes.\n")
+    project = tmp_path / "project"
+    result = runner.invoke(app, ["new", str(project), "--from", str(tmp_path / "comp"), "--defaults"])
+    assert result.exit_code == 0, result.output
+    assert "README.md as data/README.competition.md" in result.output
+    assert (project / "data" / "README.competition.md").read_text() == "# Cassava\nThe competition's own notes.\n"
+    assert (project / "data" / "README.md").read_text().startswith("# Competition data")
+    assert "error:" not in result.output
+
+
+def test_when_the_files_cannot_tell_the_label_column_copier_asks_or_d_answers(tmp_path: Path) -> None:
+    """No training table holds the sample's column: no metadata column is guessed. -d answers; on a terminal the
+    question is left to copier (with --defaults: one line, tabled in test_generator_bad_inputs.py)."""
+    unlabelled_metadata(tmp_path / "comp")
+    found = inspect_competition(tmp_path / "comp")
+    assert "target_columns" not in found.answers
+    assert "cannot tell the label column of train.csv (candidates: patient_id, age, site)" in found.unresolved[
+        "target_columns"]  # fmt: skip
+
+    def fake_render(dest: Path, **kwargs: Any) -> Rendered:
+        dest.mkdir(parents=True, exist_ok=True)
+        (dest / ".copier-answers.yml").write_text("package_name: fake\ndata_dir: data\n")
+        return Rendered(dest, "fake")
+
+    source = ["--from", str(tmp_path / "comp")]
+    with mock.patch("podium.project.render_project", side_effect=fake_render) as render:
+        given = runner.invoke(app, ["new", str(tmp_path / "a"), *source, "--defaults", "-d", "target_columns=site"])
+        with mock.patch("podium.cli._stdin_is_a_terminal", return_value=True):
+            asked = runner.invoke(app, ["new", str(tmp_path / "b"), *source])
+    assert given.exit_code == 0 and asked.exit_code == 0, given.output + asked.output
+    assert render.call_args_list[0].kwargs["data"]["target_columns"] == "site"
+    assert "target_columns" not in render.call_args_list[1].kwargs["data"]
+    assert render.call_args_list[1].kwargs["defaults"] is False  # copier asks it
+
+
+def test_detection_and_segmentation_say_which_sample_column_they_fill(tmp_path: Path) -> None:
+    global_wheat(tmp_path / "wheat")
+    reasons = inspect_competition(tmp_path / "wheat").reasons
+    assert any(r.startswith("PredictionString: ") and "sample_submission.csv" in r for r in reasons), reasons
+    severstal(tmp_path / "steel")
+    reasons = inspect_competition(tmp_path / "steel").reasons
+    assert any(r.startswith("target_columns=ClassId: ") for r in reasons), reasons
+
+
+def nested_kaggle_zip(folder: Path, archive: Path, top: str = "") -> Path:
+    """A Kaggle download: a zip holding the image folders as inner zips (one with a folder inside, one without)
+    and the CSVs, under `top` if given."""
+    with zipfile.ZipFile(archive, "w") as outer:
+        for path in sorted(folder.iterdir()):
+            if path.is_dir():
+                inner = folder.parent / f"{path.name}.zip"
+                with zipfile.ZipFile(inner, "w") as handle:
+                    for file in sorted(path.iterdir()):  # train_images.zip holds train_images/..., test's no folder
+                        name = file.relative_to(folder) if path.name.startswith("train") else file.name
+                        handle.write(file, name)
+                outer.write(inner, f"{top}{inner.name}")
+            else:
+                outer.write(path, f"{top}{path.name}")
+    return archive
+
+
+@pytest.mark.parametrize("top", ["", "cassava-leaf-disease/"], ids=["flat", "top-folder"])
+def test_new_from_a_nested_kaggle_zip_unpacks_the_inner_zips(tmp_path: Path, top: str) -> None:
+    cassava(tmp_path / "comp")
+    archive = nested_kaggle_zip(tmp_path / "comp", tmp_path / "cassava-leaf-disease.zip", top)
+    project = tmp_path / "project"
+    result = runner.invoke(app, ["new", str(project), "--from", str(archive), "--defaults"])
+    assert result.exit_code == 0, result.output
+    assert "data_layout=csv" in result.output and "image_dir=train_images" in result.output
+    assert (project / "data" / "train_images" / "1000.jpg").is_file()
+    assert (project / "data" / "test_images" / "2216849948.jpg").is_file()
+    assert not list((project / "data").glob("*.zip"))
+    assert "podium-from-" not in result.output

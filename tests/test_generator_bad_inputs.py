@@ -5,16 +5,21 @@ One table of inputs, plus the interactive path: answers picked from copier's men
 
 from __future__ import annotations
 
+import io
+import shutil
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
 
 import pytest
+from PIL import Image
 from podium.cli import app
 from typer.testing import CliRunner
 
-from .conftest import git
+from .conftest import TEMPLATE_DIR, git
+from .test_discover import cassava, unlabelled_metadata
 
 runner = CliRunner()
 
@@ -70,6 +75,49 @@ def new(*extra: str) -> Callable[[Path], list[str]]:
     return lambda tmp_path: ["new", str(tmp_path / "dest"), "--defaults", *extra]
 
 
+def template_writing_train_csv(tmp_path: Path) -> None:
+    """A fork whose template writes data/train.csv, and a competition that holds its own train.csv."""
+    shutil.copytree(TEMPLATE_DIR, tmp_path / "fork", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    (tmp_path / "fork" / "project" / "{{ data_dir }}" / "train.csv.jinja").write_text("id,label\n")
+    cassava(tmp_path / "comp")
+
+
+def competition_without_label_evidence(tmp_path: Path) -> None:
+    unlabelled_metadata(tmp_path / "comp")
+
+
+def nested_zip(inner: bytes | None, member: str = "../evil.txt") -> Callable[[Path], None]:
+    """comp.zip holding train.zip: `inner` bytes as given (None: a zip whose member leaves the folder)."""
+
+    def write(tmp_path: Path) -> None:
+        buffer = io.BytesIO()
+        if inner is None:
+            with zipfile.ZipFile(buffer, "w") as handle:
+                handle.writestr(member, "x")
+        with zipfile.ZipFile(tmp_path / "comp.zip", "w") as outer:
+            outer.writestr("sample_submission.csv", "id,label\n")
+            outer.writestr("train.zip", inner if inner is not None else buffer.getvalue())
+
+    return write
+
+
+def zip_with_unreadable_csv(tmp_path: Path) -> None:
+    """comp.zip: an image and a train.csv that is not UTF-8 text."""
+    png = io.BytesIO()
+    Image.new("L", (8, 8)).save(png, format="PNG")
+    with zipfile.ZipFile(tmp_path / "comp.zip", "w") as archive:
+        archive.writestr("train/a.png", png.getvalue())
+        archive.writestr("train.csv", b"id,label\n\xff\xfe\xfa,1\n")
+
+
+def answers_file_with_unknown_key(tmp_path: Path) -> None:
+    (tmp_path / "unknown.yml").write_text("task: classification\nimagesize: 128\n")
+
+
+def from_source(*extra: str) -> Callable[[Path], list[str]]:
+    return lambda tmp_path: [*new("--from", str(tmp_path / "comp"), *extra)(tmp_path)]
+
+
 CASES = [
     # Template sources that cannot be read.
     Case(
@@ -97,6 +145,49 @@ CASES = [
     Case("qwk-multi-label", new("-d", "label_mode=multi_label", "-d", "metric=qwk"), ("metric 'qwk'", "single-label")),
     Case("two-class-columns", new("-d", "task=segmentation", "-d", "target_columns=a,b"), ("target_columns 'a,b'",)),
     Case("image-ext-without-dot", new("-d", "image_ext=png"), ("image_ext 'png'", "dot")),
+    Case("package-in-the-data-folder", new("-d", "package_name=data"), ("data_dir", "package's folder (data/)")),
+    # -d and answers-file keys and values, checked against copier.yml's questions.
+    Case("unknown-question", new("-d", "imagesize=128"), ("-d imagesize=128", "no such question", "image_size?")),
+    Case("dotted-question", new("-d", "model.backbone=resnet50"), ("-d model.backbone=resnet50", "backbone?")),
+    Case("not-an-integer", new("-d", "image_size=abc"), ("-d image_size=abc", "expected an integer")),
+    Case("not-a-boolean", new("-d", "pretrained=maybe"), ("-d pretrained=maybe", "expected true or false")),
+    Case(
+        "answers-file-unknown-key",
+        lambda p: [*new()(p), "--answers-file", str(p / "unknown.yml")],
+        ("unknown.yml", "imagesize", "image_size?"),
+        setup=answers_file_with_unknown_key,
+    ),
+    # --from sources the files cannot settle.
+    Case(
+        "from-clash-with-the-template",
+        lambda p: [*from_source()(p), "--template", str(p / "fork")],
+        ("comp", "train.csv clashes with data/train.csv", "the template writes"),
+        setup=template_writing_train_csv,
+    ),
+    Case(
+        "from-label-column-unknown",
+        from_source(),
+        ("comp", "train.csv", "candidates: patient_id, age, site", "-d target_columns="),
+        setup=competition_without_label_evidence,
+    ),
+    Case(
+        "from-nested-zip-corrupt-member",
+        lambda p: new("--from", str(p / "comp.zip"))(p),
+        ("comp.zip", "member 'train.zip'", "not a readable zip"),
+        setup=nested_zip(b"not a zip at all"),
+    ),
+    Case(
+        "from-zip-unreadable-csv",
+        lambda p: new("--from", str(p / "comp.zip"))(p),
+        ("comp.zip: train.csv: not a readable CSV",),
+        setup=zip_with_unreadable_csv,
+    ),
+    Case(
+        "from-nested-zip-slip",
+        lambda p: new("--from", str(p / "comp.zip"))(p),
+        ("comp.zip", "member 'train.zip'", "'../evil.txt'", "outside"),
+        setup=nested_zip(None),
+    ),
     # The command line and its files.
     Case("non-empty-dest", new(), ("dest", "is not empty", "--force"), setup=non_empty_dest),
     Case("dest-is-a-file", new(), ("dest", "not a folder"), setup=dest_is_a_file),

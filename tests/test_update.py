@@ -333,3 +333,38 @@ def test_update_across_the_package_layout_change_keeps_hand_edits(tmp_path: Path
         [sys.executable, "-m", "comp", "--help"], cwd=project, capture_output=True, text=True, check=True
     ).stdout
     assert "ensemble" in help_text and "tune" in help_text
+
+
+LOSS = Path("comp") / "tasks" / "classification" / "loss.py"
+MY_LOSS = LOSS.with_name("my_loss.py")
+EDA = LOSS.with_name("eda.py")
+
+
+def test_update_names_template_changes_to_a_file_the_project_renamed(tmp_path: Path, template_copy: Path) -> None:
+    """The user `git mv`-ed loss.py and deleted eda.py; the template then changed both: the update names them, leaves
+    the template's change as a patch beside the renamed file (and where the deleted one was), and exits 1 like
+    conflicts (copier alone dropped the changes silently)."""
+    tagged_fork(template_copy, "v1", "fork v1")
+    project = tmp_path / "comp"
+    new = ["new", str(project), "--template", str(template_copy), "--defaults", "-d", "project_name=comp"]
+    assert runner.invoke(app, new).exit_code == 0
+    git(project, "mv", str(LOSS), str(MY_LOSS))
+    git(project, "commit", "-qm", "our loss module")
+    git(project, "rm", "-q", str(EDA))
+    git(project, "commit", "-qm", "no eda")
+    tasks = template_copy / "project" / "{{ package_name }}" / "tasks"
+    for name in ("loss.py", "eda.py"):
+        module = tasks / "{% if task == 'classification' %}classification{% endif %}" / name
+        module.write_text(module.read_text() + "\n\nV2 = True  # added by the newer template\n")
+    tagged_fork(template_copy, "v2", "fork v2")
+
+    result = runner.invoke(app, ["update", str(project)])
+    assert result.exit_code == 1, result.output
+    patch = project / f"{MY_LOSS}.template.patch"
+    assert f"changed {LOSS}, which this project renamed to {MY_LOSS}" in result.output, result.output
+    assert f"changed {EDA}, which this project deleted: its change is in {EDA}.template.patch" in result.output
+    assert result.output.strip().splitlines()[-1].startswith("error: "), result.output
+    assert "V2 = True" not in (project / MY_LOSS).read_text()
+    git(project, "apply", str(patch))
+    assert "V2 = True" in (project / MY_LOSS).read_text()
+    assert not (project / LOSS).exists() and not (project / EDA).exists()

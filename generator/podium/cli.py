@@ -9,12 +9,15 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, TypeVar
 
 import typer
 
 from podium import __version__
 from podium.errors import PodiumError, UpdateConflicts
+
+if TYPE_CHECKING:  # imported lazily where used: `podium --help` stays fast
+    from podium.discover import Findings
 
 TASKS = ("classification", "detection", "segmentation")
 
@@ -123,23 +126,28 @@ def new(
         _new(dest, task, template, defaults, data, answers_file, force, trust, source, copy_data)
 
 
+class Competition(NamedTuple):
+    """A competition given by --from or --kaggle: what its files tell, whether it was unpacked, its name as given."""
+
+    findings: Findings
+    unpacked: bool
+    name: str
+
+
 @contextlib.contextmanager
-def _competition_source(from_path: Path | None, kaggle: str | None) -> Iterator[tuple[Any, bool] | None]:
-    """(findings, unpacked) for --from or --kaggle, with a scratch folder for zips kept while the project is made."""
+def _competition_source(from_path: Path | None, kaggle: str | None) -> Iterator[Competition | None]:
+    """The competition of --from or --kaggle, with a scratch folder for zips kept while the project is made."""
     if from_path is None and kaggle is None:
         yield None
         return
     from podium.discover import inspect_competition
     from podium.sources import download_competition, stage_source
 
+    shown = f"--from {from_path}" if from_path is not None else f"--kaggle {kaggle}"
     with tempfile.TemporaryDirectory(prefix="podium-from-") as scratch:
         source = from_path if from_path is not None else download_competition(str(kaggle), Path(scratch) / "zip")
-        root, unpacked = stage_source(source.expanduser(), Path(scratch) / "unpacked")
-        findings = inspect_competition(root)
-        typer.echo(f"From {source}:")
-        for reason in findings.reasons:
-            typer.echo(f"  {reason}")
-        yield findings, unpacked
+        root, unpacked = stage_source(source.expanduser(), Path(scratch) / "unpacked", shown)
+        yield Competition(inspect_competition(root, shown), unpacked, str(from_path or kaggle))
 
 
 def _new(
@@ -151,20 +159,27 @@ def _new(
     answers_file: Path | None,
     force: bool,
     trust: bool,
-    source: tuple[Any, bool] | None,
+    source: Competition | None,
     copy_data: bool,
 ) -> None:
+    from podium.answers import check_answers
     from podium.project import load_answers_file, parse_data_pairs, render_project
+    from podium.templates import template_questions
 
-    answers = dict(source[0].answers) if source else {}
-    if task is not None and answers.get("task", task) != task:
-        raise PodiumError(f"--task {task}: the competition's files look like {answers['task']} (see above)")
-    answers.update(load_answers_file(answers_file) if answers_file else {})
+    questions = template_questions(template)
+    given = load_answers_file(answers_file) if answers_file else {}
+    check_answers(given, questions, f"answers file {answers_file}")
+    given.update(parse_data_pairs(data or [], questions))
     # Without a terminal copier cannot ask, so questions fall back to their defaults.
     ask = not defaults and _stdin_is_a_terminal()
+    answers = dict(source.findings.answers) if source else {}
+    if source and task is not None and answers.get("task", task) != task:
+        why = next((reason for reason in source.findings.reasons if reason.startswith("task=")), "")
+        raise PodiumError(f"--task {task}: the competition's files look like {answers['task']} ({why})")
+    answers.update(given)
+    names = _settle_source(source, given, ask, template, str(answers.get("data_dir", "data"))) if source else None
     if task is not None or not ask:  # else copier asks it, first, and offers only the layouts and metrics that fit
         answers.setdefault("task", _check_task(task or TASKS[0]))
-    answers.update(parse_data_pairs(data or []))
     result = render_project(dest, data=answers, template=template, defaults=not ask, force=force, trust=trust)
     typer.secho(f"Created {result.path}", fg="green")
     if result.replaced:
@@ -176,19 +191,51 @@ def _new(
         )
     if result.kept:
         typer.echo(f"The first commit holds only the template's files; {result.kept} file(s) already there are kept.")
-    if source is not None:
-        from podium.sources import data_folder, place_data
-
-        findings, unpacked = source
-        folder = data_folder(result.path)
-        mode = "move" if unpacked else "copy" if copy_data else "link"
-        names = place_data(findings.root, folder, mode)
-        verb = {"move": "Unpacked", "copy": "Copied", "link": "Linked"}[mode]
-        typer.echo(
-            f"{verb} {len(names)} item(s) into {folder}: {', '.join(names[:6])}{' ...' if len(names) > 6 else ''}"
-        )
+    if source is not None and names is not None:
+        _place(source, names, result.path, copy_data)
         typer.echo(f"Check them: cd {shlex.quote(str(result.path))} && python -m {result.package} check")
     typer.echo(f"Next: cd {shlex.quote(str(result.path))} && python -m {result.package} run")
+
+
+def _settle_source(
+    source: Competition, given: dict[str, Any], ask: bool, template: str | None, data_dir: str
+) -> dict[str, str]:
+    """Before anything is rendered: refuse what the files cannot tell when nobody can be asked (unless -d or the
+    answers file tells), and plan the data folder's names around the template's own files there; then print the
+    proposals with their reasons."""
+    from podium.sources import placement
+    from podium.templates import data_folder_names
+
+    findings = source.findings
+    for key, refusal in findings.unresolved.items():
+        if key not in given and not ask:
+            raise PodiumError(refusal)
+    # A template that is not on this machine (a git URL): podium's templates write the data folder's README.md.
+    taken = data_folder_names(template)
+    names = placement(findings.root, {"README.md"} if taken is None else taken, findings.shown, data_dir)
+    answered = tuple(f"{key}: " for key in findings.unresolved if key in given)
+    typer.echo(f"From {source.name}:")
+    for reason in findings.reasons:
+        if not reason.startswith(answered):  # what -d or the answers file settled
+            typer.echo(f"  {reason}")
+    return names
+
+
+def _place(source: Competition, names: dict[str, str], project: Path, copy_data: bool) -> None:
+    from podium.sources import data_folder, place_data
+
+    folder = data_folder(project)
+    mode = "move" if source.unpacked else "copy" if copy_data else "link"
+    placed = place_data(source.findings.root, folder, mode, names)
+    verb = {"move": "Unpacked", "copy": "Copied", "link": "Linked"}[mode]
+    shown = f"{', '.join(placed[:6])}{' ...' if len(placed) > 6 else ''}"
+    typer.echo(f"{verb} {len(placed)} item(s) into {folder}: {shown}")
+    relative = folder.relative_to(project).as_posix()
+    for name, target in names.items():
+        if target != name:
+            typer.echo(
+                f"Placed the competition's {name} as {relative}/{target} (the template writes {relative}/{name})"
+            )
 
 
 def _stdin_is_a_terminal() -> bool:
@@ -219,13 +266,24 @@ def update(
     else:
         verb = "Would update" if pretend else "Updated"
         typer.secho(f"{verb} {result.path} from template {result.old} to {result.new}", fg="green")
+    for moved in result.moved:
+        typer.secho(f"warning: {moved.message}", fg="yellow", err=True)
+    problems = []
     if result.conflicts:
         how = (
             "resolve the markers in these files, then git add and commit"
             if mode == "inline"
             else "apply these rejected hunks by hand, delete the .rej files, then git add and commit"
         )
-        raise UpdateConflicts(f"conflicts in {len(result.conflicts)} file(s): {', '.join(result.conflicts)}; {how}")
+        problems.append(f"conflicts in {len(result.conflicts)} file(s): {', '.join(result.conflicts)}; {how}")
+    if result.moved:
+        patches = ", ".join(moved.patch for moved in result.moved)
+        problems.append(
+            f"the template changed {len(result.moved)} file(s) this project renamed or deleted: {patches}; apply each "
+            "patch (git apply PATCH) or drop it, delete the patches, then git add and commit"
+        )
+    if problems:
+        raise UpdateConflicts("; also ".join(problems))
     if not pretend:
         typer.echo("Review with `git diff`, then commit.")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,14 +18,26 @@ RLE = re.compile(r"^\s*\d+ \d+( \d+ \d+)*\s*$")
 BOX_LIST = re.compile(r"^\s*\[?\s*-?[\d.]+(\s*[,\s]\s*-?[\d.]+){3}\s*\]?\s*$")
 NUMBER = re.compile(r"^\s*-?\d+(\.\d+)?([eE]-?\d+)?\s*$")
 LABEL_NAME = re.compile(r"class(?!_?id$)|label|category|target|diagnosis", re.IGNORECASE)
+CLASS_ID_NAME = re.compile(r"^class_?id$", re.IGNORECASE)  # second choice: VinBigData's class_name beats class_id
+RLE_NAME = re.compile(r"rle|encoded|pixels|mask", re.IGNORECASE)
+NO_MASK = {"", "-1"}  # what sample submissions hold in their RLE column besides runs (-1: no object)
+# Words of column names that describe an image or where it came from, not its class (SIIM melanoma's patient_id,
+# sex, age_approx, anatom_site_general_challenge; Global Wheat's source, width, height).
+METADATA_WORDS = {
+    "patient", "sex", "gender", "age", "site", "source", "width", "height", "split", "fold", "date", "time", "study",
+    "series", "user", "annotator", "rad", "group", "dataset", "domain", "hospital", "institution", "center",
+    "centre", "scanner", "device", "camera", "view", "path", "file", "filename", "url", "size", "id", "uuid",
+}  # fmt: skip
 ROWS_READ = 2000  # rows of each CSV looked at: enough to tell columns apart, fast on million-row files
+SIZES_READ = 200  # images whose size is read (headers only) to check box formats against
+FOLLOWS = 0.5  # correlation of (x_min, 3rd number) above which the 3rd number is x_max, not a width
 # Names of four box columns in each format, lower-case (VinBigData: x_min..y_max; YOLO exports: x_center..).
 BOX_NAMES = {
     "xyxy": [("x_min", "xmin", "x1", "left"), ("y_min", "ymin", "y1", "top"), ("x_max", "xmax", "x2", "right"),
              ("y_max", "ymax", "y2", "bottom")],
     "cxcywh": [("x_center", "xc", "cx", "x_c"), ("y_center", "yc", "cy", "y_c"), ("width", "w"), ("height", "h")],
-    "xywh": [("x", "x_min", "xmin", "left"), ("y", "y_min", "ymin", "top"), ("width", "w", "bbox_width"),
-             ("height", "h", "bbox_height")],
+    "xywh": [("x", "x_min", "xmin", "left", "x1", "x0", "bbox_x"), ("y", "y_min", "ymin", "top", "y1", "y0", "bbox_y"),
+             ("width", "w", "bbox_width"), ("height", "h", "bbox_height")],
 }  # fmt: skip
 
 
@@ -40,16 +52,44 @@ class Table:
 
 
 @dataclass
+class Sample:
+    """The sample submission and its id column."""
+
+    table: Table
+    id: str
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns a submission fills: all but the id."""
+        return [column for column in self.table.columns if column != self.id]
+
+    @property
+    def name(self) -> str:
+        return self.table.path.name
+
+
+@dataclass
 class Findings:
-    """Answers for the template, the reason for each, and the folder they are relative to."""
+    """Answers for the template, the reason for each, the questions the files cannot settle (each with its one-line
+    refusal for when nobody can be asked), and the folder they are relative to."""
 
     root: Path
+    shown: str = ""  # the source as the user gave it (`--from comp.zip`), never a scratch folder
     answers: dict[str, Any] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
+    unresolved: dict[str, str] = field(default_factory=dict)
 
     def propose(self, key: str, value: Any, reason: str) -> None:
         self.answers[key] = value
         self.reasons.append(f"{key}={value}: {reason}")
+
+    def note(self, subject: str, reason: str) -> None:
+        self.reasons.append(f"{subject}: {reason}")
+
+    def leave(self, key: str, reason: str, refusal: str) -> None:
+        """Leave `key` to copier's question; `refusal` is the error when it cannot ask (--defaults)."""
+        self.unresolved[key] = refusal
+        self.note(key, f"{reason}; copier asks")
 
 
 def read_table(path: Path) -> Table:
@@ -117,6 +157,17 @@ def rle_column(table: Table) -> str | None:
     return None
 
 
+def sample_rle_column(sample: Sample) -> tuple[str, str] | None:
+    """(column, why) for the sample's run-length column: by its values (runs, or empty / -1 for no object), else by
+    its name."""
+    for column in sample.columns:
+        values = [v for v in sample.table.values(column) if v.strip() not in NO_MASK]
+        if values and sum(bool(RLE.match(v)) for v in values) / len(values) > 0.9:
+            return column, "its values are run-length encodings"
+    named = next((column for column in sample.columns if RLE_NAME.search(column)), None)
+    return (named, "its name says run-length pixels") if named else None
+
+
 def edge_length(mask: Any) -> int:
     return int((mask[:, 1:] != mask[:, :-1]).sum() + (mask[1:, :] != mask[:-1, :]).sum())
 
@@ -146,14 +197,50 @@ def rle_order(table: Table, rle: str, ids: str, images: list[Path]) -> tuple[str
     return "F", "Kaggle's usual; the runs look alike in both orders"
 
 
-def box_format_from_values(boxes: list[list[float]]) -> tuple[str, bool, str]:
-    """(format, normalised, reason) from value ranges: a third number below the first means a width, not x_max."""
+def box_format_from_values(
+    boxes: list[list[float]], sizes: list[tuple[int, int]] | None = None
+) -> tuple[str, bool, str]:
+    """(format, normalised, reason) for boxes of four numbers, `sizes` (width, height) being their images'.
+
+    A third number below the first is a width. Else both x_min y_min x_max y_max and x y w h keep the order: a format
+    that puts boxes outside their images is out, then x_max grows with x_min where a width is not tied to x.
+    """
     normalised = bool(boxes) and max(max(box) for box in boxes) <= 1.0
     if any(box[2] < box[0] or box[3] < box[1] for box in boxes):
         if all(box[0] - box[2] / 2 >= -1e-6 and box[1] - box[3] / 2 >= -1e-6 for box in boxes) and normalised:
             return "cxcywh", normalised, "fractions with centres at least half a width from the border (YOLO-like)"
         return "xywh", normalised, "the third number is below the first in some boxes: a width (COCO-like)"
-    return "xyxy", normalised, "the third and fourth numbers always exceed the first two (x_max, y_max)"
+    outside = _outside_as_xywh(boxes, sizes, normalised) if sizes else 0
+    if outside:
+        reason = f"as x y w h {outside} of {len(boxes)} boxes would end outside their images; as x1 y1 x2 y2 they fit"
+        return "xyxy", normalised, reason
+    follows = _follows(boxes)
+    if follows is None:
+        return "xyxy", normalised, "the third and fourth numbers always exceed the first two (x_max, y_max)"
+    relation = f"the 3rd and 4th numbers {{}} with the 1st and 2nd (correlation {follows:.2f})"
+    if follows >= FOLLOWS:
+        return "xyxy", normalised, relation.format("grow") + ": x_max, y_max"
+    return "xywh", normalised, relation.format("do not grow") + ": a width and a height (COCO-like)"
+
+
+def _outside_as_xywh(boxes: list[list[float]], sizes: list[tuple[int, int]], normalised: bool) -> int:
+    """How many boxes, read as x y w h, end past their image's right or bottom border (by more than a pixel)."""
+    slack = 1e-3 if normalised else 1.0
+    limits = [(1.0, 1.0) if normalised else size for size in sizes]
+    return sum(x + w > width + slack or y + h > height + slack for (x, y, w, h), (width, height) in zip(
+        boxes, limits, strict=True))  # fmt: skip
+
+
+def _follows(boxes: list[list[float]]) -> float | None:
+    """The weaker of the correlations (1st, 3rd number) and (2nd, 4th); None for fewer than 3 boxes or constants."""
+    from statistics import StatisticsError, correlation
+
+    if len(boxes) < 3:
+        return None
+    try:
+        return min(correlation([b[axis] for b in boxes], [b[axis + 2] for b in boxes]) for axis in (0, 1))
+    except StatisticsError:  # a constant column: nothing to tell from
+        return None
 
 
 def named_box_columns(columns: list[str]) -> tuple[list[str], str] | None:
@@ -165,17 +252,50 @@ def named_box_columns(columns: list[str]) -> tuple[list[str], str] | None:
     return None
 
 
-def class_column(table: Table, skip: set[str]) -> str | None:
-    """A label column: a name saying class or label, else the first text column with repeated values."""
-    candidates = [c for c in table.columns if c not in skip]
-    for column in candidates:
-        if LABEL_NAME.search(column):
-            return column
-    for column in candidates:
-        values = table.values(column)
-        if values and len(set(values)) < max(2, len(values) // 2) and not all(NUMBER.match(v) for v in values):
-            return column
-    return None
+def class_column(table: Table, skip: set[str], ids: str | None = None) -> tuple[str | None, str]:
+    """(column, why) for the class column of a label or box table; (None, why not) when no column or several fit.
+
+    A name saying class or label wins; else the one text column with few distinct values that is not an id, a
+    number or metadata (by its name, or holding one value per image where images have several rows).
+    """
+    columns = [c for c in table.columns if c not in skip]
+    for pattern in (LABEL_NAME, CLASS_ID_NAME):
+        named = [c for c in columns if pattern.search(c)]
+        if named:
+            return named[0], "its name says class or label"
+    fits = [(column, count) for column in columns if (count := _class_values(table, column, ids))]
+    if len(fits) == 1:
+        return fits[0][0], f"its text takes {fits[0][1]} values (not an id, a number or per-image metadata)"
+    if fits:
+        return None, f"several text columns could be ({', '.join(column for column, _ in fits)})"
+    return None, "no column is named like a class or holds a few text values that are not metadata"
+
+
+def _words(column: str) -> set[str]:
+    """A column name's words, lower-case: ImageId and image_id give {image, id}."""
+    return {word.lower() for word in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", column)}
+
+
+def _class_values(table: Table, column: str, ids: str | None) -> int:
+    """The number of distinct values of a column that could hold classes; 0 when it cannot."""
+    values = table.values(column)
+    distinct = set(values)
+    if _words(column) & METADATA_WORDS or not values or all(NUMBER.match(v) for v in values):
+        return 0
+    if not 2 <= len(distinct) <= max(2, len(values) // 2):
+        return 0
+    return 0 if ids and _one_value_per_image(table, column, ids) else len(distinct)
+
+
+def _one_value_per_image(table: Table, column: str, ids: str) -> bool:
+    """Whether every image with several rows holds one value in `column` (per-image metadata, like a source)."""
+    per_image: dict[str, set[str]] = defaultdict(set)
+    rows: Counter[str] = Counter()
+    for row in table.rows:
+        per_image[row.get(ids) or ""].add(row.get(column) or "")
+        rows[row.get(ids) or ""] += 1
+    several = [image for image, count in rows.items() if count > 1]
+    return bool(several) and all(len(per_image[image]) == 1 for image in several)
 
 
 def _find_tables(root: Path) -> tuple[Table | None, list[Table]]:
@@ -259,48 +379,92 @@ def _image_size(task: str, images: list[Path]) -> tuple[int, str] | None:
     return proposed, f"the median image side is {median} px (the default {default} would upsample)"
 
 
-def inspect_competition(root: Path) -> Findings:
-    """Answers proposed from the files under `root`; raises PodiumError when no layout fits."""
+def inspect_competition(root: Path, shown: str | None = None) -> Findings:
+    """Answers proposed from the files under `root`; raises PodiumError when no layout fits.
+
+    Args:
+        root: The competition's folder (a zip's unpacked copy).
+        shown: The source as errors name it (default `--from <root>`): a zip's scratch folder is never named.
+    """
+    shown = shown or f"--from {root}"
+    try:
+        return _inspect(root, shown)
+    except (OSError, PodiumError) as error:
+        if isinstance(error, PodiumError) and str(error).startswith(shown):
+            raise
+        # A file that cannot be read: named relative to the competition, as a zip's scratch copy is gone by now.
+        text = " ".join(str(error).replace(f"{root}/", "").replace(str(root), ".").split())
+        raise PodiumError(f"{shown}: {text}") from error
+
+
+def _inspect(root: Path, shown: str) -> Findings:
     if not root.is_dir():
-        raise PodiumError(f"--from {root}: not a folder or a zip file")
-    found = Findings(root)
+        raise PodiumError(f"{shown}: not a folder or a zip file")
+    found = Findings(root, shown)
     folders = image_folders(root)
     if not folders:
-        raise PodiumError(f"--from {root}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in it or 2 levels down")
-    sample, tables = _find_tables(root)
-    title = re.sub(r"[-_]+", " ", root.name).strip().title() or "My Competition"
-    found.propose("project_name", title, f"the folder's name, {root.name}")
-    sample_ids = None
-    if sample is not None:
-        found.propose("sample_submission", sample.path.relative_to(root).as_posix(), "its name")
-        match = id_column(sample, folders)
-        if match:
-            column, folder, share = match
-            sample_ids = column
-            found.propose("test_dir", folder, f"holds {share:.0%} of the sample submission's {column} values")
-            found.propose("id_column", column, f"{sample.path.name}'s column naming the test images")
-    train_images = _layout(found, root, folders, sample, tables)
+        raise PodiumError(f"{shown}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in it or 2 levels down")
+    sample_table, tables = _find_tables(root)
+    sample = _sample(found, sample_table, folders)
+    train_images = _layout(found, folders, sample, tables)
     size = _image_size(found.answers["task"], train_images)
     if size:
         found.propose("image_size", *size)
-    if sample_ids is None and "id_column" not in found.answers:
-        found.reasons.append("id_column: no sample submission names the test images; copier asks")
+    if "id_column" not in found.answers:
+        found.note("id_column", "no sample submission names the test images; copier asks")
     return found
 
 
-def _layout(
-    found: Findings, root: Path, folders: dict[str, list[Path]], sample: Table | None, tables: list[Table]
-) -> list[Path]:
+def _sample(found: Findings, table: Table | None, folders: dict[str, list[Path]]) -> Sample | None:
+    """The sample submission, with test_dir and id_column from the column naming the test images."""
+    if table is None:
+        return None
+    found.propose("sample_submission", table.path.relative_to(found.root).as_posix(), "its name")
+    match = id_column(table, folders)
+    if match is None:  # no test images named: its first column is taken as the id, as Kaggle's samples put it
+        return Sample(table, table.columns[0] if table.columns else "")
+    column, folder, share = match
+    found.propose("test_dir", folder, f"holds {share:.0%} of the sample submission's {column} values")
+    found.propose("id_column", column, f"{table.path.name}'s column naming the test images")
+    return Sample(table, column)
+
+
+def _train_table(
+    tables: list[Table], folders: dict[str, list[Path]], sample: Sample | None
+) -> tuple[Table, str, str, float] | None:
+    """(table, id column, image folder, share) of the CSV naming the training images; of several, the one holding
+    what the sample asks for (train* names first among equals)."""
+    matches = [(table, *match) for table in tables if (match := id_column(table, folders))]
+    if not matches:
+        return None
+    return max(matches, key=lambda match: _label_evidence(match[0], match[1], sample))
+
+
+def _label_evidence(table: Table, ids: str, sample: Sample | None) -> int:
+    """How many of the sample's columns the table holds, or 1 when the sample's columns are one column's values."""
+    if sample is None:
+        return 0
+    shared = len({c for c in sample.columns if c in table.columns} - {ids})
+    return shared or int(_column_of_class_names(table, sample.columns, {ids}) is not None)
+
+
+def _column_of_class_names(table: Table, names: list[str], skip: set[str]) -> str | None:
+    """The column whose values are most of `names`: a sample with a probability column per class (dog breeds)."""
+    if len(names) < 2:
+        return None
+    for column in (c for c in table.columns if c not in skip):
+        if len(set(names) & set(table.values(column))) >= 0.8 * len(names):
+            return column
+    return None
+
+
+def _layout(found: Findings, folders: dict[str, list[Path]], sample: Sample | None, tables: list[Table]) -> list[Path]:
     """Set task, layout and the layout's answers; returns the training images."""
-    train = None
-    for table in tables:
-        match = id_column(table, folders)
-        if match:
-            train = (table, *match)
-            break
+    root = found.root
+    train = _train_table(tables, folders, sample)
     coco, voc = _coco(root), _voc(root)
     parent = class_folder_parent(folders)
-    sample_rle = rle_column(sample) if sample else None
+    sample_rle = sample_rle_column(sample) if sample else None
     if coco is not None:
         path, data = coco
         polygons = sample_rle is not None and any(a.get("segmentation") for a in data["annotations"][:100])
@@ -314,7 +478,7 @@ def _layout(
         images = max(folders, key=lambda name: len(names & {p.stem for p in folders[name]}))
         _set_images(found, images, folders, "holds the JSON's file names")
         if polygons:
-            found.propose("rle_column", sample_rle, "the sample submission's run-length column")
+            _sample_mask_columns(found, sample)
     elif voc is not None:
         found.propose("task", "detection", f"{voc.relative_to(root).as_posix() or '.'} holds Pascal VOC XML files")
         found.propose("data_layout", "voc", "XML files with <bndbox>")
@@ -323,20 +487,22 @@ def _layout(
         images = max(folders, key=lambda name: len(names & {p.stem for p in folders[name]}))
         _set_images(found, images, folders, "holds the images the XML files name")
     elif train is not None and (masks := _mask_folder(folders, train[2])) is not None:
-        _masks(found, folders, train[0], train[2], masks, sample_rle)
+        _masks(found, folders, train[0], train[2], masks, sample)
     elif train is not None:
-        _csv_layouts(found, folders, sample, sample_rle, *train)
+        _csv_layouts(found, folders, sample, *train)
     elif (pair := _mask_pair(folders)) is not None:
-        _masks(found, folders, None, pair[0], pair[1], sample_rle)
+        _masks(found, folders, None, pair[0], pair[1], sample)
     elif parent is not None:
         found.propose("task", "classification", f"{parent} has one sub-folder of images per class")
         found.propose("data_layout", "folders", "no train CSV; class folders")
         _set_images(found, parent, folders, "the class folders' parent")
     else:
         raise PodiumError(
-            f"--from {root}: no layout fits (a train CSV naming the images, COCO JSON, VOC XML, class folders "
+            f"{found.shown}: no layout fits (a train CSV naming the images, COCO JSON, VOC XML, class folders "
             "or a masks folder); answer the questions instead (podium new without --from)"
         )
+    if found.answers["task"] == "detection":
+        _prediction_column(found, sample)
     train_images = found.answers.get("image_dir", ".")
     return [p for name, files in folders.items() if name == train_images or name.startswith(f"{train_images}/")
             for p in files]  # fmt: skip
@@ -355,22 +521,74 @@ def _set_images(found: Findings, folder: str, folders: dict[str, list[Path]], re
             found.propose("test_dir", test, "its name")
 
 
+def _prediction_column(found: Findings, sample: Sample | None) -> None:
+    """Say where the boxes go: the detection template writes PredictionStrings into the sample's one column."""
+    if sample is None:
+        return
+    if len(sample.columns) == 1:
+        found.note(sample.columns[0], f"{sample.name}'s one column besides {sample.id}: the boxes go there")
+    else:
+        found.note(
+            "PredictionString",
+            f"warning: {sample.name} has {len(sample.columns)} columns besides {sample.id} "
+            f"({', '.join(sample.columns)}); the submission fills one column of boxes",
+        )
+
+
+def _sample_mask_columns(found: Findings, sample: Sample | None) -> None:
+    """rle_column and target_columns from the sample: its run-length column (by values, by name, or its only column
+    besides the id and a class column), and its class column when it has a row per image and class."""
+    if sample is None:
+        return
+    columns = sample.columns
+    classes = [c for c in columns if LABEL_NAME.search(c) or CLASS_ID_NAME.search(c)]
+    rle = sample_rle_column(sample)
+    if rle is None and len(rest := [c for c in columns if c not in classes]) == 1:
+        rle = rest[0], f"its only column besides {sample.id}" + (f" and {classes[0]}" if classes else "")
+    if rle is None:
+        found.leave(
+            "rle_column",
+            f"{sample.name} has no run-length column by values or name",
+            f"{found.shown}: cannot tell the run-length column of {sample.name} (candidates: {', '.join(columns)}); "
+            "give -d rle_column=NAME",
+        )
+        return
+    found.propose("rle_column", rle[0], f"{sample.name}'s run-length column: {rle[1]}")
+    others = [c for c in columns if c != rle[0]]
+    if not others:
+        found.propose("target_columns", "", f"{sample.name} has one row per image (no class column)")
+    elif len(others) == 1 or classes:
+        klass = classes[0] if classes else others[0]
+        found.propose("target_columns", klass, f"{sample.name}'s class column: a row per image and class")
+    else:
+        found.leave(
+            "target_columns",
+            f"{sample.name} has several columns besides the id and {rle[0]}",
+            f"{found.shown}: cannot tell the class column of {sample.name} (candidates: {', '.join(others)}); "
+            "give -d target_columns=NAME",
+        )
+
+
 def _masks(
-    found: Findings, folders: dict[str, list[Path]], table: Table | None, images: str, masks: str, rle: str | None
+    found: Findings,
+    folders: dict[str, list[Path]],
+    table: Table | None,
+    images: str,
+    masks: str,
+    sample: Sample | None,
 ) -> None:
     found.propose("task", "segmentation", f"{masks} holds masks named like the images in {images}")
     found.propose("data_layout", "masks", "a mask image per training image")
     found.propose("masks_dir", masks, "its name and file names")
     found.propose("mask_values", *_mask_values(folders[masks]))
     _set_images(found, images, folders, "holds the images the masks are named after")
-    if rle:
-        found.propose("rle_column", rle, "the sample submission's run-length column")
+    _sample_mask_columns(found, sample)
     if table is not None:
-        found.reasons.append(f"{table.path.name} is not needed: the masks are files")
+        found.note(table.path.name, "not needed: the masks are files")
 
 
 def _csv_layouts(
-    found: Findings, folders: dict[str, list[Path]], sample: Table | None, sample_rle: str | None,
+    found: Findings, folders: dict[str, list[Path]], sample: Sample | None,
     table: Table, ids: str, images: str, share: float,
 ) -> None:  # fmt: skip
     name = table.path.relative_to(found.root).as_posix()
@@ -380,37 +598,55 @@ def _csv_layouts(
     ]
     named = named_box_columns([c for c in table.columns if c != ids])
     if "id_column" in found.answers and found.answers["id_column"] != ids:
-        found.reasons.append(f"id_column: {name} calls it {ids}, the sample {found.answers['id_column']}; {ids} kept")
+        found.note("id_column", f"{name} calls it {ids}, the sample {found.answers['id_column']}; {ids} kept")
     found.propose("id_column", ids, f"{name}'s column naming {share:.0%} of the images in {images}")
-    found.propose("train_csv", name, "the CSV naming the training images")
+    found.propose("train_csv", name, "the CSV naming the training images" + (
+        f" and holding what {sample.name} asks for" if _label_evidence(table, ids, sample) else ""))  # fmt: skip
     if rle:
-        found.propose("task", "segmentation", f"{name}'s column {rle} holds run-length encodings")
-        found.propose("data_layout", "rle_csv", "masks as run-length encodings per row")
-        found.propose("rle_column", rle, "run-length values")
-        found.propose("rle_order", *rle_order(table, rle, ids, folders[images]))
-        shared = [c for c in (sample.columns if sample else []) if c in table.columns and c not in (ids, rle)]
-        found.propose("target_columns", shared[0] if shared else "", "the class column of the train CSV and sample"
-                      if shared else "one row per image: no class column in the sample submission")  # fmt: skip
-        mode = "multilabel" if shared else "multiclass"
-        found.propose("segmentation_mode", mode, "classes per row may overlap" if shared else "one mask per image")
+        _rle_csv(found, table, name, ids, rle, folders[images], sample)
     elif boxes or named:
-        columns, box_format, reason = _boxes(table, boxes, named)
+        columns, box_format, reason = _boxes(table, boxes, named, ids, folders[images])
         found.propose("task", "detection", f"{name} holds boxes ({', '.join(columns)})")
         found.propose("data_layout", "boxes_csv", "one box per row")
         found.propose("box_columns", ",".join(columns), "box numbers")
         found.propose("box_format", box_format[0], reason)
         found.propose("box_normalized", box_format[1], "every number is at most 1" if box_format[1] else "pixels")
-        label = next((c for c in table.columns if c not in {ids, *columns} and LABEL_NAME.search(c)), None)
-        found.propose("target_columns", label or "", "the class of each box" if label else "no class column: one class")
+        label, why = class_column(table, {ids, *columns}, ids)
+        found.propose("target_columns", label or "", f"the class of each box: {why}" if label
+                      else f"no class column, one class: {why}")  # fmt: skip
     else:
         _classification(found, table, ids, sample)
     _set_images(found, images, folders, f"holds the images {name} names")
 
 
-def _boxes(table: Table, lists: list[str], named: tuple[list[str], str] | None) -> tuple[list[str], tuple, str]:
+def _rle_csv(
+    found: Findings, table: Table, name: str, ids: str, rle: str, images: list[Path], sample: Sample | None
+) -> None:
+    found.propose("task", "segmentation", f"{name}'s column {rle} holds run-length encodings")
+    found.propose("data_layout", "rle_csv", "masks as run-length encodings per row")
+    found.propose("rle_column", rle, "run-length values")
+    found.propose("rle_order", *rle_order(table, rle, ids, images))
+    sample_rle = sample_rle_column(sample) if sample else None
+    if sample is not None and sample_rle is not None and sample_rle[0] != rle:
+        found.note("rle_column", f"warning: {sample.name} calls it {sample_rle[0]}; data.rle_column names the "
+                   "column of both files, so rename one of them")  # fmt: skip
+    shared = [c for c in (sample.columns if sample else []) if c in table.columns and c not in (ids, rle)]
+    found.propose("target_columns", shared[0] if shared else "", "the class column of the train CSV and sample"
+                  if shared else "one row per image: no class column in the sample submission")  # fmt: skip
+    mode = "multilabel" if shared else "multiclass"
+    found.propose("segmentation_mode", mode, "classes per row may overlap" if shared else "one mask per image")
+
+
+def _boxes(
+    table: Table, lists: list[str], named: tuple[list[str], str] | None, ids: str, images: list[Path]
+) -> tuple[list[str], tuple, str]:
     if lists:
-        values = [[float(v) for v in re.findall(r"-?[\d.]+(?:[eE]-?\d+)?", text)] for text in table.values(lists[0])]
-        box_format, normalised, reason = box_format_from_values(values)
+        sizes = _image_sizes(table, ids, images)
+        rows = [row for row in table.rows if BOX_LIST.match(row.get(lists[0]) or "")]
+        sized = [row for row in rows if stem(row[ids]) in sizes]
+        values = [[float(v) for v in re.findall(r"-?[\d.]+(?:[eE]-?\d+)?", row[lists[0]])] for row in sized or rows]
+        box_sizes = [sizes[stem(row[ids])] for row in sized] or None
+        box_format, normalised, reason = box_format_from_values(values, box_sizes)
         return [lists[0]], (box_format, normalised), reason
     assert named is not None
     columns, box_format = named
@@ -421,28 +657,66 @@ def _boxes(table: Table, lists: list[str], named: tuple[list[str], str] | None) 
     return columns, (box_format, normalised), f"the column names {', '.join(columns)}"
 
 
-def _classification(found: Findings, table: Table, ids: str, sample: Table | None) -> None:
-    name = table.path.name
+def _image_sizes(table: Table, ids: str, images: list[Path]) -> dict[str, tuple[int, int]]:
+    """(width, height) of the first images the table names, by id stem (headers only)."""
+    from PIL import Image
+
+    by_stem = {p.stem: p for p in images}
+    sizes: dict[str, tuple[int, int]] = {}
+    for key in dict.fromkeys(stem(value) for value in table.values(ids)):
+        if len(sizes) >= SIZES_READ:
+            break
+        if key in by_stem:
+            try:
+                with Image.open(by_stem[key]) as picture:
+                    sizes[key] = picture.size
+            except OSError:
+                continue
+    return sizes
+
+
+def _classification(found: Findings, table: Table, ids: str, sample: Sample | None) -> None:
+    """target_columns and label_mode from evidence: the sample's own column(s) found in the table, the sample's
+    columns being one column's values, else a column that says it holds labels; otherwise copier asks."""
+    name = table.path.relative_to(found.root).as_posix()
     found.propose("task", "classification", f"{name} names images and holds no boxes, masks or RLE")
     found.propose("data_layout", "csv", "a train CSV and an image folder")
     others = [c for c in table.columns if c != ids]
     binary = [c for c in others if table.values(c) and set(table.values(c)) <= {"0", "1", "0.0", "1.0"}]
-    wanted = [c for c in (sample.columns if sample else []) if c in others]
-    if len(binary) >= 2 and (not wanted or set(wanted) <= set(binary)):
-        columns = wanted if len(wanted) >= 2 else binary
-        rows = [sum(row[c] in ("1", "1.0") for c in columns) for row in table.rows]
-        one_hot = all(count == 1 for count in rows)
-        found.propose("target_columns", ",".join(columns), "0/1 columns, one per class")
-        found.propose("label_mode", "multi_label", "0/1 columns are read as multi-label"
-                      + (" (here one-hot: exactly one 1 per row)" if one_hot else ""))  # fmt: skip
-        return
-    label = next((c for c in wanted if c not in binary), None) or class_column(table, {ids})
-    if label is None:
-        raise PodiumError(f"--from: {table.path}: no label column besides {ids}; give -d target_columns=NAME")
-    values = table.values(label)
+    asked, asker = (sample.columns, sample.name) if sample else ([], "")
+    wanted = [c for c in asked if c in others]
+    if len(wanted) >= 2 and set(wanted) <= set(binary):
+        _multi_hot(found, table, wanted, f"{asker}'s 0/1 columns, one per class")
+    elif len(wanted) == 1:
+        _label(found, table, wanted[0], f"{asker} asks for {wanted[0]}, a column of {name}")
+    elif (column := _column_of_class_names(table, asked, {ids})) is not None:
+        _label(found, table, column, f"{asker}'s columns are its values (one per class)")
+    elif not asked and len(binary) >= 2:
+        _multi_hot(found, table, binary, "0/1 columns, one per class")
+    else:
+        column, why = class_column(table, {ids})
+        if column is not None:
+            _label(found, table, column, f"{name}'s label column: {why}")
+            return
+        listed = f"candidates: {', '.join(others)}" if others else f"it has no column besides {ids}"
+        found.leave(
+            "target_columns",
+            f"{name} holds no column the sample asks for, and {why}",
+            f"{found.shown}: cannot tell the label column of {name} ({listed}); give -d target_columns=NAME",
+        )
+
+
+def _multi_hot(found: Findings, table: Table, columns: list[str], reason: str) -> None:
+    one_hot = all(sum(row[c] in ("1", "1.0") for c in columns) == 1 for row in table.rows)
+    found.propose("target_columns", ",".join(columns), reason)
+    found.propose("label_mode", "multi_label", "0/1 columns are read as multi-label"
+                  + (" (here one-hot: exactly one 1 per row)" if one_hot else ""))  # fmt: skip
+
+
+def _label(found: Findings, table: Table, column: str, reason: str) -> None:
+    values = table.values(column)
     tagged = sum(" " in v.strip() for v in values) > 0.05 * max(len(values), 1)
-    found.propose(
-        "target_columns", label, "the train CSV's label column" + (" shared with the sample" if wanted else "")
-    )
-    found.propose("label_mode", "multi_label" if tagged else "single_label",
-                  "space-separated tags" if tagged else "one label per row")  # fmt: skip
+    binary = bool(values) and set(values) <= {"0", "1", "0.0", "1.0"}
+    found.propose("target_columns", column, reason)
+    why = "space-separated tags" if tagged else "a 0/1 column: a binary target" if binary else "one label per row"
+    found.propose("label_mode", "multi_label" if tagged else "single_label", why)

@@ -19,6 +19,7 @@ import yaml
 
 from podium import __version__
 from podium.errors import Interrupted, PodiumError
+from podium.moved import Moved, missing_files, moved_changes
 from podium.templates import STORE_SOURCE, ensure_template_version, is_store_source, store_as_source, store_tags
 
 ANSWERS_FILE = ".copier-answers.yml"
@@ -65,12 +66,14 @@ class Rendered:
 
 @dataclass(frozen=True)
 class Updated:
-    """What `update_project` did: the template versions before and after, and the files left with conflicts."""
+    """What `update_project` did: the template versions before and after, the files left with conflicts, and the
+    template's changes to files the project renamed or deleted (each written as a patch)."""
 
     path: Path
     old: str
     new: str
     conflicts: tuple[str, ...] = ()
+    moved: tuple[Moved, ...] = ()
 
 
 @dataclass
@@ -100,17 +103,19 @@ def resolve_template(template: str | None) -> TemplateSource:
     return TemplateSource(template, None)
 
 
-def parse_data_pairs(pairs: list[str]) -> dict[str, Any]:
-    """`key=value` strings into answers; values are parsed as YAML so numbers and booleans keep their type."""
+def parse_data_pairs(pairs: list[str], questions: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """`key=value` strings into answers, each checked against the template's `questions` (when known): an unknown
+    key or a value of the wrong type is refused in one line naming the pair."""
+    from podium.answers import check_answer, parse_value
+
     data: dict[str, Any] = {}
     for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
             raise PodiumError(f"-d {pair!r}: expected key=value")
-        try:
-            data[key.strip()] = yaml.safe_load(value) if value else ""
-        except yaml.YAMLError:
-            data[key.strip()] = value  # e.g. `-d project_name=a: b`: keep the text as given
+        data[key] = parse_value(text, (questions or {}).get(key))
+        check_answer(key, data[key], questions, f"-d {pair}")
     return data
 
 
@@ -491,4 +496,33 @@ def update_project(
     if source.store:
         _record_store_source(project)
     new = str(read_answers(project).get("_commit", source.ref or "?"))
-    return Updated(project, old, new, tuple(_conflicted(project, conflict)))
+    moved = _moved(project, source, answers, new, trust) if new != old else []
+    return Updated(project, old, new, tuple(_conflicted(project, conflict)), tuple(moved))
+
+
+def _moved(project: Path, source: TemplateSource, answers: dict[str, Any], new: str, trust: bool) -> list[Moved]:
+    """The template's changes (from the project's version to `new`) to files the project renamed or deleted, which
+    copier's merge drops: found by rendering both versions with the project's answers, written as patches. The
+    update is done by now: a check that cannot run is a warning, not an error."""
+    with tempfile.TemporaryDirectory(prefix="podium-moved-") as scratch:
+        try:
+            old_render = _render_version(source, Path(scratch) / "old", answers, str(answers.get("_commit")), trust)
+            missing = missing_files(project, old_render)
+            if not missing:
+                return []
+            new_render = _render_version(source, Path(scratch) / "new", answers, new, trust)
+            return moved_changes(project, old_render, new_render, missing, Path(scratch) / "patches")
+        except (PodiumError, subprocess.CalledProcessError) as error:
+            print(f"warning: template changes to renamed or deleted files were not checked: {error}", file=sys.stderr)
+            return []
+
+
+def _render_version(source: TemplateSource, dest: Path, answers: dict[str, Any], ref: str, trust: bool) -> Path:
+    import copier
+
+    data = {key: value for key, value in answers.items() if not key.startswith("_")}
+    with _copier_errors(source.shown, data), source.reading():
+        copier.run_copy(
+            source.path, dest, data=data, vcs_ref=ref, defaults=True, quiet=True, skip_tasks=True, unsafe=trust
+        )
+    return dest

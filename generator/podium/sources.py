@@ -1,5 +1,5 @@
-"""Where a competition's files come from and where they go: a folder, a zip (unpacked safely) or a Kaggle
-download, then linked, copied or moved into the new project's data folder."""
+"""Where a competition's files come from and where they go: a folder, a zip (unpacked safely, with the zips inside
+it) or a Kaggle download, then linked, copied or moved into the new project's data folder."""
 
 from __future__ import annotations
 
@@ -8,20 +8,51 @@ from pathlib import Path
 
 from podium.errors import PodiumError
 
+SKIPPED = ("__MACOSX", ".DS_Store")
+# The competition's own README.md, placed beside the data note the template writes as README.md.
+COMPETITION_README = "README.competition.md"
+NESTING = 3  # rounds of zips inside zips unpacked (Kaggle: the competition's zip holds train.zip, test.zip...)
 
-def unpack(source: Path, dest: Path) -> Path:
-    """A zip's members extracted into `dest` (refusing paths that leave it); the competition's root folder."""
+
+def unpack(source: Path, dest: Path, shown: str | None = None) -> Path:
+    """A zip's members extracted into `dest` (refusing paths that leave it), then the zips it holds at its top (or
+    one folder down) extracted where they lie; the competition's root folder.
+
+    Errors name `shown` (the zip as the user gave it, default its path) and the member, never `dest`: a scratch
+    folder that is gone once the error is read.
+    """
+    shown = shown or str(source)
+    _extract(source, dest, shown, member="")
+    entries = [p for p in dest.iterdir() if p.name not in SKIPPED]
+    root = entries[0] if len(entries) == 1 and entries[0].is_dir() else dest
+    for _ in range(NESTING):
+        inner = sorted(p for p in [*root.glob("*.zip"), *root.glob("*/*.zip")] if p.is_file())
+        for archive in inner:
+            _extract(archive, archive.parent, shown, member=archive.relative_to(dest).as_posix())
+            archive.unlink()
+        if not inner:
+            break
+    return root
+
+
+def _extract(archive: Path, folder: Path, shown: str, member: str) -> None:
+    """Extract `archive` into `folder`; an inner zip (`member`: its name in the user's zip) into `folder`/<its name>
+    unless it holds one folder (Kaggle's train.zip holds train/) or one file named like it (train.csv.zip)."""
+    where = f"{shown}: member '{member}'" if member else shown
     try:
-        with zipfile.ZipFile(source) as archive:
-            for member in archive.namelist():
-                target = (dest / member).resolve()
-                if not target.is_relative_to(dest.resolve()):
-                    raise PodiumError(f"{source}: member '{member}' would be written outside {dest}")
-            archive.extractall(dest)
+        with zipfile.ZipFile(archive) as handle:
+            names = [name for name in handle.namelist() if name.split("/")[0] not in SKIPPED]
+            stem = archive.name.removesuffix(".zip")
+            tops = {name.split("/")[0] for name in names}
+            if member and not (len(tops) == 1 and (stem in tops or any("/" in name for name in names))):
+                folder = folder / stem
+            for name in names:
+                if not (folder / name).resolve().is_relative_to(folder.resolve()):
+                    what = f"{where} holds '{name}', which" if member else f"{shown}: member '{name}'"
+                    raise PodiumError(f"{what} would be written outside the data folder")
+            handle.extractall(folder, members=names)
     except zipfile.BadZipFile as error:
-        raise PodiumError(f"{source}: not a readable zip file ({error})") from error
-    entries = [p for p in dest.iterdir() if p.name != "__MACOSX"]
-    return entries[0] if len(entries) == 1 and entries[0].is_dir() else dest
+        raise PodiumError(f"{where}: not a readable zip file ({error})") from error
 
 
 def download_competition(competition: str, folder: Path) -> Path:
@@ -44,27 +75,53 @@ def download_competition(competition: str, folder: Path) -> Path:
     return archives[0]
 
 
-def stage_source(source: Path, staging: Path) -> tuple[Path, bool]:
-    """(the competition's root folder, whether it was unpacked into `staging`) for a folder or a zip."""
+def stage_source(source: Path, staging: Path, shown: str | None = None) -> tuple[Path, bool]:
+    """(the competition's root folder, whether it was unpacked into `staging`) for a folder or a zip; errors name
+    `shown` (default `--from <source>`)."""
+    shown = shown or f"--from {source}"
     if source.is_file() and zipfile.is_zipfile(source):
         staging.mkdir(parents=True, exist_ok=True)
-        return unpack(source, staging), True
+        return unpack(source, staging, shown), True
     if not source.is_dir():
-        raise PodiumError(f"--from {source}: not a folder or a zip file")
+        raise PodiumError(f"{shown}: not a folder or a zip file")
     return source, False
 
 
-def place_data(root: Path, data_folder: Path, mode: str) -> list[str]:
-    """Each top-level entry of `root` linked (symlink), copied or moved into `data_folder`; their names."""
+def competition_entries(root: Path) -> list[Path]:
+    """The top-level files and folders of a competition, without macOS's litter."""
+    return sorted(p for p in root.iterdir() if p.name not in SKIPPED)
+
+
+def placement(root: Path, taken: set[str], shown: str, data_dir: str = "data") -> dict[str, str]:
+    """The name in the data folder of each top-level entry of `root`, where `taken` names what the template writes
+    there: the competition's README.md becomes README.competition.md; any other clash is refused in one line."""
+    names = {entry.name: entry.name for entry in competition_entries(root)}
+    if "README.md" in names and "README.md" in taken:
+        names["README.md"] = COMPETITION_README
+    clashes = [name for name, target in names.items() if target in taken or (target != name and target in names)]
+    if clashes:
+        raise PodiumError(
+            f"{shown}: {clashes[0]} clashes with {data_dir}/{names[clashes[0]]}, which the template writes; "
+            "rename or remove it in the competition's files"
+        )
+    return names
+
+
+def place_data(root: Path, data_folder: Path, mode: str, names: dict[str, str] | None = None) -> list[str]:
+    """Each top-level entry of `root` linked (symlink), copied or moved into `data_folder`, under its name in `names`
+    (default: `placement` against what the folder holds); the names placed."""
     import shutil
 
-    entries = sorted(p for p in root.iterdir() if p.name not in ("__MACOSX", ".DS_Store"))
-    clashes = [p.name for p in entries if (data_folder / p.name).exists() or (data_folder / p.name).is_symlink()]
+    taken = {p.name for p in data_folder.iterdir()} if data_folder.is_dir() else set()
+    names = names or placement(root, taken, str(root), data_folder.name)
+    entries = [entry for entry in competition_entries(root) if entry.name in names]
+    targets = [data_folder / names[entry.name] for entry in entries]
+    clashes = [target.name for target in targets if target.exists() or target.is_symlink()]
     if clashes:
         raise PodiumError(f"{data_folder}: already holds {clashes[0]}; the competition's files were not placed")
     data_folder.mkdir(parents=True, exist_ok=True)
     for entry in entries:
-        target = data_folder / entry.name
+        target = data_folder / names[entry.name]
         if mode == "link":
             target.symlink_to(entry.resolve(), target_is_directory=entry.is_dir())
         elif mode == "move":
@@ -73,7 +130,7 @@ def place_data(root: Path, data_folder: Path, mode: str) -> list[str]:
             shutil.copytree(entry, target)
         else:
             shutil.copy2(entry, target)
-    return [p.name for p in entries]
+    return [names[entry.name] for entry in entries]
 
 
 def data_folder(project: Path) -> Path:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from podium import __version__
 from podium.errors import PodiumError
@@ -28,6 +30,8 @@ TEMPLATE_MARKER = "copier.yml"
 # What projects rendered from the bundled template record as `_src_path`: the same on every machine.
 STORE_SOURCE = "podium"
 HISTORY_BUNDLE = "_template_history.bundle"
+CONFIG_NAMES = ("copier.yml", "copier.yaml")
+DATA_DIR = re.compile(r"^\{\{\s*data_dir\s*\}\}$")  # the template folder rendered as the project's data folder
 
 
 def bundled_template_dir() -> Path:
@@ -37,6 +41,61 @@ def bundled_template_dir() -> Path:
         if (candidate / TEMPLATE_MARKER).is_file():
             return candidate
     raise PodiumError(f"the bundled template is missing (looked in {package_dir / '_template'})")
+
+
+def local_template_dir(template: str | None) -> Path | None:
+    """The folder of the template `podium new --template` names (None: the bundled one), if it is on this machine;
+    None for a git URL."""
+    if template is None:
+        return bundled_template_dir()
+    local = Path(template).expanduser()
+    return local if any((local / name).is_file() for name in CONFIG_NAMES) else None
+
+
+def template_settings(folder: Path) -> dict[str, Any] | None:
+    """A template folder's copier.yml as a mapping; None when it is not plain YAML (copier's `!include`)."""
+    import yaml
+
+    for path in (folder / name for name in CONFIG_NAMES):
+        if path.is_file():
+            try:
+                loaded = yaml.safe_load(path.read_text())
+            except (OSError, yaml.YAMLError):
+                return None
+            return loaded if isinstance(loaded, dict) else None
+    return None
+
+
+def template_questions(template: str | None) -> dict[str, dict[str, Any]] | None:
+    """A template's questions (copier.yml's keys not starting with `_`), each as its settings (`key: default`
+    shorthand as {"default": ...}); None when the template is not on this machine or not plain YAML."""
+    folder = local_template_dir(template)
+    settings = template_settings(folder) if folder else None
+    if settings is None:
+        return None
+    return {
+        str(key): value if isinstance(value, dict) else {"default": value}
+        for key, value in settings.items()
+        if not str(key).startswith("_")
+    }
+
+
+def data_folder_names(template: str | None) -> set[str] | None:
+    """The top-level names a template writes into the project's data folder (its `{{ data_dir }}` folder, with the
+    templates suffix dropped); None when the template is not on this machine."""
+    folder = local_template_dir(template)
+    settings = template_settings(folder) if folder else None
+    if folder is None or settings is None:
+        return None
+    project = folder / str(settings.get("_subdirectory") or "")
+    suffix = str(settings.get("_templates_suffix", ".jinja"))
+    data_folders = [p for p in project.iterdir() if p.is_dir() and DATA_DIR.match(p.name)] if project.is_dir() else []
+    return {
+        path.name.removesuffix(suffix) if suffix else path.name
+        for data in data_folders
+        for path in data.iterdir()
+        if path.name not in IGNORED_NAMES and path.suffix not in IGNORED_SUFFIXES
+    }
 
 
 def default_store_dir() -> Path:
