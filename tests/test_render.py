@@ -66,6 +66,7 @@ PACKAGE_FILES = {
     "tools/report.py",
     "tools/tune.py",
     "tools/tune_search.py",
+    "tools/tune_study.py",
     "tests/__init__.py",
     "tests/conftest.py",
     "tests/test_bad_inputs.py",

@@ -176,6 +176,8 @@ class TrainConfig(StrictModel):
     compile_backend: str = "inductor"  # torch.compile backend (eager: trace only, for tests)
     checkpoint_every: int = Field(default=1, ge=1)  # write last.pt (with optimizer state) every N epochs and at the end
     parallel_folds: int = Field(default=1, ge=1)  # folds trained at once, one process each (on GPU k with CUDA)
+    # torchrun: a collective waiting this long for a process that stopped answering ends the run (no hang)
+    ddp_timeout_minutes: float = Field(default=10, gt=0)
     device: str = "auto"  # auto, cpu, cuda, cuda:1, mps
     deterministic: bool = False
     swa: bool = False  # stochastic weight averaging (torch.optim.swa_utils) from swa_start_epoch; saves swa.pt
@@ -296,6 +298,8 @@ class TuneConfig(StrictModel):
     startup_trials: int = Field(default=3, ge=0)  # trials run in full before the pruner and TPE take over
     prune_after: int = Field(default=2, ge=1)  # validations every trial gets before the pruner may stop it
     storage: str | None = None  # default sqlite:///<run>/tune/study.db; a database URL shares a study across machines
+    # A worker's trial whose heartbeat is 4 of these old is failed by another worker and run once more
+    heartbeat_seconds: float = Field(default=30, ge=1)
     study_name: str | None = None  # default: the experiment name
     seed: int = 42
     overlay: Path = Path("configs/experiment/tuned.yaml")  # the best trial's settings: run -e tuned

@@ -127,13 +127,15 @@ def trained_runs_on(fold_file: Path, output_dir: Path) -> list[Path]:
     return runs
 
 
-def make_folds(config: Config, table: LabelledTable | None = None, *, retraining: tuple[Path, ...] = ()) -> Path:
+def make_folds(
+    config: Config, table: LabelledTable | None = None, *, retraining: tuple[Path, ...] = (), lock_wait: float = 0
+) -> Path:
     """Write the fold file (`id`, `fold`) and return its path. A fold file that a trained run used is not replaced
     by other folds (its OOF and `--resume` would silently mix two splits), unless `retraining` names every such
     run: `run` trains them again right after."""
     require_valid_settings(config)
     paths = RunPaths.from_config(config)
-    with run_lock(paths, "folds"):
+    with run_lock(paths, "folds", wait=lock_wait):
         table = table or read_train_table(config.data)
         frame = pd.DataFrame({"id": table.ids, "fold": table_folds(config, table)})
         if paths.folds.is_file():

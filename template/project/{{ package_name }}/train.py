@@ -15,7 +15,8 @@ from .core.augment import start_image_cache
 from .core.budget import Planner, RunBudget, create_run_budget
 from .core.checkpoints import FoldResult
 from .core.data import LabelledTable
-from .core.distributed import Runtime, barrier, broadcast, init_runtime, resolve_device, shutdown
+from .core.distributed import Runtime, barrier, broadcast, init_runtime, lost_peer, resolve_device, shutdown
+from .core.errors import ProjectError
 from .core.fold import FoldRun
 from .core.perf import (
     Eta,
@@ -214,7 +215,7 @@ def train_folds(
 def _train_locked(
     config: Config, paths: RunPaths, resume: bool, on_evaluation: EvaluationHook | None
 ) -> dict[str, Any]:
-    runtime = init_runtime(config.train.device)
+    runtime = init_runtime(config.train.device, config.train.ddp_timeout_minutes)
     try:
         # Everything that can be refused is read before the run folder changes.
         inputs = read_fold_inputs(config, paths)
@@ -248,6 +249,14 @@ def _train_locked(
             tracker.finish()
         barrier(runtime)
         return metrics
+    except RuntimeError as error:
+        reason = lost_peer(runtime, error)
+        if reason is None:
+            raise
+        raise ProjectError(
+            f"rank {runtime.rank}: another process of the distributed run stopped ({reason}); the run is incomplete: "
+            "start every node again with `train --resume`"
+        ) from None
     finally:
         shutdown(runtime)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -56,8 +57,9 @@ def _check_available(device: torch.device, preference: str) -> None:
         raise ConfigError(f"train.device={preference}: MPS is not available here; use train.device=auto or cpu")
 
 
-def init_runtime(preference: str = "auto") -> Runtime:
-    """Join the process group that torchrun describes in the environment, or run as one process."""
+def init_runtime(preference: str = "auto", timeout_minutes: float = 10) -> Runtime:
+    """Join the process group that torchrun describes in the environment, or run as one process. A collective that
+    waits `timeout_minutes` for a process that stopped answering raises instead of hanging."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     device = resolve_device(preference)
     if world_size <= 1:
@@ -67,8 +69,24 @@ def init_runtime(preference: str = "auto") -> Runtime:
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, timeout=timedelta(minutes=timeout_minutes))
     return Runtime(device, rank, world_size, local_rank)
+
+
+# What a collective raises when another process of the run is gone (killed node, lost network) or timed out.
+PEER_FAILURES = ("connection closed by peer", "connection reset by peer", "broken pipe", "timed out", "timeout")
+
+
+def lost_peer(runtime: Runtime, error: BaseException) -> str | None:
+    """Why a collective failed when another process of the distributed run stopped (None: not that)."""
+    if not runtime.distributed:
+        return None
+    text = str(error).lower()
+    reason = next((phrase for phrase in PEER_FAILURES if phrase in text), None)
+    if reason is None and isinstance(error, getattr(dist, "DistBackendError", ())):
+        reason = "the process group failed"
+    return reason
 
 
 def barrier(runtime: Runtime) -> None:

@@ -126,8 +126,12 @@ def create_loader(
     dataset: Dataset, runtime: Runtime, batch_size: int, workers: int, shuffle: bool, seed: int, collate_fn: Any = None
 ) -> DataLoader:
     sampler = None
-    if runtime.distributed:
-        sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=False)
+    if runtime.distributed or shuffle:
+        # One process too shuffles as DistributedSampler does (seed + epoch): a run of N processes with batch B
+        # then sees the batches one process sees with batch N*B, and a resumed epoch the order it had.
+        sampler = DistributedSampler(
+            dataset, num_replicas=runtime.world_size, rank=runtime.rank, shuffle=shuffle, seed=seed, drop_last=False
+        )
     return DataLoader(
         dataset,
         batch_size=batch_size,

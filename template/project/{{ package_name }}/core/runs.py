@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -207,14 +208,27 @@ def trained_folds(paths: RunPaths) -> list[int]:
     return sorted(int(fold) for fold in read_json(paths.metrics).get("folds", {}))
 
 
-_HELD_LOCKS: dict[Path, IO[str]] = {}  # run folders this process holds
+_HELD_LOCKS: dict[Path, IO[str]] = {}
+
+
+def _acquire(handle: IO[str], wait: float) -> None:
+    """flock without blocking, tried again until `wait` seconds have passed (BlockingIOError then)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)  # run folders this process holds
 
 
 @contextmanager
-def run_lock(paths: RunPaths, stage: str, *, existing: bool = False) -> Iterator[None]:
-    """Hold the run folder for one process: a second process stops in one line naming the holder. Re-entrant
-    within a process; under torchrun only rank 0 takes it. `existing`: a stage that reads a trained run does not
-    make an empty run folder when there is none."""
+def run_lock(paths: RunPaths, stage: str, *, existing: bool = False, wait: float = 0) -> Iterator[None]:
+    """Hold the run folder for one process: a second process stops in one line naming the holder (after waiting
+    up to `wait` seconds for it). Re-entrant within a process; under torchrun only rank 0 takes it. `existing`: a
+    stage that reads a trained run does not make an empty run folder when there is none."""
     if existing and not paths.root.is_dir():
         raise ProjectError(f"{paths.root}: no such run; train it first (run, train) or name another experiment=NAME")
     key = paths.root.resolve()
@@ -224,7 +238,7 @@ def run_lock(paths: RunPaths, stage: str, *, existing: bool = False) -> Iterator
     paths.root.mkdir(parents=True, exist_ok=True)
     handle = open(paths.lock, "a+")  # noqa: SIM115 - held open for the lock's lifetime
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _acquire(handle, wait)
     except BlockingIOError:
         handle.seek(0)
         holder = handle.read().strip() or "another process"

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -130,7 +134,8 @@ def _tune_process(root: Path, *extra: str) -> subprocess.Popen:
     """`python -m <package> tune` in its own process, on the fast-dev competition with the small space."""
     overlay = root / "space.yaml"
     overlay.write_text(yaml.safe_dump({"tune": {"space": {key: None for key in load_config().tune.space} | SPACE}}))
-    command = [sys.executable, "-m", PACKAGE, "tune", "--config", str(overlay), "tune.startup_trials=1", *extra]
+    command = [sys.executable, "-m", PACKAGE, "tune", "--config", str(overlay), "tune.startup_trials=1"]
+    command += ["tune.heartbeat_seconds=1", *extra]  # a killed worker's trial is stale after 4 s
     command += [f"tune.overlay={root}/tuned.yaml"]
     command += task_overrides(root / "data", root / "outputs")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -184,6 +189,93 @@ def test_two_processes_share_one_study_without_losing_trials(competition_root: P
         assert process.returncode == 0, output
     storage = f"sqlite:///{competition_root / 'outputs' / 'baseline' / 'tune' / 'study.db'}"
     trials = optuna.load_study(study_name="baseline", storage=storage).trials
-    assert len([t for t in trials if t.state in tune_stage.FINISHED]) >= 4
+    assert len([t for t in trials if t.state in tune_stage.FINISHED]) == 4  # exactly the budget, none more
     assert all(trial.state in tune_stage.FINISHED for trial in trials)  # none failed, none left running
     assert len({trial.number for trial in trials}) == len(trials)
+
+
+def _postgres_bin() -> Path | None:
+    """The folder of PostgreSQL's server programs (initdb, pg_ctl): on PATH, or where Debian puts them."""
+    found = shutil.which("pg_ctl")
+    if found:
+        return Path(found).resolve().parent
+    folders = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+    return folders[-1] if folders else None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A throw-away PostgreSQL server in a temp folder on a free localhost port (initdb, pg_ctl), stopped after."""
+    programs = _postgres_bin()
+    if programs is None:
+        pytest.skip("PostgreSQL's server programs are missing: apt-get install postgresql (.ci/run installs them)")
+    pytest.importorskip("psycopg2", reason="the tune extra's client is missing: pip install -e '.[tune]'")
+    folder = Path(tempfile.mkdtemp(prefix="podium-pg-"))  # under /tmp: the postgres user must reach it
+    as_server = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # initdb refuses to run as root
+    if as_server:
+        shutil.chown(folder, "postgres")
+    port = _free_port()
+    data = folder / "data"
+    run = [*as_server, str(programs / "pg_ctl"), "-D", str(data)]
+    subprocess.run([*as_server, str(programs / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"],
+                   check=True, capture_output=True)  # fmt: skip
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
+    subprocess.run([*run, "-o", options, "-l", str(folder / "log"), "-w", "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*run, "-m", "immediate", "stop"], capture_output=True, check=False)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.slow
+@ONCE
+def test_three_workers_share_a_postgres_study_and_retry_a_killed_trial(
+    competition_root: Path, postgres_url: str
+) -> None:
+    """Three `tune` workers on one PostgreSQL study (as the README's two commands start them), one killed mid-trial:
+    exactly tune.n_trials finish, no number twice, the killed trial runs again once, and one worker writes
+    tuned.yaml naming the best trial."""
+    budget = 5
+    workers = [_tune_process(competition_root, f"tune.storage={postgres_url}", f"tune.n_trials={budget}")
+               for _ in range(3)]  # fmt: skip
+    victim, killed = workers[0], None
+    deadline = time.monotonic() + 120
+    while killed is None and time.monotonic() < deadline:
+        for trial in _trials(postgres_url, optuna.trial.TrialState.RUNNING):
+            if trial.user_attrs.get("worker", "").endswith(f":{victim.pid}"):
+                victim.send_signal(signal.SIGKILL)
+                killed = trial.number
+        time.sleep(0.2)
+    victim.wait()
+    assert killed is not None, "the first worker never ran a trial"
+    outputs = [worker.communicate(timeout=240)[0] for worker in workers[1:]]
+    for worker, output in zip(workers[1:], outputs, strict=True):
+        assert worker.returncode == 0, output
+    trials = _trials(postgres_url)
+    finished = [trial for trial in trials if trial.state in tune_stage.FINISHED]
+    assert len(finished) == budget
+    assert len({trial.number for trial in trials}) == len(trials)
+    assert next(t for t in trials if t.number == killed).state == optuna.trial.TrialState.FAIL
+    retries = [trial for trial in trials if trial.system_attrs.get("failed_trial") == killed]
+    assert len(retries) == 1 and retries[0].state in tune_stage.FINISHED
+    study = optuna.load_study(study_name="baseline", storage=postgres_url)
+    overlay = (competition_root / "tuned.yaml").read_text()
+    assert f"trial {study.best_trial.number} of study 'baseline'" in overlay
+    assert sum("tune: this worker finished the study and wrote" in output for output in outputs) == 1
+
+
+def _trials(url: str, *states: optuna.trial.TrialState) -> list[optuna.trial.FrozenTrial]:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        study = optuna.load_study(study_name="baseline", storage=url)
+    except (KeyError, SQLAlchemyError):  # the first worker is still creating the tables or the study
+        return []
+    return study.get_trials(deepcopy=False, states=states or None)

@@ -91,8 +91,11 @@ def tune(overrides: Overrides = None, config: ConfigFiles = None, experiment: Ex
     table.add_row(f"best (trial {result['best_trial']})", f"{result['best_value']:.4f}")
     for key, value in result["best_params"].items():
         table.add_row(f"  {key}", str(value))
-    table.add_row("overlay", f"{result['overlay']} (train every fold: run -e tuned)")
-    table.add_row("report", result["report"])
+    if result["overlay"] is not None:
+        table.add_row("overlay", f"{result['overlay']} (train every fold: run -e tuned)")
+        table.add_row("report", result["report"])
+    else:  # another worker ran the study's last trial: it wrote them (`tune` once more writes them here too)
+        table.add_row("overlay, report", f"written by {result['finished_by']}, which finished the study")
     table.add_row("storage", result["storage"])
     console.print(table)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -26,11 +25,10 @@ from ..tasks import create_task, read_train_table
 from ..train import train
 from .report import Report, figure_png
 from .tune_search import create_pruner, create_sampler
+from .tune_study import FINISHED, WORKER_ATTR, finisher, open_study, run_worker, worker_name
 
 # Keys a trial may not change: they decide where and on what the study itself runs.
 UNTUNABLE = ("experiment", "output_dir", "seeds", "folds", "tune", "wandb", "data", "task", "metric")
-FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-STUDY_ATTEMPTS = 5
 
 
 def nested(key: str, value: Any) -> dict[str, Any]:
@@ -98,41 +96,11 @@ def storage_url(config: Config) -> str:
     return config.tune.storage or f"sqlite:///{(tune_dir(config) / 'study.db').resolve()}"
 
 
-def create_storage(url: str) -> optuna.storages.BaseStorage:
-    """An RDB storage whose heartbeat lets a restarted or parallel process fail (and retry) a killed trial."""
-    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: stable in practice
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=30,
-            grace_period=120,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
-        )
-
-
 def create_study(config: Config, maximize: bool) -> optuna.Study:
-    """The study in its storage, created on first use and loaded (resumed, shared) afterwards. Processes starting
-    together race to create the tables and the study; the losers retry and load what the winner made."""
-    from sqlalchemy.exc import IntegrityError, OperationalError
-
+    """The study in its storage (tune/study.db, or tune.storage), created with its trials queued, or joined."""
     tune_dir(config).mkdir(parents=True, exist_ok=True)
-    for attempt in range(STUDY_ATTEMPTS):
-        try:
-            return optuna.create_study(
-                study_name=config.tune.study_name or config.experiment,
-                storage=create_storage(storage_url(config)),
-                direction="maximize" if maximize else "minimize",
-                sampler=create_sampler(config),
-                pruner=create_pruner(config),
-                load_if_exists=True,
-            )
-        except (IntegrityError, OperationalError):
-            if attempt + 1 == STUDY_ATTEMPTS:
-                raise
-            time.sleep(0.5 * (attempt + 1))
-    raise AssertionError("unreachable")
+    name = config.tune.study_name or config.experiment
+    return open_study(name, storage_url(config), config, maximize, create_sampler(config), create_pruner(config))
 
 
 def trial_config(config: Config, params: dict[str, Any], number: int, folds_file: Path, study: str) -> Config:
@@ -157,6 +125,10 @@ def create_objective(
 
     def objective(trial: optuna.Trial) -> float:
         params = {key: suggest(trial, key, dimension) for key, dimension in space.items()}
+        shown = ", ".join(
+            f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}" for key, value in params.items()
+        )
+        print(f"tune: trial {trial.number} starts ({worker_name()}): {shown}", flush=True)
         settings = trial_config(config, params, trial.number, folds_file, study)
         step = 0
 
@@ -265,22 +237,28 @@ def tune(config: Config) -> dict[str, Any]:
     paths = RunPaths.from_config(config)
     folds_file = paths.folds
     if not folds_file.is_file():
-        make_folds(config, table)
+        make_folds(config, table, lock_wait=60)  # workers starting together: one writes, the others wait
     study = create_study(config, maximize)
-    done = sum(trial.state in FINISHED for trial in study.get_trials(deepcopy=False))
-    if done < config.tune.n_trials:
-        study.optimize(
-            create_objective(config, space, folds_file, study.study_name),
-            timeout=config.tune.timeout_minutes * 60 if config.tune.timeout_minutes else None,
-            callbacks=[optuna.study.MaxTrialsCallback(config.tune.n_trials, states=FINISHED)],
-            catch=(),
-        )
+    tune_config = config.tune
+    ran = run_worker(
+        study,
+        create_objective(config, space, folds_file, study.study_name),
+        tune_config.n_trials,
+        tune_config.timeout_minutes * 60 if tune_config.timeout_minutes else None,
+        tune_config.heartbeat_seconds,
+    )
     trials = study.get_trials(deepcopy=False)
     complete = [trial for trial in trials if trial.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         raise ConfigError(f"tune: no trial of study '{study.study_name}' completed; see the trials' output above")
-    overlay = write_tuned_overlay(config, study, config.tune.overlay)
-    report = write_report(config, study, tune_dir(config) / "report.html")
+    last = finisher(study)
+    finished = sum(trial.state in FINISHED for trial in trials)
+    # One worker writes the overlay: the one that ran the trial completed last, or one asked after the study ended.
+    writes = (last is not None and last.number in ran) or (not ran and finished >= tune_config.n_trials)
+    overlay = write_tuned_overlay(config, study, tune_config.overlay) if writes else None
+    report = write_report(config, study, tune_dir(config) / "report.html") if writes else None
+    if writes:
+        print(f"tune: this worker finished the study and wrote {overlay} and {report}", flush=True)
     return {
         "study": study.study_name,
         "storage": storage_url(config),
@@ -290,6 +268,7 @@ def tune(config: Config) -> dict[str, Any]:
         "best_value": study.best_value,
         "best_trial": study.best_trial.number,
         "best_params": study.best_params,
-        "overlay": str(overlay),
-        "report": str(report),
+        "overlay": None if overlay is None else str(overlay),
+        "report": None if report is None else str(report),
+        "finished_by": None if last is None else last.user_attrs.get(WORKER_ATTR),
     }
