@@ -135,7 +135,7 @@ def _tune_process(root: Path, *extra: str) -> subprocess.Popen:
     overlay = root / "space.yaml"
     overlay.write_text(yaml.safe_dump({"tune": {"space": {key: None for key in load_config().tune.space} | SPACE}}))
     command = [sys.executable, "-m", PACKAGE, "tune", "--config", str(overlay), "tune.startup_trials=1"]
-    command += ["tune.heartbeat_seconds=1", *extra]  # a killed worker's trial is stale after 4 s
+    command += ["tune.heartbeat_seconds=2", *extra]  # a killed worker's trial is stale after 8 s
     command += [f"tune.overlay={root}/tuned.yaml"]
     command += task_overrides(root / "data", root / "outputs")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -268,7 +268,8 @@ def test_three_workers_share_a_postgres_study_and_retry_a_killed_trial(
     study = optuna.load_study(study_name="baseline", storage=postgres_url)
     overlay = (competition_root / "tuned.yaml").read_text()
     assert f"trial {study.best_trial.number} of study 'baseline'" in overlay
-    assert sum("tune: this worker finished the study and wrote" in output for output in outputs) == 1
+    writers = [output for output in outputs if "tune: this worker finished the study and wrote" in output]
+    assert len(writers) == 1, "\n\n".join(output[-2500:] for output in outputs)
 
 
 def _trials(url: str, *states: optuna.trial.TrialState) -> list[optuna.trial.FrozenTrial]:
@@ -279,3 +280,91 @@ def _trials(url: str, *states: optuna.trial.TrialState) -> list[optuna.trial.Fro
     except (KeyError, SQLAlchemyError):  # the first worker is still creating the tables or the study
         return []
     return study.get_trials(deepcopy=False, states=states or None)
+
+
+@ONCE
+def test_only_the_worker_that_ran_the_last_trial_writes_the_overlay(competition_root: Path, monkeypatch) -> None:
+    """A worker that ran no trial while another finished the study leaves tuned.yaml to it; a worker started once
+    the study had ended writes it (on its own machine)."""
+    from ..tools import tune_study
+
+    config = tune_config(competition_root, "tune.n_trials=2")
+    real_run_worker = tune_stage.run_worker
+
+    def another_worker_runs_everything(study, objective, n_trials, timeout, heartbeat):
+        storage = tune_study.create_storage(tune_stage.storage_url(config), heartbeat)
+        other = optuna.load_study(study_name=study.study_name, storage=storage)
+        real_run_worker(other, objective, n_trials, timeout, heartbeat)  # trials this process did not run
+        return []
+
+    monkeypatch.setattr(tune_stage, "run_worker", another_worker_runs_everything)
+    first = tune_stage.tune(config)
+    assert first["overlay"] is None and first["complete"] + first["pruned"] == 2
+    assert not (competition_root / "tuned.yaml").exists()
+    monkeypatch.setattr(tune_stage, "run_worker", real_run_worker)
+    later = tune_stage.tune(config)  # the study is done: no trial runs, the overlay is written here
+    assert later["trials"] == 2 and later["overlay"] == str(competition_root / "tuned.yaml")
+
+
+@ONCE
+def test_a_worker_joining_while_the_queue_fills_queues_nothing(competition_root: Path, monkeypatch) -> None:
+    """The creator queues tune.n_trials trials; a worker that joins half-way must not queue them again."""
+    from ..tools import tune_study
+
+    config = tune_config(competition_root, "tune.n_trials=4")
+    url = f"sqlite:///{competition_root / 'study.db'}"
+    sampler, pruner = optuna.samplers.RandomSampler(0), optuna.pruners.NopPruner()
+    real_enqueue, joined = optuna.Study.enqueue_trial, []
+
+    def enqueue_while_another_worker_joins(self, *args, **kwargs):
+        real_enqueue(self, *args, **kwargs)
+        if not joined:
+            joined.append(tune_study.open_study("s", url, config, True, sampler, pruner))
+
+    monkeypatch.setattr(optuna.Study, "enqueue_trial", enqueue_while_another_worker_joins)
+    study = tune_study.open_study("s", url, config, True, sampler, pruner)
+    assert joined and len(study.trials) == 4 and study.user_attrs["n_trials"] == 4
+
+
+@ONCE
+def test_a_worker_whose_trial_another_failed_goes_on(competition_root: Path) -> None:
+    """A live worker whose heartbeat came late finds its trial failed by another worker: it says so and takes the
+    next trial instead of stopping with Optuna's traceback."""
+    from ..tools import tune_study
+
+    config = tune_config(competition_root, "tune.n_trials=2")
+    url = f"sqlite:///{competition_root / 'study.db'}"
+    study = tune_study.open_study("s", url, config, True, optuna.samplers.RandomSampler(0), optuna.pruners.NopPruner())
+    storage = tune_study.create_storage(url, 30)
+
+    def objective(trial: optuna.Trial) -> float:
+        if trial.number == 0:  # what fail_stale_trials in another worker does to a late heartbeat
+            trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name("s"), 0)
+            storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+        return trial.suggest_float("x", 0, 1)
+
+    ran = tune_study.run_worker(study, objective, 2, timeout=60, heartbeat_seconds=1)
+    states = {trial.number: trial.state for trial in study.trials}
+    assert ran == [0, 1] and states[0] == optuna.trial.TrialState.FAIL and states[1] in tune_stage.FINISHED
+
+
+@ONCE
+def test_a_trial_killed_before_its_first_heartbeat_is_failed_and_queued_again(competition_root: Path) -> None:
+    """A worker killed between taking a trial and its first heartbeat leaves it running with no beat at all; once
+    another worker has seen it so for the grace period it is failed and queued again, not waited on forever."""
+    from ..tools import tune_study
+
+    config = tune_config(competition_root, "tune.n_trials=1")
+    url = f"sqlite:///{competition_root / 'study.db'}"
+    study = tune_study.open_study("s", url, config, True, optuna.samplers.RandomSampler(0), optuna.pruners.NopPruner())
+    study.ask()  # taken, as by a worker killed before its heartbeat thread beat once
+    now = [0.0]
+    storage = tune_study.create_storage(url, 1)
+    storage.clock = lambda: now[0]
+    other = optuna.load_study(study_name="s", storage=storage)
+    optuna.storages.fail_stale_trials(other)  # first seen without a beat: not stale yet
+    assert other.trials[0].state == optuna.trial.TrialState.RUNNING
+    now[0] = storage.grace_period + 1
+    optuna.storages.fail_stale_trials(other)
+    states = [trial.state for trial in other.get_trials(deepcopy=False)]
+    assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]

@@ -240,6 +240,7 @@ def tune(config: Config) -> dict[str, Any]:
         make_folds(config, table, lock_wait=60)  # workers starting together: one writes, the others wait
     study = create_study(config, maximize)
     tune_config = config.tune
+    done_before = sum(trial.state in FINISHED for trial in study.get_trials(deepcopy=False)) >= tune_config.n_trials
     ran = run_worker(
         study,
         create_objective(config, space, folds_file, study.study_name),
@@ -252,9 +253,9 @@ def tune(config: Config) -> dict[str, Any]:
     if not complete:
         raise ConfigError(f"tune: no trial of study '{study.study_name}' completed; see the trials' output above")
     last = finisher(study)
-    finished = sum(trial.state in FINISHED for trial in trials)
-    # One worker writes the overlay: the one that ran the trial completed last, or one asked after the study ended.
-    writes = (last is not None and last.number in ran) or (not ran and finished >= tune_config.n_trials)
+    # One worker writes the overlay: the one that ran the trial completed last (a worker that ran none while others
+    # finished the study does not), or one started once the study had ended (to write it on its own machine).
+    writes = (last is not None and last.number in ran) or done_before
     overlay = write_tuned_overlay(config, study, tune_config.overlay) if writes else None
     report = write_report(config, study, tune_dir(config) / "report.html") if writes else None
     if writes:

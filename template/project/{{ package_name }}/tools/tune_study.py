@@ -4,7 +4,6 @@ once, and the worker that finishes the last trial named as the one that writes t
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import time
@@ -34,6 +33,11 @@ class BudgetedRDBStorage(optuna.storages.RDBStorage):
     retries. Optuna's `ask()` creates a fresh trial when the queue is empty, so workers that finish together would
     run more than tune.n_trials; here they stop instead (the queue is taken atomically, WAITING to RUNNING)."""
 
+    def __init__(self, *args: Any, clock: Callable[[], float] = time.monotonic, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.clock = clock
+        self.seen_without_heartbeat: dict[int, float] = {}  # trial id -> when this worker first saw it so
+
     # Optuna's _CachedStorage (which wraps every RDBStorage) calls this private method, not create_new_trial.
     def _create_new_trial(
         self, study_id: int, template_trial: optuna.trial.FrozenTrial | None = None
@@ -41,6 +45,29 @@ class BudgetedRDBStorage(optuna.storages.RDBStorage):
         if template_trial is None:
             raise TrialBudgetReached
         return super()._create_new_trial(study_id, template_trial)
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        """Optuna's stale trials, and the running trials that never had a heartbeat: a worker killed between taking
+        a trial and its first beat leaves it running forever otherwise. Those are stale once this worker has seen
+        them without a beat for the grace period (its own clock: the trial's start time is another host's)."""
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        stale = super()._get_stale_trial_ids(study_id)
+        with _create_scoped_session(self.scoped_session) as session:
+            silent = session.query(models.TrialModel.trial_id).filter(
+                models.TrialModel.study_id == study_id,
+                models.TrialModel.state == TrialState.RUNNING,
+                ~models.TrialModel.heartbeats.any(),
+            )
+            silent_ids = {trial_id for (trial_id,) in silent.all()}
+        now = self.clock()
+        for trial_id in silent_ids:
+            self.seen_without_heartbeat.setdefault(trial_id, now)
+        grace = self.grace_period or 2 * (self.heartbeat_interval or 1)
+        return stale + [
+            trial_id for trial_id in sorted(silent_ids) if now - self.seen_without_heartbeat[trial_id] > grace
+        ]
 
 
 def worker_name() -> str:
@@ -63,12 +90,13 @@ def create_storage(url: str, heartbeat_seconds: float) -> BudgetedRDBStorage:
 
 
 def _queue_budget(study: optuna.Study, n_trials: int) -> None:
-    """Queue trials up to `n_trials` (a raised budget adds the difference) and record the budget. A study made
-    before trials were queued counts the trials it holds."""
+    """Record the budget, then queue trials up to it (a raised budget adds the difference; a study made before
+    trials were queued counts the trials it holds). The budget is recorded first: a worker joining while the
+    queue fills must not fill it too."""
     queued = int(study.user_attrs.get(BUDGET_ATTR, count(study, FINISHED + ACTIVE)))
+    study.set_user_attr(BUDGET_ATTR, max(n_trials, queued))
     for _ in range(max(n_trials - queued, 0)):
         study.enqueue_trial({})  # parameters are sampled when a worker pops it
-    study.set_user_attr(BUDGET_ATTR, max(n_trials, queued))
 
 
 def open_study(
@@ -100,7 +128,8 @@ def open_study(
 
 
 def _joined(study: optuna.Study, n_trials: int, wait_seconds: float = 60) -> optuna.Study:
-    """A study another worker created: wait until it has queued its trials; a raised budget is queued here."""
+    """A study another worker created: wait until it has recorded its budget (a study with trials but no budget
+    is from before trials were queued); a raised budget is queued here (start that worker alone first)."""
     deadline = time.monotonic() + wait_seconds
     while BUDGET_ATTR not in study.user_attrs and not study.trials and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -130,19 +159,34 @@ def run_worker(
         ran.append(trial.number)
         return objective(trial)
 
+    idle = 0  # checks in a row that found nothing running or queued
     while True:
         left = None if timeout is None else timeout - (time.monotonic() - started)
         if left is not None and left <= 0:
             break
-        with contextlib.suppress(TrialBudgetReached):  # the queue is empty: see what the other workers do
-            study.optimize(tracked, timeout=left, catch=())
-        if count(study, FINISHED) >= n_trials or count(study, ACTIVE) == 0:
+        stop = optuna.study.MaxTrialsCallback(n_trials, states=FINISHED)  # a storage without a queue stops too
+        try:
+            study.optimize(tracked, timeout=left, catch=(), callbacks=[stop])
+        except TrialBudgetReached:
+            pass  # the queue is empty: see what the other workers do
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as error:
+            if not _failed_by_another_worker(error):
+                raise
+            print(f"tune: trial {ran[-1]} was failed by another worker (its heartbeat came late); it runs again")
+        idle = idle + 1 if count(study, ACTIVE) == 0 else 0
+        # Twice idle, a heartbeat apart: a worker failing a stale trial queues its retry a moment after.
+        if count(study, FINISHED) >= n_trials or idle >= 2:
             break
         time.sleep(heartbeat_seconds)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)  # a killed worker's trial comes back queued
     return ran
+
+
+def _failed_by_another_worker(error: Exception) -> bool:
+    """Optuna's errors for a trial this worker runs that another worker failed as stale (a heartbeat came late)."""
+    return isinstance(error, optuna.exceptions.UpdateFinishedTrialError) or "Cannot tell a FAIL trial" in str(error)
 
 
 def finisher(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
