@@ -79,6 +79,7 @@ PACKAGE_FILES = {
     "tests/test_tta.py",
     "tests/test_tune.py",
     "tests/test_perf.py",
+    "tests/test_gpu_paths.py",
 }
 # Each task renders its own package, the tools that support it and the tests of both.
 TASK_FILES = {

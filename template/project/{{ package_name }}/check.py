@@ -15,6 +15,7 @@ from PIL import Image, UnidentifiedImageError
 from .config import Config
 from .core.data import LabelledTable, check_test_ids, listed_train_images, read_sample_submission, read_test_table
 from .core.errors import ProjectError, one_line
+from .core.recipe import batch_choice
 from .core.validate import Problem, problem_from, settings_problems
 from .folds import table_folds
 from .tasks import create_task, read_train_table
@@ -139,6 +140,10 @@ def run_check(config: Config, workers: int | None = None) -> CheckReport:
     else:
         classes = table.classes
         report.problems.extend(check_folds(config, table))
+        n_splits = config.folds.n_splits
+        fitted = batch_choice(config, len(table.frame) * (n_splits - 1) // max(n_splits, 1), processes=1)
+        if fitted is not None:
+            report.advice.append(f"train will fit the batch to the data: {fitted.reason}")
         image_paths = table.frame["path"].astype(str).tolist()
         train_images = len(image_paths)
         image_paths.extend(_mask_paths(table))

@@ -141,7 +141,11 @@ class SegmentationConfig(StrictModel):
 
 class TrainConfig(StrictModel):
     epochs: int = Field(default=10, ge=1)
-    batch_size: int = Field(default=32, ge=1)  # per process
+    batch_size: int = Field(default=32, ge=1)  # per process; lowered for small data (min_updates_per_epoch)
+    # A training set too small for batch_size gets the largest halving of it (down to 8) that gives an epoch this
+    # many optimizer updates; None keeps batch_size as it is.
+    min_updates_per_epoch: int | None = Field(default=16, ge=1)
+    lr_scaling: Literal["sqrt", "linear", "none"] = "sqrt"  # how lr follows a fitted batch: sqrt (AdamW), linear (SGD)
     accumulate_steps: int = Field(default=1, ge=1)  # optimizer step every N batches
     optimizer: str = "adamw"  # any timm optimizer name: adamw, sgd, lamb, lion, ...
     lr: float = Field(default=1e-3, gt=0)  # peak learning rate
@@ -168,7 +172,9 @@ class TrainConfig(StrictModel):
     ema_warmup: bool = True  # ramp the decay up over the first updates (timm's use_warmup)
     early_stopping_patience: int | None = None  # evaluations without improvement of the metric
     eval_every: int = Field(default=1, ge=1)  # validate every N epochs (and after the last)
-    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"  # auto: bf16 on CUDA when supported, else fp16
+    amp: Literal["auto", "bf16", "fp16", "off"] = (
+        "auto"  # auto: bf16 on CUDA from compute capability 8.0, else fp16 + GradScaler
+    )
     channels_last: bool = True  # CUDA only
     tf32: bool = True  # TF32 matmuls and convolutions on Ampere and later GPUs
     fused: bool = True  # CUDA: fused Adam/AdamW kernels (other optimizers update all tensors at once, foreach)

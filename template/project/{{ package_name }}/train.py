@@ -11,16 +11,18 @@ import numpy as np
 import torch
 
 from .config import Config, load_config, validate_config, with_overrides
-from .core.augment import start_image_cache
+from .core.augment import cached_image_size, start_image_cache
 from .core.budget import Planner, RunBudget, create_run_budget
 from .core.checkpoints import FoldResult
 from .core.data import LabelledTable
 from .core.distributed import Runtime, barrier, broadcast, init_runtime, lost_peer, resolve_device, shutdown
+from .core.engine import describe_precision
 from .core.errors import ProjectError
 from .core.fold import FoldRun
 from .core.perf import (
     Eta,
 )
+from .core.recipe import batch_choice
 from .core.run_config import check_same_run_settings
 from .core.runs import (
     RunPaths,
@@ -123,7 +125,7 @@ def train(config: Config, *, resume: bool = False, on_evaluation: EvaluationHook
         return _train_locked(config, paths, resume, on_evaluation)
 
 
-def _prepare_run_folder(config: Config, paths: RunPaths, resume: bool) -> None:
+def _prepare_run_folder(config: Config, paths: RunPaths, resume: bool, precision: str) -> None:
     """--resume continues only with the run's own settings; a new training moves an earlier one aside."""
     if resume and paths.config.is_file():
         check_same_run_settings(load_config(base=paths.config), config, paths.config, "--resume")
@@ -131,7 +133,7 @@ def _prepare_run_folder(config: Config, paths: RunPaths, resume: bool) -> None:
         moved = move_previous_training(paths)
         if moved is not None:
             print(f"{paths.root}: an earlier training was there; moved it to {moved}")
-    save_resolved_config(config, paths, "train")
+    save_resolved_config(config, paths, "train", precision=precision)
 
 
 @dataclass
@@ -154,6 +156,16 @@ def read_fold_inputs(config: Config, paths: RunPaths) -> FoldInputs:
         labeller = task_module(config.task, "pseudo")
         table, folds, training_targets = labeller.with_pseudo_labels(table, folds, config.data.pseudo_labels, config)
     return FoldInputs(table, folds, task, training_targets)
+
+
+def fold_plan_note(folds: np.ndarray, trained: list[int], n_splits: int) -> str:
+    """What the CV of a budget-cut fold plan rests on, and the plans a competitor would pick instead."""
+    validation, total = int(np.isin(folds, trained).sum()), int((folds >= 0).sum())
+    return (
+        f"the CV rests on {validation} validation image(s) (fold(s) {trained} of {n_splits}); instead, train one "
+        f"fold longer (folds.train_folds=[0]) or hold out a tenth and train on the other {total - total // 10} "
+        "images (folds.n_splits=10 folds.train_folds=[0], after `folds` again)"
+    )
 
 
 def train_folds(
@@ -182,6 +194,7 @@ def train_folds(
                     f"give {position} fold(s) train.time_budget_min_epochs={train_config.time_budget_min_epochs} "
                     "epochs each (a longer budget or a lower minimum trains them)"
                 )
+                print(fold_plan_note(inputs.folds, fold_list[:position], config.folds.n_splits))
             break
         if resume and paths.fold_metrics(fold).is_file():
             results.append(FoldResult.from_json(read_json(paths.fold_metrics(fold))))
@@ -223,15 +236,24 @@ def _train_locked(
         if from_data:
             config = with_overrides(config, from_data)
             inputs.task = create_task(config, inputs.table.classes)
-            if runtime.is_main:
-                print(f"from the training data: {from_data}")
         to_train = folds_to_train(inputs.folds, config.folds.train_folds)
+        train_images = min(int((inputs.folds != fold).sum()) for fold in to_train)
+        fitted = batch_choice(config, train_images, runtime.world_size)
+        if fitted is not None:  # recorded in the run's config.yaml, so --resume and later stages keep it
+            config = with_overrides(config, fitted.settings)
+            if runtime.is_main:
+                print(f"fitted to the data: {fitted.reason}")
         processes = min(config.train.parallel_folds, len(to_train))
+        parallel = processes > 1 and not runtime.distributed and on_evaluation is None
+        if parallel and config.data.cache == "ram":
+            print(_ram_cache_cost(config, inputs, processes))
         if runtime.is_main:
-            _prepare_run_folder(config, paths, resume)
+            precision = describe_precision(config.train.amp, runtime.device)
+            print(f"precision: {precision}")
+            _prepare_run_folder(config, paths, resume, precision)
             write_json(paths.classes, inputs.table.classes)
         barrier(runtime)
-        if processes > 1 and not runtime.distributed and on_evaluation is None:
+        if parallel:
             from .core.parallel import train_folds_in_parallel
 
             results = train_folds_in_parallel(_train_share, config, to_train, processes, resume=resume)
@@ -261,10 +283,21 @@ def _train_locked(
         shutdown(runtime)
 
 
+def _ram_cache_cost(config: Config, inputs: FoldInputs, processes: int) -> str:
+    from .core.parallel import available_memory, decoded_bytes, ram_cache_cost
+
+    image_paths = inputs.table.frame["path"].astype(str).tolist()
+    per_process = decoded_bytes(image_paths, cached_image_size(config, inputs.task), config.model.in_chans)
+    return ram_cache_cost(per_process, processes, available_memory())
+
+
 def _train_share(
     settings: dict[str, Any], folds: list[int], device: str, threads: int, resume: bool
 ) -> list[FoldResult]:
-    """A parallel-folds worker process: train `folds` on `device` with the run's settings."""
+    """A parallel-folds worker process: train `folds` on `device` with the run's settings. Its GPU is made the
+    current device first, so the CUDA context, pinned memory and cuDNN handles are made there, not on GPU 0."""
+    if device.startswith("cuda"):
+        torch.cuda.set_device(torch.device(device))
     torch.set_num_threads(threads)
     config = with_overrides(validate_config(settings), {"train": {"device": device, "parallel_folds": 1}})
     paths = RunPaths.from_config(config)

@@ -174,15 +174,22 @@ class InputNormaliser:
         return (images - self.mean[:channels].view(1, -1, 1, 1)) / self.std[:channels].view(1, -1, 1, 1)
 
 
+def cached_image_size(config: Any, task: Any) -> int | None:
+    """The side the cache stores images at: model.image_size where the task's transforms resize first with
+    albumentations, else None (images as decoded)."""
+    specs = (config.aug.train, config.aug.valid, config.aug.test)
+    albumentations_only = not any(isinstance(load_augmentations(spec), TorchvisionAugmentations) for spec in specs)
+    return config.model.image_size if task.resizes_first and albumentations_only else None
+
+
 def start_image_cache(config: Any, task: Any, paths: list[str]) -> None:
     """Read images through data.cache in this process: decoded once, and for tasks whose transforms resize first
     with albumentations, stored at model.image_size (A.Resize of an image of that size returns it unchanged, so
     batches are byte-identical to the uncached ones). Filled now, before loader workers fork."""
     from .data import activate_cache
 
-    specs = (config.aug.train, config.aug.valid, config.aug.test)
-    albumentations_only = not any(isinstance(load_augmentations(spec), TorchvisionAugmentations) for spec in specs)
-    size = config.model.image_size if task.resizes_first and albumentations_only else None
-    cache = activate_cache(config.data.cache, config.data.cache_dir, size, config.model.in_chans)
+    cache = activate_cache(
+        config.data.cache, config.data.cache_dir, cached_image_size(config, task), config.model.in_chans
+    )
     if cache is not None:
         cache.fill(paths, config.data.num_workers or os.cpu_count() or 1)

@@ -14,7 +14,10 @@ if TYPE_CHECKING:
 
 # The schedule is timm's, created with this many clock units per epoch; the budget maps elapsed time onto them.
 CLOCK_UNITS_PER_EPOCH = 1000
-PLAN_AFTER_EPOCH_SHARE = 0.1  # a run budget plans its folds once this share of the first epoch has run
+PLAN_AFTER_EPOCH_SHARE = 0.1  # a run budget plans its folds once this share of the first epoch has been timed
+# Steps of an epoch left untimed: the first compile the model, autotune cuDNN and wait for the loader's first
+# batches, so timing them would plan on a step several times slower than a steady one.
+WARMUP_STEPS = 3
 
 # (estimated seconds of an epoch, seconds this fold has spent) -> the fold's new budget in seconds, or None
 Planner = Callable[[float, float], "float | None"]
@@ -33,6 +36,7 @@ class TimeBudget:
     clock: Callable[[], float] = time.perf_counter
     planner: Planner | None = None
     started: float = field(init=False)
+    timed_from: tuple[int, float] | None = field(default=None, init=False)  # (steps, epoch seconds) after warm-up
 
     def __post_init__(self) -> None:
         self.started = self.clock()
@@ -41,12 +45,24 @@ class TimeBudget:
         return self.spent_before + self.clock() - self.started
 
     def observe(self, steps: int, total_steps: int, epoch_seconds: float) -> None:
-        """After `steps` of an epoch's `total_steps` took `epoch_seconds`: consult the planner once, as soon as a
-        share of the epoch has run (a step count, so that every DDP rank asks at the same step)."""
-        if self.planner is None or steps < max(1, math.ceil(PLAN_AFTER_EPOCH_SHARE * total_steps)):
+        """After `steps` of an epoch's `total_steps` took `epoch_seconds`: consult the planner once, with the epoch's
+        time estimated from steady steps only. Timing starts after the warm-up steps (a one-step epoch cannot leave
+        any out) and the planner is asked once a share of the epoch has been timed; a step count, so that every DDP
+        rank asks at the same step. An epoch that ends first starts the timing again in the next."""
+        if self.planner is None:
             return
+        warmup = min(WARMUP_STEPS, total_steps - 1)
+        epoch_started = self.timed_from is None or steps <= self.timed_from[0]
+        if steps <= warmup or (epoch_started and warmup > 0):
+            self.timed_from = (steps, epoch_seconds)  # timing starts after this step
+            return
+        if epoch_started:
+            self.timed_from = (0, 0.0)
+        if steps - self.timed_from[0] < max(1, math.ceil(PLAN_AFTER_EPOCH_SHARE * total_steps)):
+            return
+        timed_steps, timed_seconds = steps - self.timed_from[0], epoch_seconds - self.timed_from[1]
         planner, self.planner = self.planner, None
-        seconds = planner(epoch_seconds / steps * total_steps, self.elapsed())
+        seconds = planner(timed_seconds / timed_steps * total_steps, self.elapsed())
         if seconds is not None:
             self.seconds = seconds
 

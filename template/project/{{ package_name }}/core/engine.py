@@ -44,13 +44,42 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)
 
 
+def native_bf16(device: torch.device) -> bool:
+    """bf16 runs natively from compute capability 8.0 (A100, RTX 30xx, L4, H100). Older GPUs (T4, V100, P100)
+    emulate it, which torch's default `is_bf16_supported()` counts as support, at a fraction of fp16's speed."""
+    return torch.cuda.get_device_capability(device) >= (8, 0) and torch.cuda.is_bf16_supported(
+        including_emulation=False
+    )
+
+
 def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """bf16 or fp16 for autocast; `auto` turns AMP on for CUDA only."""
+    """bf16 or fp16 for autocast; `auto` turns AMP on for CUDA only: bf16 where it is native, else fp16 (with a
+    GradScaler, see `create_grad_scaler`)."""
     if amp == "off" or (amp == "auto" and device.type != "cuda"):
         return None
     if amp == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if native_bf16(device) else torch.float16
     return torch.bfloat16 if amp == "bf16" else torch.float16
+
+
+def create_grad_scaler(amp_dtype: torch.dtype | None, device: torch.device) -> torch.amp.GradScaler | None:
+    """fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none."""
+    return torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
+
+
+def describe_precision(amp: str, device: torch.device) -> str:
+    """The precision training runs in and why, as printed when training starts and kept in run.json."""
+    dtype = autocast_dtype(amp, device)
+    if dtype is None:
+        return f"fp32 (train.amp={amp}{'' if amp == 'off' else f': no autocast on {device.type}'})"
+    name = "bf16 autocast" if dtype == torch.bfloat16 else "fp16 autocast with GradScaler"
+    if amp != "auto" and (dtype != torch.bfloat16 or device.type != "cuda" or native_bf16(device)):
+        return f"{name} (train.amp={amp})"
+    major, minor = torch.cuda.get_device_capability(device)
+    if amp != "auto":
+        return f"{name} (train.amp={amp}: emulated on compute capability {major}.{minor}, slower than fp16)"
+    native = "native bf16" if dtype == torch.bfloat16 else "no native bf16"
+    return f"{name} (train.amp=auto: compute capability {major}.{minor}, {native})"
 
 
 def optimizer_kwargs(config: TrainConfig, on_cuda: bool) -> dict[str, Any]:

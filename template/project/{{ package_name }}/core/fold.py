@@ -25,6 +25,7 @@ from .data import LabelledTable
 from .distributed import Runtime, all_gather, barrier
 from .engine import (
     autocast_dtype,
+    create_grad_scaler,
     create_optimizer,
     create_scheduler,
     evaluate,
@@ -137,7 +138,7 @@ class FoldRun:
             model,
             optimizer,
             create_scheduler(optimizer, train, updates_per_epoch, task.metric.higher_is_better),
-            torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None,
+            create_grad_scaler(amp_dtype, device),
             ModelEmaV3(model, decay=train.ema_decay, use_warmup=train.ema_warmup) if train.ema else None,
             AveragedModel(model) if train.swa else None,
         )
@@ -256,6 +257,7 @@ class FoldRun:
             state.elapsed_seconds = self.budget.elapsed()
         row = {
             "epoch": epoch + 1,
+            "updates": state.num_updates,  # optimizer updates so far
             "lr": parts.optimizer.param_groups[0]["lr"],
             "train_loss": train_loss,
             "valid_loss": valid_loss,

@@ -25,6 +25,53 @@ def fold_devices(preference: str, processes: int) -> list[str]:
     return [f"cuda:{index}" for index in range(processes)]
 
 
+RAM_CACHE_SHARE = 0.8  # of the memory free when training starts that the fold processes' RAM caches may take
+
+
+def decoded_bytes(paths: list[str], size: int | None, channels: int, sample: int = 32) -> int:
+    """The uint8 bytes of `paths` decoded at `size` x `size`, or at their own sizes (from a sample's headers)."""
+    if size is not None:
+        return size * size * channels * len(paths)
+    from PIL import Image
+
+    chosen = paths[:: max(len(paths) // sample, 1)][:sample]
+    pixels = [width * height for width, height in (Image.open(path).size for path in chosen)]
+    return int(sum(pixels) / max(len(pixels), 1) * channels * len(paths))
+
+
+def available_memory() -> int | None:
+    """Bytes of memory free for new allocations (Linux's MemAvailable); None where it cannot be read."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def ram_cache_cost(per_process: int, processes: int, available: int | None) -> str:
+    """One line on what data.cache=ram costs parallel folds: every spawned process decodes and keeps its own copy
+    (spawn shares nothing). A ConfigError where the copies would not fit in the memory free now."""
+
+    def gib(count: float) -> str:
+        return f"{count / 2**30:.1f} GiB"
+
+    total = per_process * processes
+    line = (
+        f"data.cache=ram: each of the {processes} fold processes keeps its own copy, {processes} x {gib(per_process)}"
+    )
+    if available is None:
+        return f"{line} (the free memory cannot be read here)"
+    if total > RAM_CACHE_SHARE * available:
+        raise ConfigError(
+            f"{line} = {gib(total)}, more than {RAM_CACHE_SHARE:.0%} of the {gib(available)} free here: use "
+            "data.cache=disk (one copy, shared by every process) or a lower train.parallel_folds"
+        )
+    return f"{line} = {gib(total)} of the {gib(available)} free"
+
+
 def train_folds_in_parallel(
     worker: Callable[..., list[Any]], config: Config, folds: list[int], processes: int, *, resume: bool
 ) -> list[Any]:

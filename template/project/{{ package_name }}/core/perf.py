@@ -25,16 +25,52 @@ def configure_backends(device: torch.device, *, tf32: bool, deterministic: bool,
     torch.backends.cudnn.benchmark = fixed_shapes and not deterministic
 
 
+class CompiledOrEager(torch.nn.Module):
+    """torch.compile's module that falls back to the eager model, with one printed line, when compiling it fails
+    (an unsupported op, a compiler error) on its first forward. The fallback is this model's alone: a process-wide
+    `torch._dynamo.config.suppress_errors` would also hide failures of every other compiled function. The eager
+    model is `_orig_mod`, as in torch's OptimizedModule, so the state dict keeps its parameter names."""
+
+    def __init__(self, model: torch.nn.Module, mode: str, backend: str) -> None:
+        super().__init__()
+        self._orig_mod = model
+        # Kept off the module's registry: a registered copy would add its parameters to the state dict again.
+        object.__setattr__(self, "compiled", torch.compile(model, mode=mode, backend=backend))
+        self.mode = mode
+
+    def __getattr__(self, name: str) -> Any:
+        """The eager model's attributes (a detector's `transform`, say), as torch's OptimizedModule gives them."""
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == "_orig_mod":
+                raise
+            return getattr(self._orig_mod, name)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        if self.compiled is None:
+            return self._orig_mod(*args, **kwargs)
+        import torch._dynamo
+
+        try:
+            return self.compiled(*args, **kwargs)
+        except torch._dynamo.exc.TorchDynamoException as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            print(
+                f"warning: torch.compile (train.compile={self.mode}) failed for {type(self._orig_mod).__name__} "
+                f"({first_line[:160]}); this model runs eagerly"
+            )
+            self.compiled = None
+            return self._orig_mod(*args, **kwargs)
+
+
 def compile_model(model: torch.nn.Module, mode: str, backend: str) -> torch.nn.Module:
-    """torch.compile, or the model as it is with a one-line warning where compiling is not supported. Graph
-    breaks and compiler errors fall back to eager execution instead of stopping the run."""
+    """The model compiled (`CompiledOrEager`), or as it is with a one-line warning where torch.compile cannot
+    even start here."""
     if mode == "off":
         return model
-    import torch._dynamo
-
-    torch._dynamo.config.suppress_errors = True
     try:
-        return torch.compile(model, mode=mode, backend=backend)
+        return CompiledOrEager(model, mode, backend)
     except (RuntimeError, ImportError, ValueError) as error:
         print(f"warning: train.compile={mode} is not supported here ({str(error).splitlines()[0]}); running eagerly")
         return model
@@ -60,12 +96,19 @@ def enable_grad_checkpointing(model: torch.nn.Module) -> bool:
     return False
 
 
+def pci_bus_id(device: torch.device) -> str:
+    """The GPU's PCI address as NVML writes it ("00000000:3B:00.0"). NVML numbers every GPU of the machine, torch
+    only those CUDA_VISIBLE_DEVICES shows, in its own order: the bus id is what both agree on."""
+    properties = torch.cuda.get_device_properties(device)
+    return f"{properties.pci_domain_id:08X}:{properties.pci_bus_id:02X}:{properties.pci_device_id:02X}.0"
+
+
 def _nvml_handle(device: torch.device) -> Any:
     try:
         import pynvml
 
         pynvml.nvmlInit()
-        return pynvml.nvmlDeviceGetHandleByIndex(device.index or 0)
+        return pynvml.nvmlDeviceGetHandleByPciBusId(pci_bus_id(device))
     except Exception:  # no driver, no library, a MIG slice: utilisation is simply not reported
         return None
 

@@ -159,16 +159,17 @@ def git_revision(cwd: Path = Path(".")) -> dict[str, Any]:
     return {"commit": commit, "dirty": bool(dirty)}
 
 
-def save_resolved_config(config: Config, paths: RunPaths, stage: str) -> None:
+def save_resolved_config(config: Config, paths: RunPaths, stage: str, **facts: Any) -> None:
     """Keep what produced the run folder: each stage's resolved config and the code's git revision.
 
     `train` writes `config.yaml`, the run's defining config; later stages write `config.<stage>.yaml` so that
-    predicting with other TTA views, say, never hides how the checkpoints were trained.
+    predicting with other TTA views, say, never hides how the checkpoints were trained. `facts` are what the
+    stage chose on this machine (train: the precision).
     """
     name = "config.yaml" if stage == "train" else f"config.{stage}.yaml"
     write_text(paths.root / name, config_to_yaml(config))
     info = read_json(paths.run_info) if paths.run_info.is_file() else {}
-    info[stage] = {"time": datetime.now(timezone.utc).isoformat(), "config": name, "git": git_revision()}
+    info[stage] = {"time": datetime.now(timezone.utc).isoformat(), "config": name, "git": git_revision(), **facts}
     write_json(paths.run_info, info)
 
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from ..config import load_config
-from ..core.budget import RunBudget, TimeBudget, create_run_budget, folds_affordable
+from ..core.budget import WARMUP_STEPS, RunBudget, TimeBudget, create_run_budget, folds_affordable
 from ..core.engine import create_optimizer, create_scheduler
 from ..core.fold import FoldRun
+from ..core.recipe import SMALLEST_FITTED_BATCH, batch_choice, fitted_batch_size, updates_per_epoch
 from ..core.runs import RunPaths
 from ..folds import make_folds
 from ..train import read_fold_inputs, train
@@ -109,15 +112,37 @@ def test_a_budgeted_run_stops_in_time_ends_at_min_lr_and_resume_continues_the_bu
     assert run.budget is not None and run.budget.elapsed() >= spent  # continues, does not restart
 
 
-def test_the_planner_is_asked_once_a_tenth_of_the_first_epoch_has_run() -> None:
+def test_the_planner_times_steady_steps_only_and_is_asked_once_a_tenth_of_the_epoch_is_timed() -> None:
+    """The first steps compile the model and wait for the first batches (10 s each here against 0.1 s): the
+    planner gets the epoch time of steady steps, not one inflated by the warm-up."""
     asked = []
-    budget = TimeBudget(30, 10, planner=lambda epoch, spent: asked.append((epoch, spent)) or 90.0)
-    budget.observe(9, total_steps=100, epoch_seconds=0.9)
+    budget = TimeBudget(30, 10, planner=lambda epoch, spent: asked.append(epoch) or 90.0)
+    times = np.cumsum([10.0] * WARMUP_STEPS + [0.1] * 97)
+    for step in range(1, WARMUP_STEPS + 10):
+        budget.observe(step, total_steps=100, epoch_seconds=float(times[step - 1]))
     assert asked == [] and budget.seconds == 30
-    budget.observe(10, total_steps=100, epoch_seconds=1.0)
-    assert asked[0][0] == pytest.approx(10.0) and budget.seconds == 90  # 10 steps in 1 s: 10 s an epoch
-    budget.observe(20, total_steps=100, epoch_seconds=2.0)
+    budget.observe(WARMUP_STEPS + 10, total_steps=100, epoch_seconds=float(times[WARMUP_STEPS + 9]))
+    assert asked == [pytest.approx(10.0)] and budget.seconds == 90  # 100 steady steps of 0.1 s
+    budget.observe(50, total_steps=100, epoch_seconds=float(times[49]))
     assert len(asked) == 1
+
+
+@pytest.mark.parametrize("accumulate", [1, 4])
+def test_the_first_update_of_an_epoch_is_never_timed(accumulate: int) -> None:
+    asked = []
+    budget = TimeBudget(30, 10, planner=lambda epoch, spent: asked.append(epoch) or None)
+    steps = range(accumulate, 41, accumulate)  # observed after each optimizer update
+    seconds = {step: 20.0 + 0.5 * (step - accumulate) for step in steps}  # the first update took 20 s
+    for step in steps:
+        budget.observe(step, total_steps=40, epoch_seconds=seconds[step])
+    assert asked == [pytest.approx(20.0)]  # 40 steps of 0.5 s
+
+
+def test_a_one_step_epoch_is_timed_whole() -> None:
+    asked = []
+    budget = TimeBudget(30, 10, planner=lambda epoch, spent: asked.append(epoch) or None)
+    budget.observe(1, total_steps=1, epoch_seconds=2.0)
+    assert asked == [2.0]
 
 
 def test_a_short_run_budget_trains_the_folds_it_can_afford(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -134,8 +159,12 @@ def test_a_short_run_budget_trains_the_folds_it_can_afford(tmp_path: Path, capsy
     make_folds(config)
     metrics = train(config)
     assert list(metrics["folds"]) == ["0"]  # 3 s cannot give 1000 epochs to more than one fold
-    assert "time budget: folds [1, 2] left out" in capsys.readouterr().out
+    output = capsys.readouterr().out
+    assert "time budget: folds [1, 2] left out" in output
     paths = RunPaths.from_config(config)
+    folds = pd.read_csv(paths.folds)["fold"]
+    assert f"the CV rests on {int((folds == 0).sum())} validation image(s) (fold(s) [0] of 3)" in output
+    assert "folds.n_splits=10 folds.train_folds=[0]" in output
     assert paths.fold_metrics(0).is_file() and not paths.fold_metrics(1).exists()
 
 
@@ -144,3 +173,63 @@ def test_plateau_cannot_follow_the_clock() -> None:
 
     with pytest.raises(ConfigError, match="train.scheduler=plateau follows validation scores, not the clock"):
         load_config(["train.time_budget_minutes=1", "train.scheduler=plateau"])
+
+
+@pytest.mark.parametrize(
+    ("images", "batch", "processes", "expected"),
+    [
+        (19, 32, 1, 8),
+        (65, 32, 1, 8),
+        (233, 32, 1, 8),
+        (600, 32, 1, 32),
+        (9, 32, 1, 4),
+        (1000, 32, 1, 32),
+        (233, 32, 2, 8),
+        (19, 4, 1, 4),
+        (60, 24, 1, 12),
+    ],
+)
+def test_a_small_training_set_gets_a_batch_that_leaves_it_enough_updates(
+    images: int, batch: int, processes: int, expected: int
+) -> None:
+    assert fitted_batch_size(images, batch, processes, accumulate=1, min_updates=16) == expected
+
+
+def test_the_planner_never_plans_one_update_an_epoch_when_the_data_allows_more() -> None:
+    for images in range(9, 400):
+        batch = fitted_batch_size(images, 32, 1, accumulate=1, min_updates=16)
+        assert updates_per_epoch(images, batch, 1, 1) >= min(16, images // SMALLEST_FITTED_BATCH)
+        assert updates_per_epoch(images, batch, 1, 1) > 1
+
+
+def test_the_fitted_batch_and_lr_are_printed_and_recorded_in_config_yaml(tmp_path: Path, capsys) -> None:
+    WRITERS[TASK](tmp_path / "data")
+    overrides = [
+        *task_overrides(tmp_path / "data", tmp_path / "outputs"),
+        "train.batch_size=32",
+        "train.lr=0.002",
+        "train.max_steps_per_epoch=null",
+        "train.epochs=1",
+    ]
+    config = load_config(overrides)
+    make_folds(config)
+    train(config)
+    paths = RunPaths.from_config(config)
+    training_images = int((pd.read_csv(paths.folds)["fold"] != 0).sum())
+    batch = fitted_batch_size(training_images, 32, 1, 1, 16)
+    assert batch < 32  # the test data is small
+    output = capsys.readouterr().out
+    assert f"fitted to the data: train.batch_size={batch} (from 32): {training_images} training images" in output
+    recorded = load_config(base=paths.config).train
+    assert recorded.batch_size == batch and recorded.lr == pytest.approx(0.002 * math.sqrt(batch / 32), rel=1e-3)
+    history = pd.read_csv(paths.history(0))
+    assert history["updates"].iloc[-1] == updates_per_epoch(training_images, batch, 1, 1)
+    assert {"lr", "updates"} <= set(history.columns)
+
+
+def test_the_batch_is_left_alone_when_the_rule_is_off_or_the_data_is_large() -> None:
+    config = load_config(["train.min_updates_per_epoch=null"])
+    assert batch_choice(config, 19, 1) is None
+    assert batch_choice(load_config([]), 10_000, 1) is None
+    choice = batch_choice(load_config(["train.lr_scaling=linear", "train.lr=0.004"]), 100, 1)
+    assert choice is not None and choice.settings == {"train": {"batch_size": 8, "lr": 0.001}}

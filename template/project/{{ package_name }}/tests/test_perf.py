@@ -3,6 +3,7 @@ the per-epoch figures history.csv keeps."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -38,8 +39,12 @@ def test_fast_dev_run_writes_plain_checkpoints_and_history(overrides: list[str],
     settings = [*overrides, *knobs]
     _folds(settings)
     train(load_config([*settings, "train.epochs=2"]))
-    assert "warning" not in capsys.readouterr().out  # both knobs reach this task's model
+    output = capsys.readouterr().out
+    assert "warning" not in output  # both knobs reach this task's model
     paths = RunPaths.from_config(load_config(settings))
+    precision = "fp32 (train.amp=auto: no autocast on cpu)"
+    assert f"precision: {precision}" in output
+    assert json.loads(paths.run_info.read_text())["train"]["precision"] == precision
     saved = torch.load(paths.checkpoint(0, "best"), weights_only=True)["model"]
     assert not any(key.startswith(("_orig_mod.", "module.")) for key in saved)  # loadable without the wrappers
     history = pd.read_csv(paths.history(0))

@@ -4,10 +4,12 @@ python -m <package>.tools.bench [train-loop] [--backbone resnet18 --image-size 6
     the training loop's time per step over a bare PyTorch loop's, same model and batches (target <= 1.10)
 python -m <package>.tools.bench augment [--image-size 224 --images 200]
     images/s of the albumentations medium preset over its torchvision v2 counterpart, one process (target >= 2)
-python -m <package>.tools.bench bare [key=value ...]
-    a bare loop's training images/s: the project's model, optimizer and AMP on one real batch already on the device
 python -m <package>.tools.bench build [key=value ...]   /   predict [key=value ...]
-    import torch and build the model (a baseline for the time to the first step)  /  predict's test images/s
+    import torch and build the model (a baseline for the time to the first step)  /  predict's test images/s (after
+    `train`: the run's own config, as the `predict` command takes it)
+python -m <package>.tools.bench pinned [key=value ...]   /   utilisation
+    whether the training loader's batches arrive in pinned memory (CUDA) and the loop's non-blocking copy of them
+    matches a blocking one, with its MB/s  /  the mean GPU utilisation the loop's NVML readout reports under load
 python -m <package>.tools.bench profile [key=value ...]
     torch.profiler over `train`: the operators that take the most time (CUDA time on a GPU)
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +27,7 @@ import torch.nn.functional as F
 from ..config import Config, load_config, with_overrides
 from ..core.distributed import Runtime
 from ..core.engine import create_optimizer, create_scheduler, train_one_epoch
+from ..core.run_config import load_run_config
 from ..tasks import create_task
 
 
@@ -63,49 +67,54 @@ def bench_augment(image_size: int, count: int, repeats: int) -> None:
     print(f"ratio albumentations/torchvision: {album / vision:.2f} (target >= 2.0)")
 
 
-def bare_images_per_second(config: Config, steps: int = 20) -> float:
-    """Training images/s of a bare loop: the project's model, optimizer, AMP and channels-last on one real batch
-    that stays on the device, so no data loading, logging or checkpointing counts."""
-    from ..core.augment import InputNormaliser
+def pinned_copies(config: Config, repeats: int = 5) -> dict[str, Any]:
+    """The training loader's first batch on `train.device`: whether it arrives in pinned memory (the loader pins on
+    CUDA only), whether the loop's non-blocking copy to the device equals a blocking one, and the copy's MB/s."""
+    import numpy as np
+
     from ..core.distributed import resolve_device
-    from ..core.engine import autocast_dtype, fold_loaders
+    from ..core.engine import fold_loaders
     from ..tasks import read_train_table
 
     table = read_train_table(config.data)
-    from_data = create_task(config, table.classes).data_settings(table)  # what `train` takes from the data
-    config = with_overrides(config, from_data) if from_data else config
     task = create_task(config, table.classes)
     device = resolve_device(config.train.device)
-    model = task.create_model().to(device)
-    normalise = InputNormaliser(*task.normalisation(model), device)
-    rows = torch.arange(len(table.frame)).numpy()
+    rows = np.arange(len(table.frame))
     loader, _ = fold_loaders(config, task, table, rows, rows[:1], runtime=Runtime(device))
-    images, targets = task.to_device(next(iter(loader)), device)
-    images = normalise(images)
-    channels_last = config.train.channels_last and device.type == "cuda"
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-        images = images.contiguous(memory_format=torch.channels_last)
-    optimizer = create_optimizer(model, config.train)
-    amp_dtype = autocast_dtype(config.train.amp, device)
-    model.train()
-
-    def step() -> None:
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            loss = task.training_loss(model, images, targets)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    for _ in range(3):  # warm-up: allocator, cuDNN autotuning
-        step()
+    batch = next(iter(loader))
+    images = batch[0]
+    moved, _ = task.to_device(batch, device)  # non_blocking=True, as the loop copies
+    equal = torch.equal(moved.cpu(), images)
     synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     synchronize()
     started = time.perf_counter()
-    for _ in range(steps):
-        step()
+    for _ in range(repeats):
+        images.to(device, non_blocking=True)
     synchronize()
-    return len(images) * steps / (time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return {
+        "device": str(device),
+        "pinned": images.is_pinned(),
+        "expected_pinned": device.type == "cuda",
+        "equal": equal,
+        "mb_per_s": images.numel() * images.element_size() * repeats / seconds / 2**20,
+    }
+
+
+def gpu_utilisation(seconds: float = 3.0) -> float:
+    """The loop's NVML readout (core.perf.GpuUtilisation) around `seconds` of matrix products on CUDA: the mean
+    utilisation it reports, NaN where NVML gives none."""
+    from ..core.perf import GpuUtilisation
+
+    device = torch.device("cuda", torch.cuda.current_device())
+    meter = GpuUtilisation(device)
+    matrix = torch.randn(4096, 4096, device=device)
+    meter.start()
+    ends = time.perf_counter() + seconds
+    while time.perf_counter() < ends:
+        matrix = (matrix @ matrix).clamp_(-1, 1)
+        torch.cuda.synchronize(device)
+    return meter.stop()
 
 
 def build_model(config: Config) -> None:
@@ -147,15 +156,21 @@ def profile_training(config: Config, rows: int = 20) -> str:
 def main() -> None:
     import sys
 
-    if len(sys.argv) > 1 and sys.argv[1] in ("bare", "build", "predict", "profile"):
-        mode, config = sys.argv[1], load_config(sys.argv[2:])
+    if len(sys.argv) > 1 and sys.argv[1] == "utilisation":
+        print(f"GPU utilisation under load: {gpu_utilisation():.0f} %")
+        return
+    if len(sys.argv) > 1 and sys.argv[1] in ("build", "predict", "profile", "pinned"):
+        mode, overrides = sys.argv[1], sys.argv[2:]
         if mode == "build":
-            build_model(config)
+            build_model(load_config(overrides))
         elif mode == "profile":
-            print(profile_training(config))
+            print(profile_training(load_config(overrides)))
+        elif mode == "pinned":
+            print(pinned_copies(load_config(overrides)))
         else:
-            rate = bare_images_per_second(config) if mode == "bare" else predict_images_per_second(config)
-            print(f"{mode} images/s: {rate:.1f}")
+            # The run's resolved config, as `predict` takes it: what `train` took from the data (anchor sizes) with it.
+            rate = predict_images_per_second(load_run_config(overrides, stage="bench predict"))
+            print(f"predict images/s: {rate:.1f}")
         return
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("mode", nargs="?", default="train-loop", choices=["train-loop", "augment"])

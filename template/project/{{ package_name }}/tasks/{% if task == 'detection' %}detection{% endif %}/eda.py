@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .model import anchor_sizes_for, box_sides
+from .model import ANCHOR_LEVELS, anchor_sizes_for, box_sides
 from .postprocess import box_iou
 
 if TYPE_CHECKING:
@@ -141,17 +141,15 @@ def augmentation_proposals(config: Config, boxes: pd.DataFrame, counts: np.ndarr
 
 def anchor_proposal(config: Config, sides: np.ndarray, size: int) -> tuple[list[int], tuple[str | None, str]]:
     """The sizes detection.anchor_sizes=auto computes from the boxes' `sides` at model.image_size=`size`; an
-    override when others are set."""
-    proposed = anchor_sizes_for(sides)
-    spread = f"{np.percentile(sides, 10):.0f}-{np.percentile(sides, 90):.0f}" if len(sides) else "-"
-    reason = (
-        f"median box side {np.median(sides):.0f} px at model.image_size={size} (10th-90th percentile {spread} px): "
-        "the smallest anchor at the power of two at or above twice it, doubling per level"
-    )
+    override when others are set. torchvision's COCO detectors keep their own anchors: nothing to propose."""
+    architecture = config.detection.architecture
+    if architecture not in ANCHOR_LEVELS:
+        return [], (None, f"detection.architecture={architecture} keeps the anchors its COCO weights were trained with")
+    proposed, reason = anchor_sizes_for(sides, size, architecture)
     current = config.detection.anchor_sizes
     if current == "auto":
-        return proposed, (None, f"detection.anchor_sizes=auto gives {proposed[:5]} from these boxes: {reason}")
-    if list(current[:5]) == proposed[:5]:
+        return proposed, (None, f"detection.anchor_sizes=auto gives {proposed} from these boxes: {reason}")
+    if list(current[: len(proposed)]) == proposed:
         return proposed, (None, f"detection.anchor_sizes={list(current)} fits the boxes: {reason}")
     return proposed, (f"detection.anchor_sizes=[{','.join(map(str, proposed))}]", reason)
 

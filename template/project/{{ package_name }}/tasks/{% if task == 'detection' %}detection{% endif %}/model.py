@@ -3,7 +3,6 @@ an FPN with FCOS, RetinaNet or Faster R-CNN heads."""
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from collections.abc import Callable
 from functools import partial
@@ -46,17 +45,29 @@ class TimmFPN(nn.Module):
         return self.fpn(OrderedDict((str(i), feature) for i, feature in enumerate(self.body(images))))
 
 
-AUTO_ANCHOR_LEVELS = 6  # more than any detector here uses: each takes the first sizes it needs
+# Pyramid levels of the timm-backbone detectors, which take their anchors from detection.anchor_sizes.
+ANCHOR_LEVELS = {"fcos": 5, "retinanet": 5, "fasterrcnn": 4}
+FCOS_STRIDES = [8, 16, 32, 64, 128]  # the last three timm feature levels and P6, P7
+SMALLEST_ANCHOR = 8
 
 
-def anchor_sizes_for(sides: np.ndarray, levels: int = AUTO_ANCHOR_LEVELS) -> list[int]:
-    """detection.anchor_sizes=auto: doubling per level as torchvision's are, from the power of two at or above
-    twice the median box side (sqrt of area, in model pixels). On the digit-scenes demo (3-minute budget) the
-    smallest anchor at one median side scored mAP@.5 0.74 at 64 px and at twice it 0.84."""
+def anchor_sizes_for(sides: np.ndarray, image_size: int, architecture: str) -> tuple[list[int], str]:
+    """detection.anchor_sizes=auto from the training boxes' sides (sqrt of area, at model.image_size), with the
+    reason. RetinaNet and Faster R-CNN match anchors to boxes by IoU: one size per level, geometric from the 5th
+    to the 95th percentile side, never under 8 px nor over the image. FCOS gives a box to the level whose size a
+    has 4a <= longer side <= 8a and samples centres within 1.5a, so its sizes are its levels' strides."""
+    levels = ANCHOR_LEVELS[architecture]
+    if architecture == "fcos":
+        return FCOS_STRIDES[:levels], "FCOS: its levels' strides (a box of side s goes to the level with 4a <= s <= 8a)"
     if len(sides) == 0:
-        return [32 * 2**level for level in range(levels)]
-    first = 2 ** math.ceil(math.log2(max(2 * float(np.median(sides)), 8.0)))
-    return [int(first * 2**level) for level in range(levels)]
+        low, high = 32.0, 512.0
+    else:
+        low, high = (float(value) for value in np.percentile(sides, [5, 95]))
+    low = min(max(low, SMALLEST_ANCHOR), image_size)
+    high = min(max(high, low), image_size)
+    sizes = [round(low * (high / low) ** (level / max(levels - 1, 1))) for level in range(levels)]
+    where = f"{len(sides)} boxes, sides {low:.0f}-{high:.0f} px (5th-95th percentile)" if len(sides) else "no boxes"
+    return sizes, f"{where} at model.image_size={image_size}, one size per level from the smallest to the largest"
 
 
 def box_sides(boxes: list[np.ndarray], widths: np.ndarray, heights: np.ndarray, image_size: int) -> np.ndarray:

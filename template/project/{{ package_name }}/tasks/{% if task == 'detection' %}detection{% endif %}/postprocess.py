@@ -26,6 +26,41 @@ def detector_input_size(model: nn.Module, factor: float) -> Iterator[None]:
         transform.min_size, transform.max_size = saved
 
 
+def _as_fp32(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.float()
+    if isinstance(value, dict):
+        return type(value)((key, _as_fp32(item)) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return type(value)(_as_fp32(item) for item in value)
+    return value
+
+
+@contextlib.contextmanager
+def autocast_backbone_only(model: nn.Module) -> Iterator[None]:
+    """Under an active autocast, the detector's backbone runs in it and everything after it in fp32: box
+    regression decoding and NMS in bf16 (8 significant bits) would move a box edge near 300 px in 2-px steps."""
+    parameter = next(model.parameters(), None)
+    device_type = parameter.device.type if parameter is not None else "cpu"
+    if parameter is None or not torch.is_autocast_enabled(device_type):
+        yield
+        return
+    dtype = torch.get_autocast_dtype(device_type)
+    backbone = model.backbone
+    backbone_forward = backbone.forward
+
+    def mixed_precision_forward(*args: Any, **kwargs: Any) -> Any:
+        with torch.autocast(device_type, dtype=dtype):
+            return _as_fp32(backbone_forward(*args, **kwargs))
+
+    backbone.forward = mixed_precision_forward  # this instance only, for the duration of the call
+    try:
+        with torch.autocast(device_type, enabled=False):
+            yield
+    finally:
+        del backbone.forward
+
+
 def merge_boxes(
     parts: list[dict[str, np.ndarray]],
     size: tuple[float, float],

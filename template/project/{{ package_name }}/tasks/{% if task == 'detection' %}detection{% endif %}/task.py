@@ -4,6 +4,7 @@ Mosaic and Copy-Paste, COCO mAP through pycocotools, TTA and fold merging with e
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,14 @@ from ...core.tta import deaugment_boxes, get_view
 from .. import TaskHooks
 from .data import DetectionDataset, collate, flatten_transforms
 from .metric import METRICS
-from .model import anchor_sizes_for, box_sides, create_detector
-from .postprocess import detection_record, detector_input_size, merge_boxes, output_objects
+from .model import ANCHOR_LEVELS, anchor_sizes_for, box_sides, create_detector
+from .postprocess import (
+    autocast_backbone_only,
+    detection_record,
+    detector_input_size,
+    merge_boxes,
+    output_objects,
+)
 from .submission import INTERNAL_TOKENS, check_prediction_strings, parse_prediction_string, prediction_string
 
 
@@ -67,13 +74,18 @@ class DetectionTask(TaskHooks):
         return create_detector(self.config, len(self.classes), use_pretrained)
 
     def data_settings(self, table: LabelledTable) -> dict[str, Any]:
-        """detection.anchor_sizes=auto: sizes from the training boxes at model.image_size."""
-        if self.config.detection.anchor_sizes != "auto":
+        """detection.anchor_sizes=auto: sizes from the training boxes at model.image_size, for the detectors that
+        take them (torchvision's COCO models keep the anchors their weights were trained with)."""
+        det, size = self.config.detection, self.config.model.image_size
+        if det.anchor_sizes != "auto" or det.architecture not in ANCHOR_LEVELS:
             return {}
         boxes = [target["boxes"] for target in table.targets]
         frame = table.frame
-        sides = box_sides(boxes, frame["width"].to_numpy(), frame["height"].to_numpy(), self.config.model.image_size)
-        return {"detection": {"anchor_sizes": anchor_sizes_for(sides)}}
+        sides = box_sides(boxes, frame["width"].to_numpy(), frame["height"].to_numpy(), size)
+        sizes, reason = anchor_sizes_for(sides, size, det.architecture)
+        if int(os.environ.get("RANK", "0")) == 0:  # once under torchrun
+            print(f"fitted to the data: detection.anchor_sizes={sizes}: {reason}")
+        return {"detection": {"anchor_sizes": sizes}}
 
     def normalisation(self, model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
         return (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)  # 0-1 floats: torchvision detectors normalise inside (model.transform)
@@ -127,7 +139,8 @@ class DetectionTask(TaskHooks):
         return detection_record(found["boxes"] * scale, found["scores"], found["labels"], size)
 
     def evaluate_batch(self, model: nn.Module, images: torch.Tensor, targets: list[dict]) -> tuple[None, np.ndarray]:
-        outputs = model(list(images))
+        with autocast_backbone_only(model):
+            outputs = model(list(images))
         size = self.config.model.image_size
         return None, object_array(
             [self._to_original(o, tuple(t["size"].tolist()), size) for o, t in zip(outputs, targets, strict=True)]
@@ -138,7 +151,7 @@ class DetectionTask(TaskHooks):
         per_view = []
         for view in views:
             factor = float(view.removeprefix("scale_")) if view.startswith("scale_") else 1.0
-            with detector_input_size(model, factor):
+            with detector_input_size(model, factor), autocast_backbone_only(model):
                 outputs = model(list(get_view(view)(images)))
             view_size = size * factor
             detections = []
