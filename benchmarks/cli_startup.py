@@ -1,10 +1,11 @@
 """`podium --help` wall time (target < 0.5 s) beside a bare `python -c pass`, medians of N runs.
 
-python benchmarks/cli_startup.py [N]
+python benchmarks/cli_startup.py [N] [--smoke]   (--smoke: one run each)
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import subprocess
 import sys
@@ -21,7 +22,11 @@ def median_seconds(command: list[str], runs: int) -> float:
 
 
 def main() -> None:
-    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 7
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("runs", nargs="?", type=int, default=7)
+    parser.add_argument("--smoke", action="store_true", help="one run each, to check the benchmark runs")
+    args = parser.parse_args()
+    runs = 1 if args.smoke else args.runs
     bare = median_seconds([sys.executable, "-c", "pass"], runs)
     help_time = median_seconds([sys.executable, "-m", "podium", "--help"], runs)
     print(f"python -c pass:  {bare:.3f} s")

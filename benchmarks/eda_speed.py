@@ -1,13 +1,12 @@
 """EDA throughput and memory: images/s on N generated 256 px images (target >= 300 on 2 cores) and peak memory
 at 1,000 versus 10,000 images (target: within 15 %).
 
-python benchmarks/eda_speed.py [--small 1000 --large 10000 --workers 2]
+python benchmarks/eda_speed.py [--small 1000 --large 10000 --workers 2] [--smoke]   (--smoke: 20 and 60 images)
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
+from _project import ENV, one_thread_when
 from podium.project import create_project
 
 PACKAGE = "bench_eda"
@@ -43,7 +43,6 @@ def write_images(root: Path, count: int, seed: int = 0) -> None:
 
 def run_eda(project: Path, data: Path, workers: int) -> tuple[float, int]:
     """Wall seconds and peak resident memory (KiB) of one `eda` process tree."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled", "NO_ALBUMENTATIONS_UPDATE": "1"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
     subprocess.run(
@@ -61,7 +60,7 @@ def run_eda(project: Path, data: Path, workers: int) -> tuple[float, int]:
             str(data / "suggested.yaml"),
         ],
         cwd=project,
-        env=env,
+        env=ENV,
         check=True,
         capture_output=True,
     )
@@ -74,7 +73,11 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=1000)
     parser.add_argument("--large", type=int, default=10000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--smoke", action="store_true", help="20 and 60 images: to check the benchmark runs")
     args = parser.parse_args()
+    one_thread_when(args.smoke)
+    if args.smoke:
+        args.small, args.large = 20, 60
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         project = create_project(root / PACKAGE, data={"project_name": "Bench EDA"}, defaults=True, quiet=True)
@@ -89,7 +92,7 @@ def main() -> None:
                 f"{args.workers}); print(s, m)"
             )
             seconds, peak = subprocess.run(
-                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+                [sys.executable, "-c", code], env=ENV, capture_output=True, text=True, check=True
             ).stdout.split()
             results[count] = (float(seconds), int(peak))
             print(

@@ -24,6 +24,12 @@ def load_images(folder: Path, ids: list[str], size: int) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays)).float().div(255).unsqueeze(1)
 
 
+def load_masks(folder: Path, ids: list[str], size: int) -> torch.Tensor:
+    """Index masks resized to size x size by nearest neighbour (class values kept), as an N x size x size tensor."""
+    arrays = [np.asarray(Image.open(folder / f"{i}.png").resize((size, size), Image.NEAREST)) for i in ids]
+    return torch.from_numpy(np.stack(arrays)).long()
+
+
 def batches(count: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
     order = torch.randperm(count, generator=generator)
     yield from order.split(BATCH_SIZE)
@@ -163,18 +169,20 @@ def rle_encode(mask: np.ndarray) -> str:
 
 
 def segmentation(data_dir: Path, submission: Path, seconds: float, encoder: str, size: int) -> int:
-    """smp U-Net on a timm encoder from scratch, cross-entropy + Dice; writes one RLE row per (image, class)
-    of the sample submission (mask value k + 1 is class k)."""
+    """smp U-Net on a timm encoder from scratch, cross-entropy + Dice, on images and masks resized to `size`;
+    writes one RLE row per (image, class) of the sample submission (mask value k + 1 is class k) at each test
+    image's own size."""
     import segmentation_models_pytorch as smp
 
     started = time.perf_counter()
     torch.manual_seed(0)
     ids = sorted(p.stem for p in (data_dir / "train").glob("*.png"))
     images = load_images(data_dir / "train", ids, size)
-    masks = torch.from_numpy(np.stack([np.asarray(Image.open(data_dir / "masks" / f"{i}.png")) for i in ids])).long()
+    masks = load_masks(data_dir / "masks", ids, size)  # at the images' size: scenes larger than `size` shrink too
     sample = pd.read_csv(data_dir / "sample_submission.csv", dtype=str, keep_default_na=False)
     test_ids = sorted(sample["id"].unique())
     test_images = load_images(data_dir / "test", test_ids, size)
+    test_sizes = {i: Image.open(data_dir / "test" / f"{i}.png").size for i in test_ids}
     num_classes = int(sample["ClassId"].astype(int).max()) + 2
     mean, std = images.mean(), images.std()
     model = smp.Unet(encoder, encoder_weights=None, in_channels=1, classes=num_classes)
@@ -195,7 +203,11 @@ def segmentation(data_dir: Path, submission: Path, seconds: float, encoder: str,
         optimizer.step()
 
     epochs = timed_training(seconds - (time.perf_counter() - started), predict, step, len(images))
-    predicted = dict(zip(test_ids, predict(), strict=True))
+    # The submission is scored at each test image's own size: predictions go back to it by nearest neighbour.
+    predicted = {
+        i: np.asarray(Image.fromarray(mask.astype(np.uint8)).resize(test_sizes[i], Image.NEAREST))
+        for i, mask in zip(test_ids, predict(), strict=True)
+    }
     sample["EncodedPixels"] = [
         rle_encode((predicted[row.id] == int(row.ClassId) + 1).astype(np.uint8)) for row in sample.itertuples()
     ]

@@ -19,6 +19,7 @@ class Runtime:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    launched: bool = False  # started by torchrun: in a process group, DDP even for one process
 
     @property
     def is_main(self) -> bool:
@@ -26,7 +27,7 @@ class Runtime:
 
     @property
     def distributed(self) -> bool:
-        return self.world_size > 1
+        return self.world_size > 1 or self.launched
 
 
 def resolve_device(preference: str = "auto") -> torch.device:
@@ -62,7 +63,8 @@ def init_runtime(preference: str = "auto", timeout_minutes: float = 10) -> Runti
     waits `timeout_minutes` for a process that stopped answering raises instead of hanging."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     device = resolve_device(preference)
-    if world_size <= 1:
+    # torchrun sets TORCHELASTIC_RUN_ID: its single process runs DDP too (NCCL on one GPU), as its many would.
+    if world_size <= 1 and "TORCHELASTIC_RUN_ID" not in os.environ:
         return Runtime(device)
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
@@ -71,7 +73,7 @@ def init_runtime(preference: str = "auto", timeout_minutes: float = 10) -> Runti
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, timeout=timedelta(minutes=timeout_minutes))
-    return Runtime(device, rank, world_size, local_rank)
+    return Runtime(device, rank, world_size, local_rank, launched=True)
 
 
 # What a collective raises when another process of the run is gone (killed node, lost network) or timed out.

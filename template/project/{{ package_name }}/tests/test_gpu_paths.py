@@ -121,3 +121,28 @@ def test_gpu_utilisation_reads_the_gpu_this_process_uses_by_pci_bus_id(monkeypat
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device=None: properties)
     assert perf.GpuUtilisation(CUDA).handle == "handle 00000000:3B:00.0"
     assert asked == ["00000000:3B:00.0"]
+
+
+def test_a_single_process_under_torchrun_joins_a_process_group(monkeypatch) -> None:
+    """torchrun --nproc_per_node=1 on one GPU runs DDP over NCCL as two processes would (gloo here)."""
+    import socket
+
+    import torch.distributed as dist
+
+    from ..core.distributed import init_runtime, shutdown
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for key, value in {"WORLD_SIZE": "1", "RANK": "0", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("MASTER_PORT", str(port))
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    assert not init_runtime("cpu").distributed  # a plain process: no group
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "test")
+    runtime = init_runtime("cpu")
+    try:
+        assert runtime.distributed and dist.is_initialized() and dist.get_backend() == "gloo"
+    finally:
+        shutdown(runtime)
+    assert not dist.is_initialized()
