@@ -42,6 +42,7 @@ PACKAGE_FILES = {
     "core/metrics.py",
     "core/parallel.py",
     "core/perf.py",
+    "core/recipe.py",
     "core/registry.py",
     "core/runs.py",
     "core/run_config.py",
