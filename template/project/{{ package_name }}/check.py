@@ -141,7 +141,7 @@ def run_check(config: Config, workers: int | None = None) -> CheckReport:
         classes = table.classes
         report.problems.extend(check_folds(config, table))
         n_splits = config.folds.n_splits
-        fitted = batch_choice(config, len(table.frame) * (n_splits - 1) // max(n_splits, 1), processes=1)
+        fitted = batch_choice(config, len(table.frame) * (n_splits - 1) // n_splits, processes=1)  # one fold out
         if fitted is not None:
             report.advice.append(f"train will fit the batch to the data: {fitted.reason}")
         image_paths = table.frame["path"].astype(str).tolist()
