@@ -66,7 +66,7 @@ def test_folder_name_is_the_default_project_name(tmp_path: Path) -> None:
     result = runner.invoke(app, ["new", str(tmp_path / "my-comp"), "--defaults"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "my-comp" / "my_comp" / "cli.py").is_file()
-    assert "python -m my_comp run" in result.output
+    assert "  my-comp run " in result.output  # the console script of package my_comp
 
 
 def test_answers_file_and_data_override(tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_new_renders_commits_and_validates_answers(tmp_path: Path) -> None:
     assert answers["_commit"] == f"v{__version__}"
     assert git(project, "status", "--porcelain") == ""
     assert "Render the competition project" in git(project, "log", "--oneline")
-    assert "python -m whale_tails_2024 run" in result.output
+    assert "  whale-tails-2024 run " in result.output
 
     bad = runner.invoke(app, ["new", str(tmp_path / "bad"), "--defaults", "-d", "package_name=2fast"])
     assert bad.exit_code == 2
@@ -118,9 +118,11 @@ def test_force_replaces_listed_files_and_commits_only_the_templates(tmp_path: Pa
     git(dest, "init", "-q", "-b", "main")
     git(dest, "add", "README.md")
     git(dest, "commit", "-qm", "my readme")
-    result = runner.invoke(app, ["new", str(dest), "--defaults", "--force", "-d", "project_name=comp"])
+    result = runner.invoke(app, ["new", str(dest), "--defaults", "--force", "-d", "project_name=comp", "--verbose"])
     assert result.exit_code == 0, result.output
     assert "--force replaced 1 existing file(s) with the template's: README.md" in result.output
+    assert " overwrite  README.md" in result.output.splitlines()  # --verbose names what happened to each file
+    assert "    create  comp/cli.py" in result.output.splitlines()
     assert git(dest, "log", "--format=%s").splitlines() == ["Render the competition project with podium", "my readme"]
     committed = set(git(dest, "show", "--name-only", "--format=", "HEAD").split())
     assert {"README.md", ".copier-answers.yml", "comp/cli.py", "configs/default.yaml"} <= committed
@@ -133,7 +135,7 @@ def test_next_hint_quotes_a_path_with_spaces(tmp_path: Path) -> None:
     with mock.patch("copier.run_copy", side_effect=fake_render):
         result = runner.invoke(app, ["new", str(tmp_path / "my comp"), "--defaults"])
     assert result.exit_code == 0, result.output
-    assert f"Next: cd '{tmp_path / 'my comp'}' && python -m fake run" in result.output
+    assert f"  cd '{tmp_path / 'my comp'}'" in result.output.splitlines()
 
 
 @pytest.mark.parametrize(

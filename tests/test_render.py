@@ -43,6 +43,7 @@ PACKAGE_FILES = {
     "core/parallel.py",
     "core/perf.py",
     "core/recipe.py",
+    "core/console.py",
     "core/registry.py",
     "core/runs.py",
     "core/run_config.py",
@@ -68,6 +69,10 @@ PACKAGE_FILES = {
     "tools/tune.py",
     "tools/tune_search.py",
     "tools/tune_study.py",
+    "tools/tune_report.py",
+    "tools/run_plots.py",
+    "tools/plots.py",
+    "tools/eda_figures.py",
     "tests/__init__.py",
     "tests/conftest.py",
     "tests/test_bad_inputs.py",
@@ -81,6 +86,8 @@ PACKAGE_FILES = {
     "tests/test_tune.py",
     "tests/test_perf.py",
     "tests/test_gpu_paths.py",
+    "tests/test_console.py",
+    "tests/test_report_style.py",
 }
 # Each task renders its own package, the tools that support it and the tests of both.
 TASK_FILES = {
@@ -98,6 +105,7 @@ TASK_FILES = {
                 "eda",
                 "blend",
                 "analysis",
+                "plots",
                 "pseudo",
             )
         ),
@@ -130,6 +138,7 @@ TASK_FILES = {
                 "eda",
                 "blend",
                 "analysis",
+                "plots",
                 "pseudo",
             )
         ),
@@ -153,6 +162,7 @@ TASK_FILES = {
                 "eda",
                 "blend",
                 "analysis",
+                "plots",
                 "pseudo",
             )
         ),

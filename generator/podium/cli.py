@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import shlex
 import sys
 import tempfile
@@ -18,8 +19,11 @@ from podium.errors import PodiumError, UpdateConflicts
 
 if TYPE_CHECKING:  # imported lazily where used: `podium --help` stays fast
     from podium.discover import Findings
+    from podium.project import Rendered
 
 TASKS = ("classification", "detection", "segmentation")
+# The rendered project's install command, as its README's "Set up" says (template/project/README.md.jinja).
+INSTALL = 'pip install -e ".[dev]"'
 
 app = typer.Typer(
     name="podium",
@@ -35,6 +39,15 @@ app = typer.Typer(
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _secho(message: str, *, fg: str | None = None, err: bool = False) -> None:
+    """click drops colour where the stream is not a terminal; this also honours NO_COLOR (no-color.org), which
+    click does not."""
+    if fg is None or os.environ.get("NO_COLOR"):
+        typer.echo(message, err=err)  # click.style adds a reset code even without a colour
+    else:
+        typer.secho(message, fg=fg, err=err)
+
+
 def _command(func: F) -> F:
     """Register a command whose PodiumError becomes one red line and the error's exit code."""
 
@@ -43,10 +56,10 @@ def _command(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except PodiumError as error:
-            typer.secho(f"error: {error}", fg="red", err=True)
+            _secho(f"error: {error}", fg="red", err=True)
             raise typer.Exit(error.exit_code) from None
         except KeyboardInterrupt:  # library code says what was left behind (Interrupted); this is the fallback
-            typer.secho("error: interrupted", fg="red", err=True)
+            _secho("error: interrupted", fg="red", err=True)
             raise typer.Exit(130) from None
 
     app.command()(wrapper)
@@ -118,12 +131,15 @@ def new(
     copy_data: Annotated[
         bool, typer.Option("--copy-data", help="With --from: copy the files instead of linking them.")
     ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="List every file the template wrote (create, overwrite, ...).")
+    ] = False,
 ) -> None:
     """Render a new competition project, initialise git and commit the first render."""
     if from_path is not None and kaggle is not None:
         raise PodiumError("--from and --kaggle: give one of them")
     with _competition_source(from_path, kaggle) as source:
-        _new(dest, task, template, defaults, data, answers_file, force, trust, source, copy_data)
+        _new(dest, task, template, defaults, data, answers_file, force, trust, source, copy_data, verbose)
 
 
 class Competition(NamedTuple):
@@ -161,6 +177,7 @@ def _new(
     trust: bool,
     source: Competition | None,
     copy_data: bool,
+    verbose: bool,
 ) -> None:
     from podium.answers import check_answers
     from podium.project import load_answers_file, parse_data_pairs, render_project
@@ -180,10 +197,16 @@ def _new(
     names = _settle_source(source, given, ask, template, str(answers.get("data_dir", "data"))) if source else None
     if task is not None or not ask:  # else copier asks it, first, and offers only the layouts and metrics that fit
         answers.setdefault("task", _check_task(task or TASKS[0]))
-    result = render_project(dest, data=answers, template=template, defaults=not ask, force=force, trust=trust)
-    typer.secho(f"Created {result.path}", fg="green")
+    # copier stays quiet: its per-file lines carry colour codes even when piped, and its closing message (the
+    # template's _message_after_copy) cannot know whether the data was placed; podium lists and advises itself.
+    result = render_project(
+        dest, data=answers, template=template, defaults=not ask, force=force, trust=trust, quiet=True
+    )
+    _secho(f"Created {result.path} ({len(result.files)} files)", fg="green")
+    if verbose:
+        _list_files(result)
     if result.replaced:
-        typer.secho(
+        _secho(
             f"warning: --force replaced {len(result.replaced)} existing file(s) with the template's: "
             + ", ".join(result.replaced),
             fg="yellow",
@@ -191,10 +214,36 @@ def _new(
         )
     if result.kept:
         typer.echo(f"The first commit holds only the template's files; {result.kept} file(s) already there are kept.")
-    if source is not None and names is not None:
-        _place(source, names, result.path, copy_data)
-        typer.echo(f"Check them: cd {shlex.quote(str(result.path))} && python -m {result.package} check")
-    typer.echo(f"Next: cd {shlex.quote(str(result.path))} && python -m {result.package} run")
+    placed = _place(source, names, result.path, copy_data) if source is not None and names is not None else False
+    _next_steps(result, data_placed=placed)
+
+
+_ACTION_COLOURS = {"create": "green", "overwrite": "yellow", "identical": "cyan"}  # copier's own colours
+
+
+def _list_files(result: Rendered) -> None:
+    """Each file the template wrote, as copier would list it, without colour where the output is not a terminal."""
+    for action, path in result.files:
+        _secho(f"{action:>10}  {path}", fg=_ACTION_COLOURS.get(action))
+
+
+def _next_steps(result: Rendered, *, data_placed: bool) -> None:
+    """The one block of what to do next: commands to paste in order, each with what it is for."""
+    command = result.package.replace("_", "-")  # the console script of the project's pyproject.toml
+    data = result.data_dir
+    steps = [
+        (f"cd {shlex.quote(str(result.path))}", ""),
+        (INSTALL, "the project and its dependencies"),
+        *(() if data_placed else [(f"# put the competition's files in {data}/ ({data}/README.md lists them)", "")]),
+        (f"{command} check", "preflight: files and config, every problem at once"),
+        (f"{command} eda", "look at the data: reports/eda.html"),
+        (f"{command} run -e smoke", "the whole pipeline in a minute, on CPU"),
+        (f"{command} run", "folds, train, predict (TTA), submit"),
+    ]
+    width = max(len(line) for line, why in steps if why)
+    typer.echo("\nNext steps:")
+    for line, why in steps:
+        typer.echo(f"  {line:<{width}}  # {why}" if why else f"  {line}")
 
 
 def _settle_source(
@@ -221,21 +270,24 @@ def _settle_source(
     return names
 
 
-def _place(source: Competition, names: dict[str, str], project: Path, copy_data: bool) -> None:
+def _place(source: Competition, names: dict[str, str], project: Path, copy_data: bool) -> bool:
+    """Link, copy or move (an unpacked zip) the competition's files into the data folder; say so; whether any
+    were placed."""
     from podium.sources import data_folder, place_data
 
     folder = data_folder(project)
+    relative = folder.relative_to(project).as_posix()
     mode = "move" if source.unpacked else "copy" if copy_data else "link"
     placed = place_data(source.findings.root, folder, mode, names)
     verb = {"move": "Unpacked", "copy": "Copied", "link": "Linked"}[mode]
     shown = f"{', '.join(placed[:6])}{' ...' if len(placed) > 6 else ''}"
-    typer.echo(f"{verb} {len(placed)} item(s) into {folder}: {shown}")
-    relative = folder.relative_to(project).as_posix()
+    typer.echo(f"{verb} {len(placed)} item(s) from {source.name} into {relative}/: {shown}")
     for name, target in names.items():
         if target != name:
             typer.echo(
                 f"Placed the competition's {name} as {relative}/{target} (the template writes {relative}/{name})"
             )
+    return bool(placed)
 
 
 def _stdin_is_a_terminal() -> bool:
@@ -262,12 +314,12 @@ def update(
     mode: Literal["inline", "rej"] = "inline" if conflict == "inline" else "rej"
     result = update_project(path, pretend=pretend, conflict=mode, trust=trust)
     if result.old == result.new:
-        typer.secho(f"{result.path} already uses template {result.new}", fg="green")
+        _secho(f"{result.path} already uses template {result.new}", fg="green")
     else:
         verb = "Would update" if pretend else "Updated"
-        typer.secho(f"{verb} {result.path} from template {result.old} to {result.new}", fg="green")
+        _secho(f"{verb} {result.path} from template {result.old} to {result.new}", fg="green")
     for moved in result.moved:
-        typer.secho(f"warning: {moved.message}", fg="yellow", err=True)
+        _secho(f"warning: {moved.message}", fg="yellow", err=True)
     problems = []
     if result.conflicts:
         how = (

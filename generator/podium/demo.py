@@ -13,9 +13,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from podium.errors import Interrupted, PodiumError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 DEMO_ANSWERS: dict[str, Any] = {
     "project_name": "Digits Demo",
@@ -411,9 +414,42 @@ def write_overlay(project: Path, overrides: list[str]) -> Path:
     return path
 
 
-def _run_demo(dest: Path, *, task: str, fast: bool, force: bool) -> dict[str, Any]:
+def print_summary(summary: dict[str, Any], title: str, summary_file: Path, console: Console | None = None) -> None:
+    """The demo's figures as a table, then the paths a user goes on with, each whole on its own line: a table cell
+    at 80 columns would cut them ("submissions/submi…")."""
     from rich.console import Console
     from rich.table import Table
+
+    console = console or Console()
+    table = Table(title=f"podium demo: {title}")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    metric = summary["metric"]
+    table.add_row(f"CV {metric} ({summary['n_folds']} folds)", f"{summary['cv_mean']:.4f} ± {summary['cv_std']:.4f}")
+    if "oof_score_tuned" in summary:
+        table.add_row("OOF after tuning thresholds and minimum areas", f"{summary['oof_score_tuned']:.4f}")
+    if "baseline" in summary:
+        table.add_row(f"baseline: {summary['baseline']['name']}", f"{summary['baseline']['cv_mean']:.4f}")
+    table.add_row(f"test {metric} (held-out labels)", f"{summary['test_score']:.4f}")
+    for key, value in summary.get("test_details", {}).items():
+        table.add_row(f"test {key.replace('_', ' ')}", f"{value:.4f}")
+    table.add_row("wall time", f"{summary['seconds']:.0f} s")
+    console.print(table)
+    for name, path in (
+        ("submission", summary["submission"]),
+        ("project", summary["project_dir"]),
+        ("summary", summary_file),
+    ):
+        _print_line(console, f"{name}: {path}")
+
+
+def _print_line(console: Console, text: str) -> None:
+    """One line as it is: no markup, no highlighting, never folded at the console's width (a path stays whole)."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _run_demo(dest: Path, *, task: str, fast: bool, force: bool) -> dict[str, Any]:
+    from rich.console import Console
 
     from podium.project import create_project
     from podium.runs_io import write_json_atomic
@@ -427,7 +463,7 @@ def _run_demo(dest: Path, *, task: str, fast: bool, force: bool) -> dict[str, An
     demo = DEMOS[task]
     package = demo.answers["package_name"]
     project = dest / package
-    console.print(f"[bold]podium demo[/bold]: rendering {project}")
+    _print_line(console, f"podium demo: rendering {project}")
     create_project(project, data=dict(demo.answers), defaults=True, quiet=True)
     counts = demo.write(project / "data", dest / "holdout")
     console.print(
@@ -435,7 +471,7 @@ def _run_demo(dest: Path, *, task: str, fast: bool, force: bool) -> dict[str, An
     )
     write_overlay(project, demo.fast if fast else demo.full)
     command = [sys.executable, "-m", package, "run", "-e", OVERLAY]
-    console.print(f"running: cd {project} && python -m {package} run -e {OVERLAY}", markup=False)
+    _print_line(console, f"running: cd {shlex.quote(str(project))} && python -m {package} run -e {OVERLAY}")
     result = subprocess.run(command, cwd=project, env=_project_env(), check=False)
     if result.returncode != 0:
         raise PodiumError(f"the project pipeline failed (exit {result.returncode}); see its output above")
@@ -463,21 +499,5 @@ def _run_demo(dest: Path, *, task: str, fast: bool, force: bool) -> dict[str, An
         summary["baseline"] = {"name": name, "cv_mean": score(project / "data", run_dir / "folds.csv")}
     summary["seconds"] = round(time.perf_counter() - started, 1)
     write_json_atomic(dest / "summary.json", summary)
-    table = Table(title=f"podium demo: {demo.title}")
-    table.add_column("")
-    table.add_column("value", justify="right")
-    table.add_row(
-        f"CV {summary['metric']} ({summary['n_folds']} folds)", f"{summary['cv_mean']:.4f} ± {summary['cv_std']:.4f}"
-    )
-    if "oof_score_tuned" in summary:
-        table.add_row("OOF after tuning thresholds and minimum areas", f"{summary['oof_score_tuned']:.4f}")
-    if "baseline" in summary:
-        table.add_row(f"baseline: {summary['baseline']['name']}", f"{summary['baseline']['cv_mean']:.4f}")
-    table.add_row(f"test {summary['metric']} (held-out labels)", f"{summary['test_score']:.4f}")
-    for key, value in summary.get("test_details", {}).items():
-        table.add_row(f"test {key.replace('_', ' ')}", f"{value:.4f}")
-    table.add_row("submission", str(submission))
-    table.add_row("wall time", f"{summary['seconds']:.0f} s")
-    console.print(table)
-    console.print(f"summary: {dest / 'summary.json'}")
+    print_summary(summary, demo.title, dest / "summary.json", console)
     return summary

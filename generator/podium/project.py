@@ -56,12 +56,15 @@ class TemplateSource:
 
 @dataclass(frozen=True)
 class Rendered:
-    """What `render_project` did: the project, its package, the files it replaced and the ones it left alone."""
+    """What `render_project` did: the project, its package, the files it replaced and the ones it left alone, each
+    file the template wrote with what happened to it (copier's words), and the project's data folder."""
 
     path: Path
     package: str
     replaced: tuple[str, ...] = ()
     kept: int = 0  # files that were in the folder before and that the template does not write (not committed)
+    files: tuple[tuple[str, str], ...] = ()  # (create | overwrite | identical, relative POSIX path), sorted by path
+    data_dir: str = "data"
 
 
 @dataclass(frozen=True)
@@ -348,17 +351,28 @@ def _render_project(
         try:
             with _copier_errors(source.shown, answers), source.reading():
                 copier.run_copy(source.path, dest, data=answers, defaults=True, overwrite=force, quiet=quiet, **common)
-            package = str(read_answers(dest).get("package_name", ""))
+            recorded = read_answers(dest)
+            package = str(recorded.get("package_name", ""))
             if rendered is None:  # derived from the project name: known only now
                 check_package_name(package)
-            written = None if rendered is None else rendered | (_listing(dest).files - before.files)
+            added = _listing(dest).files - before.files
+            written = None if rendered is None else rendered | added
             if init_git:
                 _commit(dest, None if not non_empty else written, had_git)
         except BaseException:
             _restore(dest, existed, before, backup, had_git)
             raise
     kept = len(before.files - (written or set())) if non_empty else 0
-    return Rendered(dest, package, tuple(replaced), kept)
+    files = _actions(added if rendered is None else rendered, before.files, replaced)
+    return Rendered(dest, package, tuple(replaced), kept, files, str(recorded.get("data_dir", "data")))
+
+
+def _actions(written: set[str], existing: set[str], replaced: list[str]) -> tuple[tuple[str, str], ...]:
+    """Each file the template wrote with copier's word for it: created, overwritten (replaced) or left identical."""
+    return tuple(
+        ("overwrite" if path in replaced else "identical" if path in existing else "create", path)
+        for path in sorted(written)
+    )
 
 
 def create_project(dest: Path, **options: Any) -> Path:

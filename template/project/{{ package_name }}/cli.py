@@ -24,6 +24,7 @@ from .core.commands import (
     load_settings,
     metrics_table,
 )
+from .core.console import rate_text
 from .core.errors import ProjectError
 
 
@@ -110,7 +111,7 @@ def _preflight(settings: Config, workers: int | None = None) -> None:
     from .check import run_check
 
     report = run_check(settings, workers)
-    speed = f"{report.images} images decoded in {report.seconds:.1f} s ({report.images_per_second:.0f} images/s)"
+    speed = f"{report.images} images decoded in {report.seconds:.1f} s ({rate_text(report.images_per_second)} images/s)"
     for advice in report.advice:
         console.print(f"check: advice: {advice}")
     if report.submission:
@@ -134,28 +135,50 @@ def _preflight(settings: Config, workers: int | None = None) -> None:
 
 @command
 def lb(
-    submission: Annotated[str | None, typer.Argument(help="Submission file (path or name) to score.")] = None,
+    submission: Annotated[
+        str | None, typer.Argument(help="Submission file (path or name; submission.csv: the latest) to score.")
+    ] = None,
     score: Annotated[float | None, typer.Argument(help="Its public leaderboard score.")] = None,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="Config override key=value.")] = None,
     kaggle: Annotated[
         str | None, typer.Option(help="Fetch public scores of all submissions from the kaggle CLI: COMPETITION.")
     ] = None,
 ) -> None:
-    """Record public leaderboard scores in outputs/submissions.csv (by hand, or --kaggle COMPETITION)."""
-    from .submit import kaggle_scores, read_ledger, record_lb
+    """Record public leaderboard scores in outputs/submissions.csv (by hand, or --kaggle COMPETITION) and show the
+    submissions with their CV and LB; without arguments, only show them."""
+    from .submit import record_kaggle_scores, record_lb
 
     settings = load_settings(overrides, None, None, validate=False)
     if kaggle:
-        scores = kaggle_scores(kaggle)
-        known = set(read_ledger(settings.output_dir)["file"].map(lambda f: Path(f).name))
-        for name, value in scores.items():
-            if name in known:
-                record_lb(settings.output_dir, name, value)
-    elif submission is None or score is None:
-        raise ProjectError("lb: give SUBMISSION SCORE, or --kaggle COMPETITION")
-    else:
-        record_lb(settings.output_dir, submission, score)
-    console.print(read_ledger(settings.output_dir).to_string(index=False))
+        synced = record_kaggle_scores(settings.output_dir, kaggle)
+        console.print(f"lb: {len(synced.recorded)} of {synced.listed} scored submissions on {kaggle} recorded")
+        if synced.unknown:
+            more = len(synced.unknown) - 5
+            shown = ", ".join(synced.unknown[:5]) + (f" and {more} more" if more > 0 else "")
+            hint = "; a hand upload of the latest: lb submission.csv SCORE"
+            console.print(f"lb: on Kaggle, not in the ledger: {shown}{hint}", soft_wrap=True)
+    elif submission is not None and score is None:
+        raise ProjectError(f"lb {submission}: give its score too, e.g. lb {submission} 0.912")
+    elif submission is not None and score is not None:
+        recorded = record_lb(settings.output_dir, submission, score)
+        console.print(f"lb: public LB {score:g} recorded for {recorded}", soft_wrap=True)
+    console.print(_ledger_table(settings.output_dir / "submissions.csv"))
+
+
+def _ledger_table(path: Path) -> Table:
+    """The ledger as a table: the file name `lb` takes (never cut), its run, CV and LB; blanks where none."""
+    from .submit import ledger_rows, read_ledger
+
+    columns, rows = ledger_rows(read_ledger(path.parent))
+    table = Table(title=f"{path}: {len(rows)} submission(s)")
+    for index, column in enumerate(columns):
+        if index == 0:
+            table.add_column(column, no_wrap=True, min_width=max((len(row[0]) for row in rows), default=10))
+        else:
+            table.add_column(column, overflow="fold", justify="right" if column in ("CV", "public LB") else "left")
+    for row in rows:
+        table.add_row(*row)
+    return table
 
 
 @command
@@ -176,6 +199,7 @@ def export(
     notebook that writes submission.csv (export.* settings); --push uploads both. --format onnx: ONNX models."""
     from .core.runs import RunPaths
     from .export import export as build_bundle
+    from .export import hand_commands
     from .export import push as push_bundle
 
     settings = load_run_settings(overrides, config, experiment, "export")
@@ -202,6 +226,13 @@ def export(
     if push:
         done = push_bundle(bundle, message or f"{settings.experiment}")
         console.print(f"pushed: {', '.join(done)}")
+        return
+    create, version, notebook = hand_commands(bundle, message or settings.experiment)
+    console.print(  # a hand upload without --dir-mode zip leaves out the runs/, wheels/ and configs/ folders
+        "upload it (or run export --push): the dataset with --dir-mode zip, which keeps its folders, then the "
+        f"notebook:\n  {create}\n  (a later export: {version})\n  {notebook}",
+        soft_wrap=True,
+    )
 
 
 @command
@@ -234,20 +265,24 @@ def run(
     """All stages in order: check -> folds -> train -> predict -> submit, with a summary at the end. With
     seeds=[...] or several -e, every run is trained and predicted, then blended and the blend is submitted."""
     from .config import explicit_changes
+    from .core.commands import next_steps
     from .core.runs import RunPaths
     from .pipeline import run_stages
+    from .tools.run_plots import write_run_plots
 
     started = time.perf_counter()
     configs = load_all_settings(overrides, config, experiment)
     preflight = None if skip_check else (lambda settings: _preflight(settings, settings.data.num_workers or None))
     changes = explicit_changes(overrides, config)
     final, metrics, submission = run_stages(configs, resume=resume, preflight=preflight, changes=changes)
-    table = metrics_table(metrics, f"{final.experiment}: {final.model.backbone}")
-    table.add_section()
-    table.add_row("test predictions", str(RunPaths.from_config(final).test_predictions), "")
-    table.add_row("submission", str(submission), "")
-    table.add_row("seconds", f"{time.perf_counter() - started:.1f}", "")
-    console.print(table)
+    plots = write_run_plots(final)
+    console.print(metrics_table(metrics, f"{final.experiment}: {final.model.backbone}"))
+    root = RunPaths.from_config(final).root
+    # Paths on lines of their own: a table cell would cut them at 80 columns.
+    console.print(f"run folder ({time.perf_counter() - started:.0f} s):\n  {root}", soft_wrap=True)
+    console.print(f"submission:\n  {submission}", soft_wrap=True)
+    console.print(f"plots ({', '.join(path.stem for path in plots)}):\n  {root / 'plots'}", soft_wrap=True)
+    console.print("\n".join(next_steps(final, root)), soft_wrap=True)
 
 
 # Tool commands register on the same app after the stage commands (their order in --help).

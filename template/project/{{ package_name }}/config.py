@@ -494,14 +494,77 @@ def known_keys() -> list[str]:
     return _known_keys(Config)
 
 
+# Names other trainers (timm, Lightning, Ultralytics, Keras) give the keys, by the last part of a dotted key:
+# `learning_rate=3e-4` and `train.learning_rate=3e-4` both mean train.lr.
+_ALIAS_NAMES = {
+    "train.lr": ("learning_rate", "learningrate", "lr0", "base_lr", "lr_rate"),
+    "train.batch_size": ("bs", "batch", "batchsize", "train_batch_size", "per_device_train_batch_size"),
+    "model.image_size": ("img_size", "imgsz", "image_size", "img", "size", "resolution", "input_size", "imsize"),
+    "train.epochs": ("epoch", "n_epochs", "num_epochs", "max_epochs", "num_train_epochs"),
+    "train.weight_decay": ("wd", "weightdecay", "l2"),
+    "model.backbone": ("arch", "architecture", "model", "model_name", "network", "net", "encoder"),
+    "model.drop_rate": ("dropout", "drop", "dropout_rate"),
+    "model.drop_path_rate": ("drop_path", "stochastic_depth"),
+    "data.num_workers": ("workers", "n_workers", "num_worker"),
+    "folds.n_splits": ("n_folds", "nfolds", "num_folds", "kfold", "splits"),
+    "train.optimizer": ("opt", "optim"),
+    "train.scheduler": ("sched", "lr_scheduler", "schedule"),
+    "train.warmup_epochs": ("warmup", "warmup_epoch"),
+    "train.label_smoothing": ("smoothing", "label_smooth"),
+    "train.mixup_alpha": ("mixup",),
+    "train.cutmix_alpha": ("cutmix",),
+    "train.early_stopping_patience": ("patience", "early_stopping"),
+    "train.accumulate_steps": ("grad_accum", "accumulate", "accumulation_steps", "gradient_accumulation_steps"),
+    "train.grad_clip": ("clip_grad", "gradient_clip", "max_grad_norm", "clip_grad_norm"),
+    "train.amp": ("fp16", "mixed_precision", "precision", "half"),
+    "train.device": ("gpu", "gpus", "accelerator"),
+    "data.num_classes": ("n_classes", "nc", "classes_count"),
+    "data.root": ("data_dir", "data_root", "dataset"),
+    "predict.tta": ("tta_views",),
+}
+KEY_ALIASES = {name: key for key, names in _ALIAS_NAMES.items() for name in names}
+
+
+def suggest_key(key: str, keys: list[str] | None = None) -> str | None:
+    """The config key an unknown dotted `key` most likely meant: a field of its section that it begins
+    (`segmentation.arch`), an alias of its last part (in the key's own section when that section has the field, so
+    `predict.bs` means predict.batch_size), else the known key whose last part is closest to it
+    (`train.learning_rate` is compared as `learning_rate`), else the closest whole key."""
+    keys = known_keys() if keys is None else keys
+    *parents, leaf = key.split(".")
+    leaf = leaf.lower().replace("-", "_")
+    section = ".".join(parents)
+    if section and len(leaf) >= 3:
+        depth = key.count(".")
+        begun = [known for known in keys if known.startswith(f"{section}.{leaf}") and known.count(".") == depth]
+        if begun:
+            return begun[0]
+    target = KEY_ALIASES.get(leaf)
+    if target is not None:
+        in_section = f"{section}.{target.rsplit('.', 1)[-1]}" if section else ""
+        return in_section if in_section in keys else target
+    by_leaf: dict[str, list[str]] = {}
+    for known in keys:
+        by_leaf.setdefault(known.rsplit(".", 1)[-1], []).append(known)
+    for close in difflib.get_close_matches(leaf, list(by_leaf), n=1, cutoff=0.6):
+        matches = by_leaf[close]  # several sections may share a field name: the key's own section first
+        return next((m for m in matches if m.rsplit(".", 1)[0] == section), matches[0])
+    close = difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def unknown_key_message(key: str, keys: list[str] | None = None) -> str:
+    """One line naming an unknown config key and what it most likely meant."""
+    suggestion = suggest_key(key, keys)
+    return f"config key '{key}' is not known" + (f"; did you mean '{suggestion}'?" if suggestion else "")
+
+
 def _describe(error: dict[str, Any]) -> str:
     key = ".".join(str(part) for part in error["loc"])
     if not key:  # a check across several keys (Config._fits_task): its message names them
         return str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        close = difflib.get_close_matches(key, _known_keys(Config), n=1, cutoff=0.6)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        return f"config key '{key}' is not known{hint}"
+        return unknown_key_message(key)
     return f"config key '{key}': {error['msg'].lower()}, got {error.get('input')!r}"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -237,6 +238,24 @@ def export(config: Config, project: Path = Path("."), *, force: bool = False) ->
     return bundle
 
 
+def kaggle_commands(bundle: Bundle, message: str, exists: bool) -> list[list[str]]:
+    """The kaggle CLI commands that upload the dataset (`create`, or a new `version` of one that exists) and push the
+    notebook. `--dir-mode zip` uploads the runs/, wheels/ and configs/ folders; without it the CLI skips folders."""
+    dataset = str(bundle.dataset)
+    upload = ["version", "-p", dataset, "-m", message] if exists else ["create", "-p", dataset]
+    return [
+        ["kaggle", "datasets", *upload, "--dir-mode", "zip"],
+        ["kaggle", "kernels", "push", "-p", str(bundle.notebook)],
+    ]
+
+
+def hand_commands(bundle: Bundle, message: str) -> list[str]:
+    """What to type to upload the bundle without --push: the first upload, a later version, the notebook."""
+    create, push_notebook = kaggle_commands(bundle, message, exists=False)
+    version = kaggle_commands(bundle, message, exists=True)[0]
+    return [shlex.join(create), shlex.join(version), shlex.join(push_notebook)]
+
+
 def push(bundle: Bundle, message: str) -> list[str]:
     """Upload the dataset (a new version when it exists) and push the notebook with the kaggle CLI."""
     if shutil.which("kaggle") is None:
@@ -245,12 +264,7 @@ def push(bundle: Bundle, message: str) -> list[str]:
     exists = (
         subprocess.run(["kaggle", "datasets", "status", dataset_id], capture_output=True, text=True).returncode == 0
     )
-    commands = [
-        ["kaggle", "datasets", "version", "-p", str(bundle.dataset), "-m", message, "--dir-mode", "zip"]
-        if exists
-        else ["kaggle", "datasets", "create", "-p", str(bundle.dataset), "--dir-mode", "zip"],
-        ["kaggle", "kernels", "push", "-p", str(bundle.notebook)],
-    ]
+    commands = kaggle_commands(bundle, message, exists)
     for command in commands:
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:

@@ -128,6 +128,7 @@ def choose_views(
         # Kept in host memory between passes: every fold's models at once may not fit on the device.
         models = [load_checkpoint(task, checkpoint, torch.device("cpu")) for checkpoint in checkpoints]
         evaluations.append((valid_index, loader, models))
+    fold_names = list(checkpoints_by_fold)
 
     cache: dict[tuple[int, int, str], tuple[np.ndarray, np.ndarray]] = {}
 
@@ -141,7 +142,7 @@ def choose_views(
         def run(selected: list[str]) -> tuple[np.ndarray, np.ndarray]:
             _, found, indices = evaluate(
                 model.to(device), loader, task, runtime=runtime, amp_dtype=amp_dtype, normalise=normalise,
-                views=selected,
+                views=selected, description=f"TTA choice: fold {fold_names[position]} views {'+'.join(selected)}",
             )  # fmt: skip
             model.cpu()
             return found, indices

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import shutil
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -28,30 +29,70 @@ def read_ledger(output_dir: Path) -> pd.DataFrame:
     return ledger.reindex(columns=[*LEDGER_COLUMNS, *(c for c in ledger.columns if c not in LEDGER_COLUMNS)])
 
 
+def ledger_rows(ledger: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """The ledger as text for a table: the file name `lb` takes, its run, CV and public LB (and the Kaggle upload
+    columns once any submission was uploaded); blanks where nothing is recorded, never NaN."""
+
+    def text(value: object, number: bool = False) -> str:
+        if value is None or pd.isna(value):
+            return ""
+        return f"{float(value):.4f}" if number else str(value)
+
+    uploaded = bool(ledger["kaggle"].notna().any() or ledger["message"].notna().any())
+    columns = ["submission", "experiment", "CV", "public LB", *(["kaggle", "message"] if uploaded else [])]
+    rows = [
+        [Path(str(row.file)).name, text(row.experiment), text(row.cv, True), text(row.public_lb, True)]
+        + ([text(row.kaggle), text(row.message)] if uploaded else [])
+        for row in ledger.itertuples(index=False)
+    ]
+    return columns, rows
+
+
 def _append_ledger(output_dir: Path, row: dict) -> None:
     ledger = read_ledger(output_dir)
     write_csv(output_dir / "submissions.csv", pd.concat([ledger, pd.DataFrame([row])], ignore_index=True))
 
 
-def record_lb(output_dir: Path, submission: str, score: float) -> pd.DataFrame:
-    """Set the public LB score of a submission in the ledger (matched by path or file name)."""
+LATEST = "submission.csv"  # the copy of the latest submission `submit` writes beside the timestamped files
+
+
+def _ledger_match(ledger: pd.DataFrame, submission: str) -> pd.Series:
+    """The ledger rows `submission` names: by path or file name; `submission.csv` (`submit`'s copy of its latest,
+    alone or in a run's submissions folder) is the latest submission of the ledger (of that folder)."""
+    files = ledger["file"].astype(str)
+    named = (files == submission) | (files.map(lambda f: Path(f).name) == Path(submission).name)
+    if named.any() or Path(submission).name != LATEST or ledger.empty:
+        return named
+    folder = Path(submission).parent
+    if folder != Path("."):
+        in_folder = files.map(lambda f: Path(f).parent.resolve() == folder.resolve())
+        files = files[in_folder]
+    return pd.Series(ledger.index == files.index[-1], index=ledger.index) if len(files) else named
+
+
+def record_lb(output_dir: Path, submission: str, score: float) -> str:
+    """Set the public LB score of a submission in the ledger (matched by path or file name, `submission.csv` is the
+    latest); returns the file it was recorded for."""
     ledger = read_ledger(output_dir)
-    match = (ledger["file"] == submission) | (ledger["file"].map(lambda f: Path(f).name) == Path(submission).name)
+    match = _ledger_match(ledger, submission)
     if not match.any():
         raise SubmissionError(f"{output_dir / 'submissions.csv'}: no submission '{submission}' (run submit first)")
     ledger.loc[match, "public_lb"] = score
     write_csv(output_dir / "submissions.csv", ledger)
-    return ledger
+    return str(ledger.loc[match, "file"].iloc[-1])
 
 
-def _kaggle(*words: str) -> str:
+def _kaggle(*words: str, extras: tuple[str, ...] = ()) -> str:
     """Run the kaggle CLI (installed and configured by the user: ~/.kaggle/kaggle.json or KAGGLE_USERNAME and
-    KAGGLE_KEY); its output, or one line saying what failed."""
+    KAGGLE_KEY) without its out-of-date warning, which it prints into the output; its output, or one line saying what
+    failed. An older CLI without --no-warn or the `extras` options runs the command without them."""
     import subprocess
 
     if shutil.which("kaggle") is None:
         raise SubmissionError("the kaggle CLI is not installed (pip install kaggle) or not on PATH")
-    result = subprocess.run(["kaggle", *words], capture_output=True, text=True)
+    result = subprocess.run(["kaggle", "--no-warn", *words, *extras], capture_output=True, text=True)
+    if result.returncode != 0 and "unrecognized arguments" in result.stderr:  # argparse: an option it lacks
+        result = subprocess.run(["kaggle", *words], capture_output=True, text=True)
     if result.returncode != 0:
         reason = " ".join((result.stderr.strip() or result.stdout.strip()).split())[:200]
         raise SubmissionError(f"kaggle {' '.join(words[:4])}: {reason or f'exit code {result.returncode}'}")
@@ -77,11 +118,68 @@ def upload_to_kaggle(config: Config, path: Path, competition: str, message: str)
     write_csv(config.output_dir / "submissions.csv", ledger)
 
 
+# `kaggle competitions submissions` lists 20 rows unless given --page-size (at most 200) and --page-token, options
+# of the kaggle CLI since 1.8. Its other list commands print the next page's token as below; for submissions
+# kaggle 1.8 prints none, so lb follows a token when one is printed and otherwise has the latest 200.
+PAGE_SIZE = 200
+NEXT_PAGE = "Next Page Token = "
+
+
+def _submissions_page(text: str, competition: str) -> tuple[pd.DataFrame, str | None]:
+    """One page of `kaggle competitions submissions --csv` and the token of the next (printed when there is one)."""
+    lines = text.splitlines()
+    token = next((line.removeprefix(NEXT_PAGE).strip() for line in lines if line.startswith(NEXT_PAGE)), None)
+    start = next((i for i, line in enumerate(lines) if line.startswith("fileName,")), None)
+    if start is None:
+        if "no submissions" in text.lower():
+            return pd.DataFrame(columns=["fileName", "publicScore"]), None
+        first = next((line.strip() for line in lines if line.strip()), "no output")
+        raise SubmissionError(f"kaggle competitions submissions -c {competition}: no CSV in its output ({first[:120]})")
+    rows = [line for line in lines[start:] if line and not line.startswith(NEXT_PAGE)]
+    return pd.read_csv(io.StringIO("\n".join(rows)), dtype={"fileName": str}), token or None
+
+
+def kaggle_submissions(competition: str, max_pages: int = 50) -> pd.DataFrame:
+    """Every submission the kaggle CLI lists for `competition`, newest first, page after page of 200 (an older CLI
+    without --page-size lists its latest 20)."""
+    pages, token = [], None
+    for _ in range(max_pages):
+        extras = (f"--page-size={PAGE_SIZE}", *((f"--page-token={token}",) if token else ()))
+        page, token = _submissions_page(_kaggle("competitions", "submissions", "-c", competition, "--csv",
+                                                extras=extras), competition)  # fmt: skip
+        pages.append(page)
+        if not token or page.empty:
+            break
+    return pd.concat(pages, ignore_index=True)
+
+
 def kaggle_scores(competition: str) -> dict[str, float]:
-    """File name -> public score from the kaggle CLI."""
-    frame = pd.read_csv(io.StringIO(_kaggle("competitions", "submissions", "-c", competition, "--csv")))
-    scored = frame.dropna(subset=["publicScore"])
-    return dict(zip(scored["fileName"], scored["publicScore"].astype(float), strict=True))
+    """File name -> public score from the kaggle CLI (a file uploaded twice: its latest score)."""
+    frame = kaggle_submissions(competition)
+    frame = frame.assign(publicScore=pd.to_numeric(frame["publicScore"], errors="coerce"))
+    frame = frame.dropna(subset=["publicScore"])  # pending, failed
+    frame = frame.drop_duplicates("fileName", keep="first")  # the CLI lists the newest first
+    return dict(zip(frame["fileName"], frame["publicScore"].astype(float), strict=True))
+
+
+@dataclass
+class KaggleSync:
+    recorded: dict[str, float]  # ledger file name -> public score set
+    listed: int  # scored submissions the CLI listed
+    unknown: list[str]  # scored file names the ledger does not hold (uploaded by hand, or from elsewhere)
+
+
+def record_kaggle_scores(output_dir: Path, competition: str) -> KaggleSync:
+    """Fill the ledger's public LB of every submission the kaggle CLI lists with a score, by file name."""
+    scores = kaggle_scores(competition)
+    ledger = read_ledger(output_dir)
+    names = ledger["file"].astype(str).map(lambda f: Path(f).name)
+    known = names.isin(list(scores))
+    if known.any():
+        ledger.loc[known, "public_lb"] = names[known].map(scores)
+        write_csv(output_dir / "submissions.csv", ledger)
+    recorded = {name: scores[name] for name in names[known]}
+    return KaggleSync(recorded, len(scores), sorted(set(scores) - set(names)))
 
 
 def _unique_path(folder: Path, stamp: str) -> Path:

@@ -14,6 +14,7 @@ from .config import Config, load_config, validate_config, with_overrides
 from .core.augment import cached_image_size, start_image_cache
 from .core.budget import Planner, RunBudget, create_run_budget
 from .core.checkpoints import FoldResult
+from .core.console import count_parameters, run_header
 from .core.data import LabelledTable
 from .core.distributed import Runtime, barrier, broadcast, init_runtime, lost_peer, resolve_device, shutdown
 from .core.engine import describe_precision
@@ -249,7 +250,7 @@ def _train_locked(
             print(_ram_cache_cost(config, inputs, processes))
         if runtime.is_main:
             precision = describe_precision(config.train.amp, runtime.device)
-            print(f"precision: {precision}")
+            print("\n".join(_header(config, inputs, runtime, precision, train_images, to_train)))
             _prepare_run_folder(config, paths, resume, precision)
             write_json(paths.classes, inputs.table.classes)
         barrier(runtime)
@@ -281,6 +282,15 @@ def _train_locked(
         ) from None
     finally:
         shutdown(runtime)
+
+
+def _header(
+    config: Config, inputs: FoldInputs, runtime: Runtime, precision: str, images: int, folds: list[int]
+) -> list[str]:
+    bare = with_overrides(config, {"model": {"pretrained": False, "weights": None}})
+    parameters = count_parameters(create_task(bare, inputs.table.classes).create_model)
+    labelled = int((inputs.folds >= 0).sum())
+    return run_header(config, runtime, precision, parameters, (labelled, images), folds)
 
 
 def _ram_cache_cost(config: Config, inputs: FoldInputs, processes: int) -> str:

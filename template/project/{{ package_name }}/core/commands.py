@@ -129,3 +129,16 @@ def metrics_table(metrics: dict[str, Any], title: str) -> Table:
     table.add_row("CV", f"{metrics['cv_mean']:.4f} ± {metrics['cv_std']:.4f}", "")
     table.add_row("OOF", f"{metrics['oof_score']:.4f}", "")
     return table
+
+
+def next_steps(config: Config, root: Path) -> list[str]:
+    """What a competitor does after `run`: study the errors, upload, and sync an offline W&B run."""
+    experiment = f" -e {config.experiment}"
+    steps = [
+        "next:",
+        f"  python -m {PACKAGE} analyze{experiment}   errors, Grad-CAM and CV against LB as HTML",
+        f"  python -m {PACKAGE} submit{experiment} --kaggle COMPETITION   upload the submission",
+    ]
+    if (os.environ.get("WANDB_MODE") or config.wandb.mode) == "offline":
+        steps.append(f"  wandb sync {root / 'wandb'}/offline-run-*   send this run to W&B")
+    return steps

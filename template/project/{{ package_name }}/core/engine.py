@@ -259,9 +259,9 @@ def train_one_epoch(
             if ema is not None:
                 ema.update(model, step=num_updates)
         if (step + 1) % PROGRESS_EVERY == 0 and not progress.disable:
-            rate = seen / max(time.perf_counter() - started, 1e-9)
-            lr = optimizer.param_groups[0]["lr"]
-            progress.set_postfix(loss=f"{running_loss.item() / (step + 1):.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.0f}")
+            rate, lr = seen / max(time.perf_counter() - started, 1e-9), optimizer.param_groups[0]["lr"]
+            speed = f"{rate:.{1 if rate < 10 else 0}f}"  # 0.4 img/s, not 0
+            progress.set_postfix(loss=f"{running_loss.item() / (step + 1):.4f}", lr=f"{lr:.2e}", img_s=speed)
     loss = float(running_loss.item()) / max(step + 1, 1)  # .item() waits for the GPU: the steps are done
     seconds = time.perf_counter() - started if started is not None else 0.0
     progress.close()
@@ -280,6 +280,7 @@ def evaluate(
     max_batches: int | None = None,
     normalise: InputNormaliser | None = None,
     views: list[str] | None = None,
+    description: str = "valid",
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """(mean loss, per-image outputs, dataset indices), gathered from every rank; the loss is NaN for models
     that give none in evaluation mode (torchvision detectors) and under TTA `views` (merged as predict does)."""
@@ -288,7 +289,7 @@ def evaluate(
     order = list(loader.sampler) if isinstance(loader.sampler, DistributedSampler) else None
     outputs, losses, seen = [], [], 0
     batches = loader if max_batches is None else (batch for i, batch in enumerate(loader) if i < max_batches)
-    for batch in tqdm(batches, desc="valid", leave=False, disable=True if not runtime.is_main else None):
+    for batch in tqdm(batches, desc=description, leave=False, disable=True if not runtime.is_main else None):
         images, targets = task.to_device(batch, device)
         if normalise is not None:
             images = normalise(images)

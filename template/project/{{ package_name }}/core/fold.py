@@ -21,6 +21,7 @@ from ..config import Config
 from .augment import InputNormaliser
 from .budget import Planner, TimeBudget, fold_time_budget
 from .checkpoints import FoldResult, TrainingParts, checkpoint_meta
+from .console import epoch_line, seconds_text
 from .data import LabelledTable
 from .distributed import Runtime, all_gather, barrier
 from .engine import (
@@ -278,7 +279,7 @@ class FoldRun:
             eta.add(row["seconds"])
         result = EpochResult(row, score, evaluate_now, improved, stopping)
         if self.runtime.is_main:
-            self._report(result, train_loss, valid_loss, eta)
+            self._report(result, eta)
         return result
 
     def _validate(self, model: torch.nn.Module, max_batches: int | None) -> tuple[float, np.ndarray, np.ndarray]:
@@ -308,22 +309,21 @@ class FoldRun:
             snapshot = {"model": weights, "meta": self.meta, "epoch": epoch + 1, "score": score}
             save_torch(paths.checkpoint(fold, f"snapshot_{(epoch + 1) // cycle_epochs}"), snapshot)
 
-    def _report(self, result: EpochResult, train_loss: float, valid_loss: float, eta: Eta | None) -> None:
+    def _report(self, result: EpochResult, eta: Eta | None) -> None:
         row, epoch = result.row, result.row["epoch"]
         write_csv(self.paths.history(self.fold), pd.DataFrame(self.parts.state.history))
         self.tracker.log({key: value for key, value in row.items() if not math.isnan(value)}, step=epoch)
-        scored = f" valid_loss {valid_loss:.4f}" if not math.isnan(valid_loss) else ""
-        scored += f" {self.config.metric} {result.score:.4f}" if result.evaluated else ""
         if self.budget is not None:  # the clock, not the epoch count, decides when training ends
             left = max(self.budget.seconds - self.budget.elapsed(), 0.0)
-            speed = f" {row['images_per_s']:.0f} img/s, {left:.0f} s of the time budget left"
+            tail = f", {seconds_text(left)} of the fold's time budget left"
         else:
-            speed = f" {row['images_per_s']:.0f} img/s" + (f", ETA {eta.text()}" if eta is not None else "")
-        mark = " *" if result.improved else ""
-        print(f"fold {self.fold} epoch {epoch}: train_loss {train_loss:.4f}{scored}{mark}{speed}")
+            tail = f", ETA {eta.text()}" if eta is not None else ""
+        metric = self.config.metric
+        print(epoch_line(self.fold, row, metric, evaluated=result.evaluated, improved=result.improved, tail=tail))
         if result.stopping and self.budget is not None and self.budget.spent():
-            minutes = self.config.train.time_budget_minutes
-            print(f"fold {self.fold}: time budget of {minutes:g} min spent after {epoch} epochs")
+            train = self.config.train
+            whole = f"the run's {train.time_budget_minutes:g} min" if train.time_budget_scope == "run" else "its budget"
+            print(f"fold {self.fold}: its {self.budget.seconds / 60:.1f} min of {whole} spent after {epoch} epochs")
         elif result.stopping:
             patience = self.config.train.early_stopping_patience
             print(f"fold {self.fold}: early stop after {patience} epochs without improvement")

@@ -129,6 +129,12 @@ def write_text(path: Path, text: str) -> Path:
     return write_atomic(path, lambda handle: handle.write(text))
 
 
+def write_bytes(path: Path, data: bytes) -> Path:
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(data)
+    return path
+
+
 def write_json(path: Path, data: Any) -> Path:
     return write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 

@@ -16,7 +16,9 @@ class NullTracker:
     def log(self, values: dict[str, Any], step: int | None = None) -> None:
         pass
 
-    def log_report(self, images: dict[str, Path], tables: dict[str, Any], confusion: tuple | None) -> None:
+    def log_report(
+        self, images: dict[str, Path], tables: dict[str, Any], confusion: tuple | None, prefix: str = "analysis"
+    ) -> None:
         pass
 
     def summary(self, values: dict[str, Any]) -> None:
@@ -36,15 +38,17 @@ class WandbTracker:
     def summary(self, values: dict[str, Any]) -> None:
         self.run.summary.update(values)
 
-    def log_report(self, images: dict[str, Path], tables: dict[str, Any], confusion: tuple | None) -> None:
+    def log_report(
+        self, images: dict[str, Path], tables: dict[str, Any], confusion: tuple | None, prefix: str = "analysis"
+    ) -> None:
         """PNG files as W&B images, DataFrames as W&B tables, and W&B's confusion-matrix plot."""
         import wandb
 
-        values: dict[str, Any] = {f"analysis/{name}": wandb.Image(str(path)) for name, path in images.items()}
-        values.update({f"analysis/{name}": wandb.Table(dataframe=frame) for name, frame in tables.items()})
+        values: dict[str, Any] = {f"{prefix}/{name}": wandb.Image(str(path)) for name, path in images.items()}
+        values.update({f"{prefix}/{name}_table": wandb.Table(dataframe=frame) for name, frame in tables.items()})
         if confusion is not None:
             targets, predicted, classes = confusion
-            values["analysis/confusion_matrix_plot"] = wandb.plot.confusion_matrix(
+            values[f"{prefix}/confusion_matrix_plot"] = wandb.plot.confusion_matrix(
                 y_true=targets.tolist(), preds=predicted.tolist(), class_names=classes
             )
         self.run.log(values)

@@ -241,6 +241,11 @@ CASES = [
         ["train", "train.epoch=3"],
         r"config key 'train\.epoch' is not known; did you mean 'train\.epochs'",
     ),
+    Case(  # another trainer's name for a key, with or without its section: the alias table, not difflib
+        "another trainer's key name",
+        ["train", "train.learning_rate=3e-4", "bs=8"],
+        r"^error: config key 'train\.learning_rate' is not known; did you mean 'train\.lr'\?$",
+    ),
     Case("out of range", ["train", "train.lr=-1"], r"config key 'train\.lr': input should be greater than 0, got -1"),
     Case(
         "metric of another task",

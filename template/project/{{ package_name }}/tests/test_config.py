@@ -34,6 +34,41 @@ def test_unknown_key_names_the_key_and_the_closest_one() -> None:
         load_config(["train.lrr=0.1"])
 
 
+@pytest.mark.parametrize(
+    ("override", "meant"),
+    [
+        ("train.learning_rate=3e-4", "train.lr"),  # an alias, with its section
+        ("learning_rate=3e-4", "train.lr"),  # and without
+        ("lr=3e-4", "train.lr"),  # a field's name without its section
+        ("model.lr=3e-4", "train.lr"),  # in the wrong section
+        ("bs=16", "train.batch_size"),
+        ("train.batch=16", "train.batch_size"),
+        ("predict.bs=16", "predict.batch_size"),  # the alias's field in the key's own section
+        ("img_size=128", "model.image_size"),
+        ("train.imgsz=128", "model.image_size"),
+        ("size=128", "model.image_size"),
+        ("epoch=3", "train.epochs"),
+        ("wd=0.01", "train.weight_decay"),
+        ("weight_decay=0.01", "train.weight_decay"),
+        ("segmentation.arch=FPN", "segmentation.architecture"),  # a field of the section the key begins
+        ("train.decay_rat=0.5", "train.decay_rate"),  # else difflib on the last part
+        ("trian.lr=0.1", "train"),
+    ],
+)
+def test_unknown_keys_suggest_what_they_meant(override: str, meant: str) -> None:
+    key = override.split("=")[0].split(".")
+    shown = ".".join(key if key[0] != "trian" else key[:1])  # an unknown section is named alone
+    with pytest.raises(ConfigError) as error:
+        load_config([override])
+    assert str(error.value) == f"config key '{shown}' is not known; did you mean '{meant}'?"
+
+
+def test_an_unknown_key_like_nothing_gets_no_suggestion() -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(["zzqx=1"])
+    assert str(error.value) == "config key 'zzqx' is not known"
+
+
 def test_wrong_type_names_the_key() -> None:
     with pytest.raises(ConfigError, match=r"config key 'train\.epochs'.*'many'"):
         load_config(["train.epochs=many"])

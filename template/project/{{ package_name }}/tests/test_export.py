@@ -71,6 +71,7 @@ def test_exported_notebook_reproduces_the_local_submission_offline(tmp_path: Pat
     assert result.exit_code == 0, result.output
     assert "MiB" in result.output and "s per test image" in result.output
     assert "past the 1e-06 h limit" in " ".join(result.output.split())  # the projection warns
+    assert f"kaggle datasets create -p {tmp_path / 'export' / 'dataset'} --dir-mode zip" in result.output
     dataset, notebook = tmp_path / "export" / "dataset", tmp_path / "export" / "notebook"
     wheels = sorted(p.name for p in (dataset / "wheels").glob("*.whl"))
     assert any(name.startswith("iterative_stratification-") for name in wheels)
@@ -156,6 +157,26 @@ def test_push_creates_then_versions_the_dataset_and_pushes_the_notebook(tmp_path
     assert push(bundle, "first") == ["kaggle datasets create", "kaggle kernels push"]
     assert push(bundle, "second") == ["kaggle datasets version", "kaggle kernels push"]
     assert calls.read_text().splitlines()[0] == "datasets status u/d"
+
+
+def test_export_without_push_prints_the_upload_commands_with_dir_mode_zip(tmp_path: Path, monkeypatch) -> None:
+    """A hand upload without --dir-mode zip leaves out runs/, wheels/ and configs/: export prints the commands to
+    type, with the bundle's real paths (quoted where they hold a space)."""
+    import shlex
+
+    from .. import export as export_module
+    from ..export import Bundle
+
+    folder = tmp_path / "my exports"
+    bundle = Bundle(folder / "dataset", folder / "notebook", files={"dataset/wheels/a.whl": 2**20})
+    monkeypatch.setattr(export_module, "export", lambda settings, force: bundle)
+    result = CliRunner().invoke(app, ["export", f"output_dir={tmp_path}", "model.pretrained=false", "--message", "v 2"])
+    assert result.exit_code == 0, result.output
+    dataset, notebook = shlex.quote(str(bundle.dataset)), shlex.quote(str(bundle.notebook))
+    lines = [line.strip() for line in result.output.splitlines()]
+    assert f"kaggle datasets create -p {dataset} --dir-mode zip" in lines
+    assert f"(a later export: kaggle datasets version -p {dataset} -m 'v 2' --dir-mode zip)" in lines
+    assert f"kaggle kernels push -p {notebook}" in lines
 
 
 def test_onnx_export_matches_pytorch_or_says_which_tasks_it_covers(tmp_path: Path, trained) -> None:

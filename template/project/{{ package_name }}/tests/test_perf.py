@@ -43,7 +43,7 @@ def test_fast_dev_run_writes_plain_checkpoints_and_history(overrides: list[str],
     assert "warning" not in output  # both knobs reach this task's model
     paths = RunPaths.from_config(load_config(settings))
     precision = "fp32 (train.amp=auto: no autocast on cpu)"
-    assert f"precision: {precision}" in output
+    assert f"device cpu ({torch.get_num_threads()} threads): {precision}, channels-last off" in output
     assert json.loads(paths.run_info.read_text())["train"]["precision"] == precision
     saved = torch.load(paths.checkpoint(0, "best"), weights_only=True)["model"]
     assert not any(key.startswith(("_orig_mod.", "module.")) for key in saved)  # loadable without the wrappers

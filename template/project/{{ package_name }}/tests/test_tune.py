@@ -85,6 +85,57 @@ def test_a_trial_that_lags_is_pruned(competition_root: Path, monkeypatch) -> Non
     assert result["best_trial"] == 0 and result["pruned"] == 2
 
 
+def test_a_smoke_tune_gives_an_overlay_that_trains_in_full(competition_root: Path, monkeypatch, capfd) -> None:
+    """`tune -e smoke`: the trials run capped, but tuned.yaml carries none of the caps (only the tuned keys and what
+    the trials ran with besides), names the real command, and each trial says itself in one line, not Optuna's."""
+    ran = []
+
+    def fake_train(config: Config, *, on_evaluation) -> dict:
+        ran.append((config.train.max_steps_per_epoch, config.train.max_eval_batches, config.train.epochs))
+        on_evaluation(0, 1, config.train.lr)
+        return {"cv_mean": config.train.lr}  # the largest learning rate wins
+
+    monkeypatch.setattr(tune_stage, "train", fake_train)
+    overrides = [*task_overrides(competition_root / "data", competition_root / "outputs"), "model.drop_rate=0.1"]
+    overrides += ["tune.n_trials=2", "tune.pruner=none", f"tune.overlay={competition_root}/tuned.yaml"]
+    settings = load_config(overrides, experiment="smoke").model_dump(mode="json")
+    settings["tune"]["space"] = {"train.lr": SPACE["train.lr"]}
+    result = tune_stage.tune(Config.model_validate(settings))
+    assert ran == [(2, 2, 1), (2, 2, 1)]  # the trials themselves ran as short as smoke asked
+    path = Path(result["overlay"])
+    text, overlay = path.read_text(), yaml.safe_load(path.read_text())
+    assert overlay["train"]["lr"] == pytest.approx(result["best_params"]["train.lr"])
+    assert not {"epochs", "max_steps_per_epoch", "max_eval_batches"} & set(overlay["train"])  # no caps
+    assert overlay["model"]["drop_rate"] == 0.1  # what the trials ran with besides comes along
+    tuned, project = load_config(experiment=str(path)), load_config()
+    assert tuned.train.max_steps_per_epoch is None and tuned.train.max_eval_batches is None
+    assert tuned.train.epochs == project.train.epochs
+    assert f"# Train every fold with it: python -m {PACKAGE} run -e {path}\n" in text and "<package>" not in text
+    assert (
+        "only shortened the trials (the project's values apply): train.epochs=1 train.max_steps_per_epoch=2 "
+        "train.max_eval_batches=2" in text
+    )
+    out, err = capfd.readouterr()
+    trials = [line for line in out.splitlines() if line.startswith("tune: trial ")]
+    lr = [trial.params["train.lr"] for trial in optuna.load_study(study_name="smoke", storage=result["storage"]).trials]
+    metric = load_config(overrides).metric
+    assert trials[:2] == [f"tune: trial 0: train.lr={lr[0]:.3g}", f"tune: trial 0 done: {metric} {lr[0]:.4f}"]
+    assert len(trials) == 4 and "Trial 0 finished" not in out + err and "A new study created" not in out + err
+
+
+def test_the_overlay_in_configs_experiment_is_run_by_its_name(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(tune_stage, "EXPERIMENT_DIR", tmp_path)
+    study = optuna.create_study(study_name="s", direction="maximize")
+    distribution = optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)
+    study.add_trial(optuna.trial.create_trial(params={"train.lr": 3.1e-4}, distributions={"train.lr": distribution},
+                                              value=0.9))  # fmt: skip
+    config = load_config(["train.max_steps_per_epoch=5", "train.epochs=2"])
+    text = tune_stage.write_tuned_overlay(config, study, tmp_path / "tuned.yaml").read_text()
+    assert f"python -m {PACKAGE} run -e tuned\n" in text
+    assert yaml.safe_load(text) == {"train": {"lr": 3.1e-4}}
+    assert "train.epochs=2 train.max_steps_per_epoch=5" in text
+
+
 def test_workers_sharing_a_study_draw_different_trials_and_one_worker_repeats_itself() -> None:
     """Two processes on one study with one tune.seed ran the same first trials: each trial is seeded by its number."""
     config = load_config(["tune.sampler=tpe"])

@@ -15,6 +15,7 @@ from ..config import Config
 from ..core.data import LabelledTable, read_image
 from ..core.errors import DataError
 from ..core.runs import RunPaths
+from .plots import legend_outside
 from .report import Report, figure_png, plt
 
 
@@ -85,9 +86,8 @@ def learning_curves(histories: dict[int, pd.DataFrame], metric: str) -> bytes:
             scores.plot(kept["epoch"], kept[metric], color=colour, marker="o", label=f"fold {fold}")
     losses.set(xlabel="epoch", title="loss (train solid, validation dashed)")
     scores.set(xlabel="epoch", title=f"validation {metric}")
-    for axis in (losses, scores):
-        if axis.get_legend_handles_labels()[0]:
-            axis.legend(fontsize=6)
+    legend_outside(losses, "below", fontsize=6)
+    legend_outside(scores, "right", fontsize=6)
     return figure_png(figure)
 
 

@@ -81,6 +81,7 @@ def pseudo(overrides: Overrides = None, config: ConfigFiles = None, experiment: 
 def tune(overrides: Overrides = None, config: ConfigFiles = None, experiment: Experiment = None) -> None:
     """Search hyper-parameters with Optuna over tune.space (pruned, resumable; several processes can share one
     study); the best trial becomes configs/experiment/tuned.yaml."""
+    from .tune import run_command
     from .tune import tune as run_tune
 
     result = run_tune(load_settings(overrides, config, experiment))
@@ -90,14 +91,14 @@ def tune(overrides: Overrides = None, config: ConfigFiles = None, experiment: Ex
     table.add_row("complete / pruned", f"{result['complete']} / {result['pruned']}")
     table.add_row(f"best (trial {result['best_trial']})", f"{result['best_value']:.4f}")
     for key, value in result["best_params"].items():
-        table.add_row(f"  {key}", str(value))
-    if result["overlay"] is not None:
-        table.add_row("overlay", f"{result['overlay']} (train every fold: run -e tuned)")
-        table.add_row("report", result["report"])
-    else:  # another worker ran the study's last trial: it wrote them (`tune` once more writes them here too)
-        table.add_row("overlay, report", f"written by {result['finished_by']}, which finished the study")
-    table.add_row("storage", result["storage"])
+        table.add_row(f"  {key}", f"{value:.4g}" if isinstance(value, float) else str(value))
     console.print(table)
+    console.print(f"storage: {result['storage']}", soft_wrap=True)
+    if result["overlay"] is not None:  # paths and the command on lines of their own: nothing cut at 80 columns
+        console.print(f"overlay:\n  {result['overlay']}\nreport:\n  {result['report']}", soft_wrap=True)
+        console.print(f"train every fold with it:\n  {run_command(Path(result['overlay']))}", soft_wrap=True)
+    else:  # another worker ran the study's last trial: it wrote them (`tune` once more writes them here too)
+        console.print(f"overlay and report written by {result['finished_by']}, which finished the study")
 
 
 @tool_command("eda")
@@ -131,13 +132,14 @@ def augment_preview(
     output: Annotated[Path | None, typer.Option(help="PNG path (default <run>/reports/augment_preview.png).")] = None,
 ) -> None:
     """Draw n training images and their augmented versions (n=16 by default) with aug.train."""
-    from .preview import preview_augmentations
+    from .preview import pipeline_name, preview_augmentations
 
     words = [word for word in overrides or [] if not word.startswith("n=")]
     counts = [word for word in overrides or [] if word.startswith("n=")]
     count = int(counts[-1].removeprefix("n=")) if counts and counts[-1].removeprefix("n=").isdigit() else 16
-    path = preview_augmentations(load_settings(words, config, experiment), count, output)
-    console.print(f"augmentation preview: {path}")
+    settings = load_run_settings(words, config, experiment, "augment-preview")  # a trained run: its own pipeline
+    path = preview_augmentations(settings, count, output)
+    console.print(f"augmentation preview of aug.train = {pipeline_name(settings.aug.train)}:\n  {path}")
 
 
 @tool_command("analyze")

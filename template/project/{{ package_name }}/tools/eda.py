@@ -4,6 +4,7 @@ proposed overrides, each with its reason; `configs/aug/suggested.yaml` when an a
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,9 +17,10 @@ import pandas as pd
 from ..check import propose_image_size
 from ..config import Config
 from ..core.data import IMAGE_SUFFIXES, LabelledTable
-from ..core.runs import RunPaths, atomic_path, write_json, write_text
+from ..core.runs import RunPaths, atomic_path, read_json, write_json, write_text
 from ..folds import read_folds
 from ..tasks import read_train_table, task_module
+from .eda_figures import box_positions, labelled_samples
 from .eda_stats import FEATURES, NEAR_DUPLICATE_BITS, compare, duplicate_groups, median_side, parallel_map, scan
 from .report import Report, bar_chart, histograms, image_grid, image_rows
 
@@ -90,7 +92,25 @@ FIGURES: dict[str, Callable[[dict], bytes]] = {
     "bars": lambda spec: bar_chart(spec["series"], spec["labels"], spec["title"]),
     "samples": lambda spec: image_grid(spec["paths"], spec["titles"]),
     "rows": lambda spec: image_rows(spec["rows"], spec["titles"]),
+    "labelled": lambda spec: labelled_samples(spec["rows"], spec["names"]),
+    "box_positions": lambda spec: box_positions(spec["boxes"], spec["names"]),
 }
+
+
+def run_class_names(config: Config, table: LabelledTable) -> tuple[LabelledTable, str | None]:
+    """The table under the class names of the run's classes.json (those `analyze` shows) when the labels came without
+    names (data.classes unset, classes numbered '1'..'K' by mask value) and it holds as many: the run may have been
+    trained with data.classes set. A note whenever the two differ."""
+    path = RunPaths.from_config(config).classes
+    names = [str(n) for n in read_json(path)] if path.is_file() else table.classes
+    if names == table.classes:
+        return table, None
+    shown = lambda values: ", ".join(values[:6]) + (", ..." if len(values) > 6 else "")  # noqa: E731
+    numbered = [str(k) for k in range(1, len(names) + 1)]
+    if config.data.classes is None and table.classes == numbered:
+        note = f"classes named as in {path}, as the analysis names them: {shown(names)} (the labels number them "
+        return dataclasses.replace(table, classes=names), note + f"{shown(table.classes)})"
+    return table, f"{path} names the classes {shown(names)}, the labels {shown(table.classes)}: retrain or align them"
 
 
 def render(report: Report, sections: list[dict[str, Any]]) -> None:
@@ -216,7 +236,7 @@ def eda(
     import albumentations as A
 
     workers = workers if workers is not None else max(os.cpu_count() or 1, 1)
-    table = read_train_table(config.data, check_images=False)
+    table, names_note = run_class_names(config, read_train_table(config.data, check_images=False))
     test_dir = config.data.root / config.data.test_images
     test_paths = (
         sorted(str(p) for p in test_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if test_dir.is_dir() else []
@@ -270,6 +290,9 @@ def eda(
     context = EdaContext(config, table, readable, train_ok, test_ok, stats, workers, folds)
     found = task_module(config.task, "eda").explore(context)
     stats.update(found.get("stats", {}))
+    for figure in (f for section in found.get("sections", []) for f in section.get("figures", [])):
+        if figure["kind"] == "labelled":  # which images the labels were drawn on, per class
+            stats["label_samples"] = {title: [Path(i["path"]).name for i in items] for title, items in figure["rows"]}
     proposals = [{"override": o, "reason": r} for o, r in found.get("proposals", [])]
     pipeline = augmentation_pipeline(config, found.get("augmentations"), stats)
     if pipeline:
@@ -290,7 +313,8 @@ def eda(
         )
     stats["proposals"] = proposals
     stats["proposed_overrides"] = [word for p in proposals if p["override"] for word in p["override"].split()]
-    stats["findings"] = [*found.get("findings", []), *shared_findings(stats)]
+    stats["findings"] = [*found.get("findings", []), *shared_findings(stats), *([names_note] if names_note else [])]
+    stats["class_names"] = table.classes
 
     report = Report("Exploratory data analysis")
     advice = [f"{p['override']}: {p['reason']}" if p["override"] else p["reason"] for p in proposals]

@@ -1,5 +1,6 @@
 """Explanations: Grad-CAM family through pytorch-grad-cam (classifier or segmentation targets) on a layer chosen
-per timm family, moved earlier when its feature map is too coarse to say where; attention rollout for ViTs."""
+per timm family (an smp model's decoder), moved earlier when its feature map is too coarse to say where; attention
+rollout for ViTs."""
 
 from __future__ import annotations
 
@@ -41,8 +42,10 @@ def default_target_layer(model: torch.nn.Module, name: str | None = None) -> tor
         return model.get_submodule(name)
     if is_vit(model):
         return model.blocks[-1].norm1
-    if hasattr(model, "segmentation_head") and hasattr(model, "encoder"):  # smp: the timm encoder's last stage
-        return default_target_layer(getattr(model.encoder, "model", model.encoder))
+    if hasattr(model, "segmentation_head") and hasattr(model, "decoder"):
+        # smp: the decoder's output, the segmentation head's input, at a quarter of the image size or finer. The
+        # encoder's last stage is 1/32 (a 4x4 map of a 128-px image): upsampled, it paints the background as well.
+        return model.decoder
     for attribute, pick in TARGET_LAYERS:
         if hasattr(model, attribute):
             return pick(model)
@@ -90,7 +93,7 @@ def _fired(model: torch.nn.Module, images: torch.Tensor) -> list[tuple[str, int]
 def cam_layer(model: torch.nn.Module, images: torch.Tensor, name: str | None = None) -> tuple[str, int]:
     """(dotted name, map side) of the layer CAM hooks: `name`, else the family's default, else (when that map is
     under MIN_CAM_SIDE cells a side) the module finishing last before it with a map at least that fine (the
-    previous stage, for a ResNet or an smp encoder)."""
+    previous stage, for a ResNet)."""
     model.eval()
     names = {module: dotted for dotted, module in model.named_modules()}
     chosen = name or names[default_target_layer(model)]

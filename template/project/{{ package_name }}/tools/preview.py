@@ -25,6 +25,17 @@ def _draw_boxes(axis: plt.Axes, boxes: np.ndarray, labels: list[str]) -> None:
         axis.text(x1, y1, label, color="black", backgroundcolor="yellow", fontsize=5)
 
 
+def pipeline_name(pipeline: str | dict | None) -> str:
+    """How the image names the pipeline it draws: its file, or the transforms of an inline one."""
+    if pipeline is None:
+        return "none (resize only)"
+    if isinstance(pipeline, str):
+        return pipeline
+    transforms = pipeline.get("transform", pipeline).get("transforms", [])
+    names = [str(item.get("__class_fullname__", "?")).rsplit(".", 1)[-1] for item in transforms]
+    return f"inline: {', '.join(names) or 'no transforms'}"
+
+
 def preview_augmentations(config: Config, count: int = 16, output: Path | None = None) -> Path:
     """Apply `aug.train` to `count` training images (original first in each pair), as the model sees them
     (resized, with Mosaic and Copy-Paste for detection, boxes drawn); return the PNG path."""
@@ -60,6 +71,7 @@ def preview_augmentations(config: Config, count: int = 16, output: Path | None =
                 boxes = table.targets[row]["boxes"] if offset == 0 else target["boxes"].numpy()
                 names = table.targets[row]["labels"] if offset == 0 else target["labels"].numpy() - 1
                 _draw_boxes(axis, boxes, [table.classes[int(i)] for i in names])
+    figure.suptitle(f"{config.experiment}: aug.train = {pipeline_name(config.aug.train)}", fontsize=9)
     output = output or RunPaths.from_config(config).root / "reports" / "augment_preview.png"
     output.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(output) as temporary:

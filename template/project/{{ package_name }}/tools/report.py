@@ -14,6 +14,9 @@ import numpy as np
 import pandas as pd
 
 from ..core.data import read_image
+from .plots import annotate_counts, apply_style, heat_overlay, legend_outside
+
+apply_style()
 
 
 def figure_png(figure: plt.Figure) -> bytes:
@@ -41,20 +44,22 @@ def readable(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({column: [format_value(v) for v in frame[column].to_numpy()] for column in frame.columns})
 
 
-def image_grid(paths: list[str], titles: list[str], overlays: list[np.ndarray] | None = None) -> bytes:
-    columns = min(len(paths), 8) or 1
+def image_grid(
+    paths: list[str], titles: list[str], overlays: list[np.ndarray] | None = None, columns: int = 8
+) -> bytes:
+    """Thumbnails with their titles; `overlays` are heat maps in [0, 1], drawn translucent over each image."""
+    columns = min(len(paths), columns) or 1
     rows = max(1, -(-len(paths) // columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(1.8 * columns, 2.0 * rows), squeeze=False)
+    figure, axes = plt.subplots(rows, columns, figsize=(1.9 * columns, 2.1 * rows), squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
     for index, (path, title) in enumerate(zip(paths, titles, strict=True)):
         axis = axes.flat[index]
         image = read_image(path)
-        axis.imshow(image)
         if overlays is not None:
-            axis.imshow(
-                overlays[index], cmap="jet", alpha=0.45, extent=(-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5)
-            )
+            heat_overlay(axis, image, overlays[index])
+        else:
+            axis.imshow(image)
         axis.set_title(title, fontsize=7)
     return figure_png(figure)
 
@@ -74,20 +79,45 @@ def bar_chart(series: dict[str, np.ndarray], labels: list[str], title: str) -> b
         axis.bar(np.arange(len(labels)) + offset * width, values, width, label=name)
     axis.set_xticks(np.arange(len(labels)) + 0.4 - width / 2, labels, rotation=45, fontsize=7)
     axis.set_title(title)
-    axis.legend(fontsize=7)
+    legend_outside(axis)
     return figure_png(figure)
 
 
-def heatmap(matrix: np.ndarray, labels: list[str], title: str, fmt: str = "{:.2f}") -> bytes:
-    figure, axis = plt.subplots(figsize=(max(3, 0.45 * len(labels) + 2),) * 2)
-    axis.imshow(matrix, cmap="viridis")
+def heatmap_figure(
+    matrix: np.ndarray,
+    labels: list[str],
+    title: str,
+    fmt: str = "{:.2f}",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    axis_labels: tuple[str, str] | None = None,
+) -> plt.Figure:
+    """A square matrix as colours on the scale vmin..vmax (the data's range when not given), a colour bar, and the
+    values written on the cells (up to 20 labels) in a colour readable on each cell; `axis_labels`: (rows, columns)."""
+    figure, axis = plt.subplots(figsize=(max(3.4, 0.45 * len(labels) + 2.6), max(3, 0.45 * len(labels) + 2)))
+    image = axis.imshow(matrix, cmap="viridis", vmin=vmin, vmax=vmax)
+    figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
     axis.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
     axis.set_yticks(range(len(labels)), labels, fontsize=7)
+    if axis_labels:
+        axis.set(ylabel=axis_labels[0], xlabel=axis_labels[1])
     if len(labels) <= 20:
-        for (row, column), value in np.ndenumerate(matrix):
-            axis.text(column, row, fmt.format(value), ha="center", va="center", fontsize=6, color="white")
+        annotate_counts(axis, matrix, image, fmt)
     axis.set_title(title)
-    return figure_png(figure)
+    return figure
+
+
+def heatmap(
+    matrix: np.ndarray,
+    labels: list[str],
+    title: str,
+    fmt: str = "{:.2f}",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    axis_labels: tuple[str, str] | None = None,
+) -> bytes:
+    """heatmap_figure as a PNG."""
+    return figure_png(heatmap_figure(matrix, labels, title, fmt, vmin, vmax, axis_labels))
 
 
 class Report:
@@ -114,7 +144,7 @@ class Report:
             self.parts.append(f"<p><em>{html.escape(empty)}</em></p>")
             return
         self.tables[name] = frame
-        self.parts.append(readable(frame).to_html(index=False, border=0))
+        self.parts.append(f"<div class='table'>{readable(frame).to_html(index=False, border=0)}</div>")
 
     def summary(self, headline: str, findings: list[str], advice: list[str]) -> None:
         """What the page opens with, above every section: the headline, key findings and concrete advice."""
@@ -124,9 +154,12 @@ class Report:
             self.lead.append(f"<h2>{heading}</h2><ul>{items}</ul>")
 
     def html(self) -> str:
+        # Wide tables scroll inside the page's width and long words wrap; figures shrink to fit it.
         style = (
-            "body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse}"
-            "td,th{padding:2px 8px;border-bottom:1px solid #ddd;font-size:13px}img{max-width:100%}"
+            "body{font-family:sans-serif;margin:2em auto;padding:0 1em;max-width:1200px}"
+            ".table{max-width:100%;overflow-x:auto}table{border-collapse:collapse}"
+            "td,th{padding:2px 8px;border-bottom:1px solid #ddd;font-size:13px;overflow-wrap:anywhere;"
+            "max-width:32em}th{position:sticky;top:0;background:#fff}figure{margin:1em 0}img{max-width:100%}"
             ".headline{font-size:20px;font-weight:bold}"
         )
         body = "\n".join([*self.lead, *self.parts])
@@ -159,7 +192,7 @@ def histograms(panels: list[dict]) -> bytes:
         axis.set_title(panel["title"], fontsize=9)
         axis.set_xlabel(panel.get("x_label", ""), fontsize=8)
         axis.tick_params(labelsize=7)
-        axis.legend(fontsize=7)
+        legend_outside(axis, "below")
     return figure_png(figure)
 
 

@@ -4,9 +4,7 @@ processes or machines can share it. The best trial becomes configs/experiment/tu
 
 from __future__ import annotations
 
-import difflib
 import math
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,16 @@ import optuna
 import pandas as pd
 import yaml
 
-from ..config import Config, SearchDimension, known_keys, load_config, with_overrides
+from ..config import (
+    EXPERIMENT_DIR,
+    Config,
+    SearchDimension,
+    deep_merge,
+    known_keys,
+    load_config,
+    unknown_key_message,
+    with_overrides,
+)
 from ..core.errors import ConfigError, ProjectError
 from ..core.runs import RunPaths, write_text
 from ..core.tracking import create_tracker
@@ -23,10 +30,10 @@ from ..core.validate import require_valid_settings
 from ..folds import make_folds
 from ..tasks import create_task, read_train_table
 from ..train import train
-from .report import Report, figure_png
 from .tune_search import create_pruner, create_sampler
-from .tune_study import FINISHED, WORKER_ATTR, finisher, open_study, run_worker, worker_name
+from .tune_study import FINISHED, WORKER_ATTR, finisher, open_study, run_worker
 
+PACKAGE = __name__.split(".")[0]
 # Keys a trial may not change: they decide where and on what the study itself runs.
 UNTUNABLE = ("experiment", "output_dir", "seeds", "folds", "tune", "wandb", "data", "task", "metric")
 
@@ -63,9 +70,7 @@ def check_space(config: Config) -> dict[str, SearchDimension]:
     keys = known_keys()
     for key, dimension in space.items():
         if key not in keys:
-            close = difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(f"tune.space: config key '{key}' is not known{hint}")
+            raise ConfigError(f"tune.space: {unknown_key_message(key, keys)}")
         if key.split(".")[0] in UNTUNABLE:
             raise ConfigError(f"tune.space: '{key}' cannot be tuned (it decides where and on what the study runs)")
         candidates = dimension.choices if dimension.type == "categorical" else [dimension.low, dimension.high]
@@ -118,17 +123,21 @@ def trial_config(config: Config, params: dict[str, Any], number: int, folds_file
     )
 
 
+def shown(params: dict[str, Any]) -> str:
+    """A trial's settings in one short line: `train.lr=0.00031 model.drop_rate=0.2`."""
+    items = params.items()
+    return " ".join(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}" for key, value in items)
+
+
 def create_objective(
     config: Config, space: dict[str, SearchDimension], folds_file: Path, study: str
 ) -> Callable[[optuna.Trial], float]:
-    """Train the trial's folds; every validation is reported, and the pruner may stop the trial there."""
+    """Train the trial's folds; every validation is reported, and the pruner may stop the trial there. Each trial
+    says its settings when it starts and its score (or where it was pruned) when it ends, in one line each."""
 
     def objective(trial: optuna.Trial) -> float:
         params = {key: suggest(trial, key, dimension) for key, dimension in space.items()}
-        shown = ", ".join(
-            f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}" for key, value in params.items()
-        )
-        print(f"tune: trial {trial.number} starts ({worker_name()}): {shown}", flush=True)
+        print(f"tune: trial {trial.number}: {shown(params)}", flush=True)
         settings = trial_config(config, params, trial.number, folds_file, study)
         step = 0
 
@@ -137,12 +146,15 @@ def create_objective(
             step += 1  # evaluations so far in this trial: fold after fold
             trial.report(score, step)
             if trial.should_prune():
-                raise optuna.TrialPruned(f"fold {fold} epoch {epoch}: {config.metric} {score:.4f}")
+                where = f"fold {fold} epoch {epoch}: {config.metric} {score:.4f}"
+                print(f"tune: trial {trial.number} pruned at {where}", flush=True)
+                raise optuna.TrialPruned(where)
 
         metrics = train(settings, on_evaluation=report)
         tracker = create_tracker(settings, RunPaths.from_config(settings).root, "trial", "tune")
         tracker.summary({"value": metrics["cv_mean"], **params})
         tracker.finish()
+        print(f"tune: trial {trial.number} done: {config.metric} {metrics['cv_mean']:.4f}", flush=True)
         return float(metrics["cv_mean"])
 
     return objective
@@ -150,6 +162,9 @@ def create_objective(
 
 # Sections an overlay leaves to the run that uses it.
 NOT_IN_OVERLAY = ("experiment", "output_dir", "seeds", "folds", "tune", "wandb")
+# Keys that only shorten trials (a smoke overlay's caps, fewer epochs on the command line): the tuned run trains in
+# full with the project's values, unless the search itself tuned them.
+TRIAL_LIMITS = ("train.epochs", "train.max_steps_per_epoch", "train.max_eval_batches", "train.time_budget_minutes")
 
 
 def config_changes(base: Config, reference: Config, skip: tuple[str, ...] = NOT_IN_OVERLAY) -> dict[str, Any]:
@@ -169,23 +184,50 @@ def config_changes(base: Config, reference: Config, skip: tuple[str, ...] = NOT_
 _SAME = object()
 
 
+def _pop_dotted(mapping: dict[str, Any], key: str) -> tuple[bool, Any]:
+    """Remove a dotted key from a nested mapping (and the sections it leaves empty); (found, value)."""
+    section, _, leaf = key.rpartition(".")
+    parent = mapping.get(section) if section else mapping
+    if not isinstance(parent, dict) or leaf not in parent:
+        return False, None
+    value = parent.pop(leaf)
+    if section and not parent:
+        mapping.pop(section)
+    return True, value
+
+
+def tuned_overlay(config: Config, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The tuned run's overlay: what this tune changed from the project's defaults (the backbone, data, ... the
+    trials ran with) less the trial limits, with the best parameters on top; and the limits left out."""
+    overlay = config_changes(config, load_config())
+    left_out = {}
+    for key in TRIAL_LIMITS:
+        found, value = _pop_dotted(overlay, key)
+        if found and key not in params:
+            left_out[key] = value
+    return deep_merge(overlay, merge_nested(params)), left_out
+
+
+def run_command(overlay: Path) -> str:
+    """The command that trains every fold with a tuned overlay (by name inside configs/experiment)."""
+    in_experiments = overlay.resolve().parent == EXPERIMENT_DIR.resolve()
+    return f"python -m {PACKAGE} run -e {overlay.stem if in_experiments else overlay}"
+
+
 def write_tuned_overlay(config: Config, study: optuna.Study, path: Path) -> Path:
     """The best trial's parameters, on top of what this tune's config changed from the project's defaults, as an
-    experiment overlay: `run -e tuned` then trains every fold with them."""
+    experiment overlay: `run -e tuned` then trains every fold with them, in full."""
     best = study.best_trial
-    overlay = config_changes(config, load_config())
-    for key, value in best.params.items():
-        cursor = overlay
-        parts = key.split(".")
-        for part in parts[:-1]:
-            cursor = cursor.setdefault(part, {})
-        cursor[parts[-1]] = value
-    header = (
+    overlay, left_out = tuned_overlay(config, best.params)
+    header = [
         f"# Written by `tune`: trial {best.number} of study '{study.study_name}', {config.metric} {best.value:.4f} "
-        f"on folds {config.tune.folds}.\n# Train every fold with it: python -m <package> run -e {path.stem} "
-        f"(or --config {path})\n"
-    )
-    return write_text(path, header + yaml.safe_dump(overlay, sort_keys=False))
+        f"on folds {config.tune.folds}.",
+        f"# Train every fold with it: {run_command(path)}",
+    ]
+    if left_out:
+        limits = " ".join(f"{key}={value}" for key, value in left_out.items())
+        header.append(f"# Left out, as they only shortened the trials (the project's values apply): {limits}")
+    return write_text(path, "\n".join(header) + "\n" + yaml.safe_dump(overlay, sort_keys=False))
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
@@ -199,39 +241,16 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
 
 
 def write_report(config: Config, study: optuna.Study, path: Path) -> Path:
-    """Trials, optimisation history, parameter importances and slices (Optuna's matplotlib plots) in one HTML."""
-    from optuna.visualization import matplotlib as plots
+    """The study's HTML report (tools/tune_report.py): trials, history, importances (or why not yet) and slices."""
+    from .tune_report import tune_report
 
-    frame = trials_frame(study)
-    report = Report(f"tune: study {study.study_name}")
-    complete, pruned = int((frame["state"] == "COMPLETE").sum()), int((frame["state"] == "PRUNED").sum())
-    report.section(
-        "Key findings",
-        f"{len(frame)} trials: {complete} complete, {pruned} pruned ({pruned / max(complete + pruned, 1):.0%} of "
-        f"finished). Best {config.metric}: {study.best_value:.4f} (trial {study.best_trial.number}). Train every fold "
-        "with it: run -e tuned.",
-    )
-    report.table("trials", frame)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # the plots work; noise only
-    for name, plot in (
-        ("optimisation history", plots.plot_optimization_history),
-        ("parameter importances", plots.plot_param_importances),
-        ("slices", plots.plot_slice),
-    ):
-        try:
-            axes = plot(study)
-        except (ValueError, RuntimeError) as error:  # importances need two complete trials with varied values
-            report.section(name, f"not available: {' '.join(str(error).split())}")
-            continue
-        figure = axes.flat[0].figure if hasattr(axes, "flat") else axes.figure
-        report.section(name)
-        report.image(name.replace(" ", "_"), figure_png(figure))
-    return write_text(path, report.html())
+    return write_text(path, tune_report(study, trials_frame(study), config.metric, config.tune.overlay))
 
 
 def tune(config: Config) -> dict[str, Any]:
     """Run (or resume, or join) the study until it holds tune.n_trials finished trials or the time is up."""
     space = check_space(config)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # each trial says its settings and score in one line
     table = read_train_table(config.data)
     maximize = create_task(config, table.classes).metric.higher_is_better
     paths = RunPaths.from_config(config)

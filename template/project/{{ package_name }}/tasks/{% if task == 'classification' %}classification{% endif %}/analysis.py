@@ -46,6 +46,14 @@ def confusion(targets: np.ndarray, predicted: np.ndarray, num_classes: int) -> n
     return confusion_matrix(targets, predicted, labels=np.arange(num_classes))
 
 
+def correlation_map(matrix: np.ndarray, labels: list[str]) -> bytes:
+    """Pearson correlations on a fixed scale from min(0, lowest) to 1, so that 0.99 against 1.00 looks alike (as it
+    is) instead of stretching over the whole colour range; the title gives the values' own range."""
+    low = float(np.nanmin(matrix)) if matrix.size else 0.0
+    title = f"Pearson r (values {low:.3f} to {float(np.nanmax(matrix)):.3f}; scale {min(0.0, low):.2f} to 1)"
+    return heatmap(matrix, labels, title, "{:.3f}", vmin=min(0.0, low), vmax=1.0)
+
+
 def rank_errors(targets: np.ndarray, probabilities: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
     """(most confident wrong, least confident right): row indices, at most `count` each."""
     predicted = probabilities.argmax(axis=1)
@@ -131,12 +139,19 @@ def _explanations(analysis: Analysis, models: dict, folds: np.ndarray, probabili
     normalise = InputNormaliser(tuple(meta["mean"]), tuple(meta["std"]), next(model.parameters()).device)
     image_paths = table.frame["path"].to_numpy()[rows[picked]].tolist()
     images = normalise(torch.stack([transform(image=read_image(p))["image"] for p in image_paths]))
-    predicted = probabilities[picked].argmax(axis=1)
-    titles = [("wrong " if i < len(wrong) else "right ") + table.classes[c] for i, c in enumerate(predicted)]
+    predicted, truth = probabilities[picked].argmax(axis=1), table.targets[rows[picked]]
+    titles = [
+        f"{'wrong' if i < len(wrong) else 'right'}: true {table.classes[t]}\npredicted {table.classes[c]} "
+        f"{probabilities[p, c]:.2f}"
+        for i, (p, t, c) in enumerate(zip(picked, truth, predicted, strict=True))
+    ]
     layer, side = cam_layer(model, images, config.analyze.cam_layer)
     with torch.enable_grad():
         maps = cam_heatmaps(model, images, predicted.tolist(), config.analyze.cam_method, layer)
-    note = f"target layer {layer}, a {side}x{side} map upsampled to {config.model.image_size} px"
+    note = (
+        f"target layer {layer}, a {side}x{side} map upsampled to {config.model.image_size} px; the heat explains the "
+        "predicted class"
+    )
     if side < MIN_CAM_SIDE:
         note += ": too coarse to say where the model looks; the maps are a near-uniform wash, ignore them"
         analysis.findings.append(f"Grad-CAM is not informative here: its finest usable map is {side}x{side}")
@@ -222,15 +237,18 @@ def analyze_run(analysis: Analysis) -> None:
                 f"most frequent confusion: {classes[t]} predicted as {classes[p]} ({off[t, p]} images)"
             )
         report.section("Confusion matrix (rows: truth, columns: prediction)")
-        report.image("confusion_matrix", heatmap(matrix, classes, "confusion", "{:.0f}"))
+        report.image(
+            "confusion_matrix", heatmap(matrix, classes, "confusion", "{:.0f}", 0, None, ("true", "predicted"))
+        )
         wrong, right = rank_errors(targets, probabilities, config.analyze.examples)
         for name, picked in (("most confident wrong", wrong), ("least confident right", right)):
-            report.section(f"Validation images: {name} (truth -> prediction, probability)")
+            report.section(f"Validation images: {name} (true class, predicted class and its probability)")
             if not len(picked):
                 report.parts.append("<p><em>none</em></p>")
                 continue
             titles = [
-                f"{classes[targets[i]]} -> {classes[predicted[i]]} {probabilities[i, predicted[i]]:.2f}" for i in picked
+                f"true {classes[targets[i]]}\npredicted {classes[predicted[i]]} {probabilities[i, predicted[i]]:.2f}"
+                for i in picked
             ]
             report.image(name.replace(" ", "_"), image_grid(image_paths[rows[picked]].tolist(), titles))
 
@@ -239,12 +257,12 @@ def analyze_run(analysis: Analysis) -> None:
         matrix = np.corrcoef(np.stack([pd.read_csv(f)[classes].to_numpy().ravel() for f in fold_files]))
         analysis.numbers["fold_correlation"] = matrix.round(4).tolist()
         report.section("Correlation of the folds' test predictions")
-        report.image("fold_correlation", heatmap(matrix, [f.stem.removeprefix("test_") for f in fold_files], "folds"))
+        report.image("fold_correlation", correlation_map(matrix, [f.stem.removeprefix("test_") for f in fold_files]))
     if (analysis.paths.root / "ensemble.json").is_file():
         blend = read_json(analysis.paths.root / "ensemble.json")
         report.section("Correlation of ensemble members (OOF): low values add diversity")
         names = [Path(n).name for n in blend["weights"]]
-        report.image("member_correlation", heatmap(np.array(blend["correlation"]), names, "members"))
+        report.image("member_correlation", correlation_map(np.array(blend["correlation"]), names))
 
     sample = np.arange(len(rows))[: config.analyze.max_images]
     errors = predicted[sample] != targets[sample]
@@ -295,7 +313,7 @@ def _label_noise(
         )
         shown = suspects[: 4 * analysis.config.analyze.examples]
         titles = [
-            f"{oof['id'].iloc[i]}\n{classes[targets[i]]}? -> {classes[predicted[i]]} "
+            f"{oof['id'].iloc[i]}\nlabel {classes[targets[i]]}, predicted {classes[predicted[i]]} "
             f"{probabilities[i, predicted[i]]:.2f}"
             for i in shown
         ]

@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.patches import Rectangle
+from matplotlib.lines import Line2D
 
 from ...core.data import read_image
 from ...tools.analysis import Analysis, errors_by_attributes, image_attributes, table_rows, worst_attribute
+from ...tools.plots import class_colours, draw_boxes, legend_outside
 from ...tools.report import figure_png, heatmap, plt
 from .metric import coco_evaluation
 from .postprocess import box_iou
@@ -115,18 +116,18 @@ def ap_tables(evaluation: Any, classes: list[str]) -> tuple[pd.DataFrame, pd.Dat
 
 def pr_curves(evaluation: Any, classes: list[str]) -> bytes:
     """Precision against recall per class at IoU .5 (COCO's 101 recall points)."""
-    precision = evaluation.eval["precision"][0, :, :, 0, -1]
+    precision, colours = evaluation.eval["precision"][0, :, :, 0, -1], class_colours(len(classes))
     figure, axis = plt.subplots(figsize=(5, 3.5))
     for k, cat in enumerate(evaluation.params.catIds):
         if (precision[:, k] > -1).all():
-            axis.plot(evaluation.params.recThrs, precision[:, k], label=classes[cat - 1])
+            axis.plot(evaluation.params.recThrs, precision[:, k], color=colours[cat - 1], label=classes[cat - 1])
     axis.set(xlabel="recall", ylabel="precision", title=f"IoU {evaluation.params.iouThrs[0]:.2f}", ylim=(0, 1.05))
-    axis.legend(fontsize=6, ncol=2)
+    legend_outside(axis, title="class", ncol=1 + len(classes) // 16)
     return figure_png(figure)
 
 
 def boxes_grid(paths: list[str], targets: list, outputs: list, titles: list[str], classes: list[str]) -> bytes:
-    """Images with true boxes (green, solid) and predicted boxes (red, dashed, class and score)."""
+    """Images with true boxes (solid) and predicted boxes (dashed, with their score), each in its class's colour."""
     columns = min(len(paths), 4) or 1
     rows = -(-len(paths) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3.2 * rows), squeeze=False)
@@ -134,13 +135,14 @@ def boxes_grid(paths: list[str], targets: list, outputs: list, titles: list[str]
         axis.axis("off")
     for axis, path, target, output, title in zip(axes.flat, paths, targets, outputs, titles, strict=False):
         axis.imshow(read_image(path))
-        for box, label in zip(np.asarray(target["boxes"]).reshape(-1, 4), target["labels"], strict=True):
-            axis.add_patch(Rectangle(box[:2], box[2] - box[0], box[3] - box[1], fill=False, color="lime", lw=1.5))
-            axis.text(box[0], box[3], classes[label], color="lime", fontsize=6, va="top")
-        for box, score, label in zip(output["boxes"], output["scores"], output["labels"], strict=True):
-            axis.add_patch(Rectangle(box[:2], box[2] - box[0], box[3] - box[1], fill=False, color="red", ls="--"))
-            axis.text(box[0], box[1], f"{classes[label]} {score:.2f}", color="red", fontsize=6, va="bottom")
+        draw_boxes(axis, np.asarray(target["boxes"]).reshape(-1, 4), target["labels"], classes)
+        draw_boxes(axis, output["boxes"], output["labels"], classes, scores=output["scores"], linestyle="--")
         axis.set_title(title, fontsize=7)
+    handles = [
+        Line2D([], [], color="gray", ls=style, label=name) for style, name in (("-", "true"), ("--", "predicted"))
+    ]
+    figure.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    figure.tight_layout()
     return figure_png(figure)
 
 
@@ -214,7 +216,9 @@ def analyze_run(analysis: Analysis) -> None:
         "Class confusion: true boxes (rows) against the predicted box matching them at IoU .5 (columns)",
         "last row: predicted boxes matching no true box; last column: true boxes nothing matched",
     )
-    report.image("confusion_matrix", heatmap(matrix, [*classes, "none"], "boxes", "{:.0f}"))
+    report.image(
+        "confusion_matrix", heatmap(matrix, [*classes, "none"], "boxes", "{:.0f}", 0, None, ("true", "predicted"))
+    )
     _findings(analysis, by_iou, by_class, by_size, matrix)
 
     counts = np.array([e["missed"].sum() + e["false_positive"].sum() for e in errors])
@@ -231,7 +235,7 @@ def analyze_run(analysis: Analysis) -> None:
 
     worst = [i for i in np.argsort(-counts, kind="stable")[: config.analyze.examples] if counts[i] > 0]
     analysis.numbers["worst_images"] = [str(ids[i]) for i in worst]
-    report.section("Worst images: true boxes green, predicted red (score >= threshold)")
+    report.section("Worst images: true boxes solid, predicted dashed with their score (>= threshold), class colours")
     if not worst:
         report.parts.append("<p><em>none: no misses and no false positives</em></p>")
         return

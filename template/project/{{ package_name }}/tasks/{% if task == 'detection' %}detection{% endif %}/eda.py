@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ...tools.eda_figures import samples_per_class
 from .model import ANCHOR_LEVELS, anchor_sizes_for, box_sides
 from .postprocess import box_iou
 
@@ -26,24 +27,31 @@ OCCLUDED_IOU = 0.5  # a box overlapping another this much is partly hidden (and 
 
 
 def box_frame(table: LabelledTable) -> pd.DataFrame:
-    """One row per box: its image row, class, size in pixels and relative to its image, aspect, border contact."""
+    """One row per box: its image row, class (name and index), size in pixels and relative to its image, centre
+    relative to the image, aspect, border contact."""
     parts = []
     for row, (target, width, height) in enumerate(
-        zip(table.targets, table.frame["width"], table.frame["height"], strict=True)
+        zip(table.targets, table.frame["width"].astype(float), table.frame["height"].astype(float), strict=True)
     ):
         boxes = np.asarray(target["boxes"], dtype=np.float64).reshape(-1, 4)
         w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        labels = np.asarray(target["labels"], dtype=int)
         parts.append(
             pd.DataFrame(
                 {
                     "image": row,
-                    "class": np.asarray(table.classes, dtype=object)[np.asarray(target["labels"], dtype=int)],
+                    "class": np.asarray(table.classes, dtype=object)[labels],
+                    "label": labels,
+                    "x_centre": (boxes[:, 0] + boxes[:, 2]) / 2 / width,
+                    "y_centre": (boxes[:, 1] + boxes[:, 3]) / 2 / height,
+                    "relative_width": w / width,
+                    "relative_height": h / height,
                     "width": w,
                     "height": h,
                     "side": np.sqrt(w * h),
-                    "relative_side": np.sqrt(w * h / (float(width) * float(height))),
+                    "relative_side": np.sqrt(w * h / (width * height)),
                     "aspect": w / h,
-                    "border": touches_border(boxes, float(width), float(height)),
+                    "border": touches_border(boxes, width, height),
                     "max_iou": max_overlaps(boxes),
                 }
             )
@@ -70,12 +78,36 @@ def max_overlaps(boxes: np.ndarray) -> np.ndarray:
     return iou.max(axis=1)
 
 
-def co_occurrence(table: LabelledTable) -> np.ndarray:
-    """(C, C) images holding both classes (the diagonal: images holding the class)."""
+def class_presence(table: LabelledTable) -> np.ndarray:
+    """(images, C) 1 where the image holds a box of the class."""
     presence = np.zeros((len(table.targets), len(table.classes)), dtype=int)
     for row, target in enumerate(table.targets):
         presence[row, np.asarray(target["labels"], dtype=int)] = 1
+    return presence
+
+
+def co_occurrence(table: LabelledTable) -> np.ndarray:
+    """(C, C) images holding both classes (the diagonal: images holding the class)."""
+    presence = class_presence(table)
     return presence.T @ presence
+
+
+def label_figures(context: EdaContext, boxes: pd.DataFrame) -> list[dict[str, Any]]:
+    """Sample images of each class with every box drawn, and the box centre and size scatters."""
+    table = context.table
+    paths = table.frame["path"].astype(str).to_numpy()
+    rows = [
+        (
+            table.classes[k],
+            [
+                {"path": paths[i], "boxes": table.targets[i]["boxes"], "labels": table.targets[i]["labels"]}
+                for i in picked
+            ],
+        )
+        for k, picked in samples_per_class(class_presence(table), context.readable, seed=context.config.seed)
+    ]
+    figures = [{"kind": "labelled", "name": "label_samples", "rows": rows, "names": table.classes}] if rows else []
+    return [*figures, {"kind": "box_positions", "name": "box_positions", "boxes": boxes, "names": table.classes}]
 
 
 def image_size_for_boxes(
@@ -248,6 +280,12 @@ def explore(context: EdaContext) -> dict[str, Any]:
     ]
     overlapping = boxes["max_iou"][boxes["max_iou"] > 0]
     sections = [
+        {
+            "heading": "Labels drawn: sample images per class, and where the boxes are",
+            "text": "each row: images holding the class, every box in its class's colour; then box centres and "
+            "sizes over the image's width and height",
+            "figures": label_figures(context, boxes) if len(boxes) else [],
+        },
         {
             "heading": "Boxes",
             "text": findings[0],

@@ -16,6 +16,7 @@ from ...core.errors import DataError
 from ...predict import load_checkpoint
 from ...tools.analysis import Analysis, table_rows
 from ...tools.explain import MIN_CAM_SIDE, cam_heatmaps, cam_layer
+from ...tools.plots import class_colours, class_legend, heat_overlay, overlay_mask
 from ...tools.report import figure_png, plt
 from .metric import per_image_scores
 
@@ -102,36 +103,37 @@ def errors_by_size(predicted: np.ndarray, targets: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _overlay(image: np.ndarray, index: np.ndarray, colours: np.ndarray) -> np.ndarray:
-    out = image.astype(np.float32)
-    painted = index > 0
-    out[painted] = 0.45 * out[painted] + 0.55 * colours[index[painted]]
-    return out.astype(np.uint8)
-
-
-def mask_rows(images: list[np.ndarray], predicted: np.ndarray, targets: np.ndarray, titles: list[str]) -> bytes:
-    """Per image: truth, prediction (a colour per class) and errors (false positive red, missed blue, another
-    class yellow)."""
-    colours = (plt.get_cmap("tab10")(np.arange(10))[:, :3] * 255)[np.arange(predicted.shape[1] + 1) % 10]
+def mask_rows(
+    images: list[np.ndarray], predicted: np.ndarray, targets: np.ndarray, titles: list[str], classes: list[str]
+) -> bytes:
+    """Per image: truth, prediction (translucent, a colour per class, named in the legend) and errors (false
+    positive red, missed blue, another class yellow)."""
+    colours = class_colours(len(classes))
+    error_colours = np.array([[230, 40, 40], [40, 90, 240], [250, 210, 30]]) / 255
     figure, axes = plt.subplots(len(images), 3, figsize=(7.5, 2.6 * len(images)), squeeze=False)
     for row, (image, guess, truth, title) in enumerate(zip(images, predicted, targets, titles, strict=True)):
-        index = lambda m: (m * np.arange(1, len(m) + 1)[:, None, None]).max(axis=0)  # noqa: E731
         errors = np.zeros(truth.shape[1:], np.int64)
         invented, missed = (guess & ~truth).any(axis=0), (truth & ~guess).any(axis=0)
         errors[invented], errors[missed], errors[invented & missed] = 1, 2, 3  # 3: another class's pixel
-        red_blue = np.array([[0, 0, 0], [230, 40, 40], [40, 90, 240], [250, 210, 30]], np.float32)
-        panels = [
-            _overlay(image, index(truth), colours),
-            _overlay(image, index(guess), colours),
-            _overlay(image, errors, red_blue),
-        ]
-        for column, (panel, name) in enumerate(
-            zip(panels, ("truth", "prediction", "errors: FP red, missed blue, wrong class yellow"), strict=True)
-        ):
-            axes[row, column].imshow(panel)
+        overlay_mask(axes[row, 0], image, truth, classes, colours)
+        overlay_mask(axes[row, 1], image, guess, classes, colours)
+        overlay_mask(axes[row, 2], image, errors, ["false positive", "missed", "wrong class"], error_colours)
+        for column, name in enumerate(("truth", "prediction", "errors: FP red, missed blue, wrong class yellow")):
             axes[row, column].set_title(f"{title}: {name}" if column == 0 else name, fontsize=7)
             axes[row, column].axis("off")
+    figure.tight_layout()
+    class_legend(figure, classes, colours, title="class")
     return figure_png(figure)
+
+
+def predicted_over(guess: np.ndarray, truth: np.ndarray, classes: list[str]) -> str:
+    """What the prediction calls most of the pixels of a true mask: a class (or background) and its share."""
+    pixels = max(int(truth.sum()), 1)
+    counts = guess[:, truth].sum(axis=1)
+    background = int((~guess[:, truth].any(axis=0)).sum())
+    if not len(counts) or background >= counts.max():
+        return f"background ({background / pixels:.0%})"
+    return f"{classes[int(counts.argmax())]} ({counts.max() / pixels:.0%})"
 
 
 def _grad_cam(
@@ -143,38 +145,43 @@ def _grad_cam(
     targets: np.ndarray,
     ids: np.ndarray,
 ) -> None:
-    """Grad-CAM of the largest true class in each picked image, for the model of the image's own fold."""
+    """Grad-CAM of the largest true class in each picked image, over its true mask (SemanticSegmentationTarget), on
+    the decoder's output (the segmentation head's input), for the model of the image's own fold."""
     config, task, device = analysis.config, analysis.task, resolve_device(analysis.config.train.device)
-    maps, titles, layer, side = [], [], "", 0
+    maps, titles, layer, side, models = [], [], "", 0, {}
     for i, image in zip(picked, images, strict=True):
-        model, meta = load_checkpoint(task, analysis.paths.checkpoint(int(folds[i]), "best"), device)
+        fold = int(folds[i])
+        if fold not in models:
+            models[fold] = load_checkpoint(task, analysis.paths.checkpoint(fold, "best"), device)
+        model, meta = models[fold]
         tensor = torch.from_numpy(image).permute(2, 0, 1)[None]
         tensor = InputNormaliser(tuple(meta["mean"]), tuple(meta["std"]), device)(tensor)
         k = int(targets[i].sum(axis=(1, 2)).argmax())
-        channel = k if task.multilabel else k + 1
-        mask = predicted[i, k].astype(np.float32) if predicted[i, k].any() else targets[i, k].astype(np.float32)
+        target = SemanticSegmentationTarget(k if task.multilabel else k + 1, targets[i, k].astype(np.float32))
         layer, side = cam_layer(model, tensor, config.analyze.cam_layer)
         with torch.enable_grad():
-            maps.append(
-                cam_heatmaps(
-                    model, tensor, [SemanticSegmentationTarget(channel, mask)], config.analyze.cam_method, layer
-                )[0]
-            )
-        titles.append(f"{ids[i]}: {task.classes[k]}")
-    note = f"target layer {layer}, a {side}x{side} map; the class explained is the image's largest true class"
+            maps.append(cam_heatmaps(model, tensor, [target], config.analyze.cam_method, layer)[0])
+        titles.append(
+            f"{ids[i]}\ntrue {task.classes[k]}, predicted {predicted_over(predicted[i], targets[i, k], task.classes)}"
+        )
+    note = (
+        f"target layer {layer}, a {side}x{side} map; the class explained is the image's largest true class, over its "
+        "true pixels (outlined white); predicted: what the model calls most of those pixels"
+    )
     if side < MIN_CAM_SIDE:
         note += ": too coarse to say where the model looks, ignore the maps"
-    figure, axes = plt.subplots(1, len(maps), figsize=(2.4 * len(maps), 2.6), squeeze=False)
-    for axis, image, heat, title in zip(axes.flat, images, maps, titles, strict=True):
-        axis.imshow(image)
-        axis.imshow(heat, cmap="jet", alpha=0.45)
+    figure, axes = plt.subplots(1, len(maps), figsize=(2.6 * len(maps), 2.9), squeeze=False)
+    for axis, image, heat, title, i in zip(axes.flat, images, maps, titles, picked, strict=True):
+        heat_overlay(axis, image, heat)
+        truth = targets[i, int(targets[i].sum(axis=(1, 2)).argmax())]
+        axis.contour(truth, levels=[0.5], colors="white", linewidths=0.8)
         axis.set_title(title, fontsize=7)
         axis.axis("off")
     analysis.report.section(
         f"{config.analyze.cam_method} on the worst images (pytorch-grad-cam SemanticSegmentationTarget)", note
     )
     analysis.report.image("gradcam", figure_png(figure))
-    analysis.numbers.update(cam_images=len(maps), cam_layer=layer)
+    analysis.numbers.update(cam_images=len(maps), cam_layer=layer, cam_side=side)
 
 
 def _read_oof(analysis: Analysis) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -260,7 +267,7 @@ def analyze_run(analysis: Analysis) -> None:
     height, width = targets.shape[-2:]
     images = [cv2.resize(read_image(paths[i]), (width, height), interpolation=cv2.INTER_LINEAR) for i in worst]
     titles = [f"{ids[i]} Dice {dice[i]:.2f}" for i in worst]
-    report.image("worst_images", mask_rows(images, predicted[worst], targets[worst], titles))
+    report.image("worst_images", mask_rows(images, predicted[worst], targets[worst], titles, task.classes))
     if analysis.has_checkpoints:
         picked = worst[: min(4, len(worst))]
         _grad_cam(analysis, folds, picked, images[: len(picked)], predicted, targets, ids)

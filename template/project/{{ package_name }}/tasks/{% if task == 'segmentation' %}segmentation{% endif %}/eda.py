@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ...core.errors import DataError
+from ...tools.eda_figures import samples_per_class
 from .labels import decode_target
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ RARE_SHARE = 0.1  # a class in fewer than this share of the images is rare: foca
 THIN_INTERIOR = 0.5  # a class whose pixels mostly lie on a boundary at model resolution is thin: Lovasz loss
 SMALL_PERCENTILE = 5  # the small end of a class's per-image mask areas, for the minimum area
 MAX_CLASS_LINES = 10  # key findings name the rarest classes only (the table has them all)
+SAMPLE_SIDE = 384  # px: sample masks are kept at most this large for drawing
 
 
 def mask_record(item: tuple[dict[str, Any], int, int, int, int]) -> dict[str, Any]:
@@ -44,6 +46,37 @@ def mask_record(item: tuple[dict[str, Any], int, int, int, int]) -> dict[str, An
         record["areas"].append(areas.astype(int).tolist())
         record["interior"].append([int(cv2.erode(small, kernel).sum()), kept])
     return record
+
+
+def sample_mask(spec: dict[str, Any], height: int, width: int, classes: int) -> np.ndarray:
+    """The (H, W) index mask of one image (0 background, k + 1 class k), shrunk to SAMPLE_SIDE for drawing."""
+    index = decode_target(spec, height, width, classes, multilabel=False)
+    scale = SAMPLE_SIDE / max(height, width)
+    if scale < 1:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        index = cv2.resize(index, size, interpolation=cv2.INTER_NEAREST)
+    return index
+
+
+def label_figure(context: EdaContext, records: list[dict], keep: np.ndarray) -> list[dict[str, Any]]:
+    """Sample images of each class with their whole mask drawn in the class colours."""
+    table = context.table
+    frame, names = table.frame, table.classes
+    presence = np.zeros((len(frame), len(names)), dtype=bool)
+    presence[keep] = np.array([r["pixels"] for r in records]) > 0
+    rows = []
+    for k, picked in samples_per_class(presence, context.readable & keep, seed=context.config.seed):
+        items = [
+            {
+                "path": str(frame["path"].iloc[i]),
+                "mask": sample_mask(
+                    table.targets[i], int(frame["height"].iloc[i]), int(frame["width"].iloc[i]), len(names)
+                ),
+            }
+            for i in picked
+        ]
+        rows.append((names[k], items))
+    return [{"kind": "labelled", "name": "label_samples", "rows": rows, "names": names}] if rows else []
 
 
 def class_table(records: list[dict], classes: list[str], image_areas: np.ndarray) -> pd.DataFrame:
@@ -223,6 +256,11 @@ def explore(context: EdaContext) -> dict[str, Any]:
         },
     ]
     sections = [
+        {
+            "heading": "Labels drawn: sample images per class",
+            "text": "each row: images holding the class, their whole mask translucent in the class colours",
+            "figures": label_figure(context, records, keep),
+        },
         {
             "heading": "Masks",
             "text": summary,

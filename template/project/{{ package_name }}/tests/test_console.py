@@ -1,0 +1,62 @@
+"""What training prints: the run header, the epoch line and small rates."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..config import load_config
+from ..core.console import count_parameters, epoch_line, rate_text, run_header, seconds_text
+from ..core.distributed import Runtime
+
+
+def test_small_rates_keep_a_decimal_and_durations_read_as_time() -> None:
+    assert [rate_text(v) for v in (0.44, 9.96, 10.4, 1234.5)] == ["0.4", "10.0", "10", "1234"]
+    assert [seconds_text(s) for s in (0.84, 42.4, 125)] == ["0.8 s", "42 s", "2 min 05 s"]
+
+
+def test_the_epoch_line_gives_the_lr_the_time_and_marks_a_new_best_in_words() -> None:
+    row = {"epoch": 3, "train_loss": 0.41234, "valid_loss": math.nan, "score": 0.9, "lr": 2.4e-4,
+           "seconds": 31.2, "images_per_s": 0.44}  # fmt: skip
+    line = epoch_line(0, row, "score", evaluated=True, improved=True, tail=", ETA 1m00s")
+    assert line == "fold 0 epoch 3: train_loss 0.4123 score 0.9000 (best so far) lr 2.4e-04 31 s, 0.4 img/s, ETA 1m00s"
+    quiet = epoch_line(1, {**row, "valid_loss": 0.5}, "score", evaluated=False, improved=False, tail="")
+    assert quiet == "fold 1 epoch 3: train_loss 0.4123 valid_loss 0.5000 lr 2.4e-04 31 s, 0.4 img/s"
+
+
+def test_the_run_header_is_three_lines_with_the_budget_when_there_is_one() -> None:
+    config = load_config(["train.time_budget_minutes=11", "train.time_budget_scope=run", "folds.n_splits=5"])
+    header = run_header(config, Runtime(torch.device("cpu")), "fp32 (x)", 2_500_000, (100, 80), [0, 1])
+    assert len(header) == 3
+    assert header[0] == f"device cpu ({torch.get_num_threads()} threads): fp32 (x), channels-last off, compile off"
+    assert header[1].startswith(f"model {config.model.backbone}: 2.50 M parameters, input ")
+    assert header[2] == (
+        f"data 100 labelled images, 80 train a fold; fold(s) [0, 1] of 5; batch {config.train.batch_size}; "
+        "a time budget of 11 min a run"
+    )
+    assert max(len(line) for line in header) <= 120
+
+
+def test_parameters_are_counted_without_allocating_and_fall_back_for_models_that_need_real_tensors() -> None:
+    assert count_parameters(lambda: torch.nn.Linear(10, 3)) == 33
+
+    def needs_data() -> torch.nn.Module:
+        layer = torch.nn.Linear(4, 2)
+        float(layer.weight.detach().sum())  # reads a value: impossible on the meta device
+        return layer
+
+    assert count_parameters(needs_data) == 10
+
+
+def test_the_next_steps_after_run_add_wandb_sync_only_for_an_offline_run(tmp_path, monkeypatch) -> None:
+    from ..core.commands import PACKAGE, next_steps
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    offline = next_steps(load_config(["wandb.mode=offline", "experiment=b2"]), tmp_path)
+    assert offline[1].startswith(f"  python -m {PACKAGE} analyze -e b2 ")
+    assert offline[2].startswith(f"  python -m {PACKAGE} submit -e b2 --kaggle COMPETITION ")
+    assert offline[3].startswith(f"  wandb sync {tmp_path / 'wandb'}/offline-run-* ")
+    assert len(next_steps(load_config(["wandb.mode=disabled"]), tmp_path)) == 3
+    monkeypatch.setenv("WANDB_MODE", "disabled")  # the environment wins over the config, as in create_tracker
+    assert len(next_steps(load_config(["wandb.mode=offline"]), tmp_path)) == 3
