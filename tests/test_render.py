@@ -44,6 +44,8 @@ PACKAGE_FILES = {
     "core/perf.py",
     "core/recipe.py",
     "core/console.py",
+    "core/kaggle_image.py",
+    "kaggle_cli.py",
     "core/registry.py",
     "core/runs.py",
     "core/run_config.py",
@@ -87,6 +89,8 @@ PACKAGE_FILES = {
     "tests/test_perf.py",
     "tests/test_gpu_paths.py",
     "tests/test_console.py",
+    "tests/test_kaggle_image.py",
+    "tests/image_environment.py",
     "tests/test_report_style.py",
 }
 # Each task renders its own package, the tools that support it and the tests of both.
@@ -178,6 +182,7 @@ TOP_FILES = {
     "README.md",
     "pyproject.toml",
     "configs/default.yaml",
+    "configs/kaggle_image.txt",
     "configs/aug/light.yaml",
     "configs/aug/heavy.yaml",
     "configs/aug/document.yaml",

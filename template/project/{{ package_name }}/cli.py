@@ -194,6 +194,9 @@ def export(
         str, typer.Option("--format", help="kaggle: dataset + offline notebook; onnx: each fold's model as ONNX.")
     ] = "kaggle",
     force: Annotated[bool, typer.Option("--force", help="Replace an exported notebook you edited.")] = False,
+    image_manifest: Annotated[
+        Path | None, typer.Option(help="The Kaggle image's manifest (default export.image_manifest).")
+    ] = None,
 ) -> None:
     """Code competitions: the run's checkpoints, configs and wheels as a Kaggle dataset, and an offline inference
     notebook that writes submission.csv (export.* settings); --push uploads both. --format onnx: ONNX models."""
@@ -206,16 +209,20 @@ def export(
     if output_format not in ("kaggle", "onnx"):
         raise ProjectError(f"export --format {output_format!r}: expected kaggle or onnx")
     if output_format == "onnx":
-        from .export_onnx import export_onnx
+        from .export_onnx import PARITY_TOLERANCE, export_onnx
 
         dest = (settings.export.dest or RunPaths.from_config(settings).root / "export") / "onnx"
         for model in export_onnx(settings, dest):
-            console.print(f"{model.path}: onnxruntime vs PyTorch, max |difference| {model.max_difference:.2e}")
+            console.print(
+                f"{model.path}: onnxruntime vs PyTorch on {model.images} test images (not the traced batch), "
+                f"max |difference| {model.max_difference:.2e} (tolerance {PARITY_TOLERANCE:g})",
+                soft_wrap=True,
+            )
         return
-    bundle = build_bundle(settings, force=force)
-    wheels = {name: size for name, size in bundle.files.items() if name.endswith(".whl")}
-    for name, size in wheels.items():
-        console.print(f"  {name}  {size / 2**20:.1f} MiB")
+    bundle = build_bundle(settings, force=force, image_manifest=image_manifest)
+    console.print(f"wheels for the image ({len(bundle.wheels)} besides the project's):")
+    for wheel, path in bundle.wheels:
+        console.print(f"  {wheel.name}=={wheel.version}  {path.stat().st_size / 2**20:.1f} MiB  {wheel.reason}")
     console.print(
         f"dataset {bundle.dataset} and notebook {bundle.notebook}: {len(bundle.files)} files, "
         f"{bundle.size / 2**20:.1f} MiB; predict took {bundle.seconds_per_image:.3f} s per test image here "
@@ -224,13 +231,14 @@ def export(
     for warning in bundle.warnings:
         console.print(f"warning: {warning}", style="yellow")
     if push:
-        done = push_bundle(bundle, message or f"{settings.experiment}")
+        with console.status("uploading the dataset, waiting until Kaggle has processed it, pushing the notebook"):
+            done = push_bundle(bundle, message or f"{settings.experiment}")
         console.print(f"pushed: {', '.join(done)}")
         return
-    create, version, notebook = hand_commands(bundle, message or settings.experiment)
+    create, version, status, notebook = hand_commands(bundle, message or settings.experiment)
     console.print(  # a hand upload without --dir-mode zip leaves out the runs/, wheels/ and configs/ folders
-        "upload it (or run export --push): the dataset with --dir-mode zip, which keeps its folders, then the "
-        f"notebook:\n  {create}\n  (a later export: {version})\n  {notebook}",
+        "upload it (or run export --push): the dataset with --dir-mode zip, which keeps its folders, then, once its "
+        f"status prints ready, the notebook:\n  {create}\n  (a later export: {version})\n  {status}\n  {notebook}",
         soft_wrap=True,
     )
 

@@ -317,7 +317,8 @@ class ExportConfig(StrictModel):
     fp16: bool = True  # checkpoints in half precision: half the size; predictions move by fp16 rounding only
     user: str | None = None  # Kaggle user of the dataset and notebook ids; default $KAGGLE_USERNAME
     competition: str | None = None  # competition slug: the notebook's data source, /kaggle/input/<slug>
-    wheels: list[str] = Field(default_factory=list)  # installed distributions a Kaggle image lacks, packed as wheels
+    wheels: list[str] = Field(default_factory=list)  # bundled besides those the image manifest shows it lacks
+    image_manifest: Path = Path("configs/kaggle_image.txt")  # the notebook image's Python, platform and packages
     time_limit_hours: float | None = Field(default=9.0, gt=0)  # the competition's notebook limit: warn past it
     test_images: int | None = Field(default=None, ge=1)  # hidden test set size for the projection; default local
 

@@ -8,7 +8,6 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,8 +15,18 @@ import torch
 
 from .config import Config, load_config
 from .core.errors import ProjectError
+from .core.kaggle_image import (
+    BundledWheel,
+    ImageManifest,
+    fetch_wheel,
+    installed_here,
+    project_requirements,
+    read_manifest,
+    wheels_to_bundle,
+)
 from .core.runs import RunPaths, read_json, save_torch, trained_folds, write_json, write_text
-from .core.wheels import build_project_wheel, repack_installed
+from .core.wheels import build_project_wheel
+from .kaggle_cli import dataset_exists, dataset_title, push_when_ready, read_dataset_id
 
 PACKAGE = __name__.split(".")[0]
 # Run files predict and submit read besides the checkpoints.
@@ -35,6 +44,7 @@ class Bundle:
     seconds_per_image: float = 0.0
     projected_hours: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    wheels: list[tuple[BundledWheel, Path]] = field(default_factory=list)  # bundled for the image, with why
 
     @property
     def size(self) -> int:
@@ -92,7 +102,33 @@ def read_member(root: Path) -> Member:
     return Member(paths, checkpoints, timing["tta"], timing["seconds"], timing["images"])
 
 
-def notebook_source(config: Config, dataset_slug: str, members: list[Member], ensemble: dict | None) -> list[str]:
+# The first cell installs the project from the bundle alone, dependencies included (pip resolves them against the
+# image and the bundled wheels), then checks every requirement: a missing or wrong package is one line, here.
+INSTALL_CELL = """# Install the project and the wheels the image lacks, without internet; then check what it needs.
+import importlib.metadata
+from packaging.requirements import Requirement
+wheels = BUNDLE / 'wheels'
+command = [sys.executable, '-m', 'pip', 'install', '--no-index', '--find-links', str(wheels), '--quiet',
+           str(wheels / '{project_wheel}')]
+installed = subprocess.run(command, capture_output=True, text=True)
+if installed.returncode != 0:
+    errors = [l for l in (installed.stderr + installed.stdout).splitlines() if l.startswith('ERROR')] or ['?']
+    raise SystemExit('installing from the bundle failed: ' + errors[0].removeprefix('ERROR: '))
+for text in importlib.metadata.requires('{package}') or []:
+    requirement = Requirement(text)
+    if requirement.marker is not None and not requirement.marker.evaluate({{'extra': ''}}):
+        continue
+    try:
+        version = importlib.metadata.version(requirement.name)
+    except importlib.metadata.PackageNotFoundError:
+        raise SystemExit(f'{{requirement.name}} is missing: the project needs {{text}}') from None
+    if not requirement.specifier.contains(version, prereleases=True):
+        raise SystemExit(f'{{requirement.name}} {{version}} is installed: the project needs {{text}}')"""
+
+
+def notebook_source(
+    config: Config, dataset_slug: str, members: list[Member], ensemble: dict | None, project_wheel: str
+) -> list[str]:
     """The inference notebook's code cells: install offline, predict with every member, blend them as the
     ensemble did (fixed weights), submit, copy submission.csv out."""
     competition = config.export.competition or "COMPETITION"
@@ -126,10 +162,7 @@ def notebook_source(config: Config, dataset_slug: str, members: list[Member], en
         f"BUNDLE = ROOT / 'kaggle/input/{dataset_slug}'\n"
         f"DATA = ROOT / 'kaggle/input/{competition}'\n"
         "WORKING = ROOT / 'kaggle/working'",
-        "# Install the project and the wheels the image lacks, without internet.\n"
-        "wheels = sorted(str(p) for p in (BUNDLE / 'wheels').glob('*.whl'))\n"
-        "subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-index', '--no-deps', '--quiet', *wheels],"
-        " check=True)",
+        INSTALL_CELL.format(project_wheel=project_wheel, package=PACKAGE),
         "# The runs (read-only input) into the working folder; predict with each, blend, submit.\n"
         "project = WORKING / 'project'\n"
         "shutil.copytree(BUNDLE / 'configs', project / 'configs', dirs_exist_ok=True)\n"
@@ -178,7 +211,25 @@ def check_notebook_unedited(dest: Path) -> None:
         )
 
 
-def export(config: Config, project: Path = Path("."), *, force: bool = False) -> Bundle:
+def bundle_wheels(
+    config: Config, manifest: ImageManifest, project_wheel: Path, folder: Path
+) -> list[tuple[BundledWheel, Path]]:
+    """A wheel for the image of every package the project needs that the image lacks or has at a version the
+    project does not accept (export.wheels: bundled in any case)."""
+    needed = wheels_to_bundle(project_requirements(project_wheel), manifest)
+    names = {wheel.name for wheel in needed}
+    for name in config.export.wheels:
+        here = installed_here(name)
+        if here is None:
+            raise ProjectError(f"export.wheels: '{name}' is not installed here (pip install {name})")
+        if name not in names:
+            needed.append(BundledWheel(name, here[0], "export.wheels"))
+    return [(wheel, fetch_wheel(wheel, manifest, folder)) for wheel in needed]
+
+
+def export(
+    config: Config, project: Path = Path("."), *, force: bool = False, image_manifest: Path | None = None
+) -> Bundle:
     """Write <dest>/dataset (dataset-metadata.json, run/, configs/, wheels/) and <dest>/notebook (inference.ipynb,
     kernel-metadata.json); the previous export is replaced only once the new one is complete, and not at all when
     its notebook was edited (unless `force`)."""
@@ -189,8 +240,9 @@ def export(config: Config, project: Path = Path("."), *, force: bool = False) ->
     members = [read_member(Path(root)) for root in ensemble["weights"]] if ensemble else [read_member(paths.root)]
     if len({member.name for member in members}) < len(members):
         raise ProjectError(f"{paths.root / 'ensemble.json'}: members share a folder name; export needs distinct ones")
+    manifest = read_manifest(image_manifest or project / config.export.image_manifest)
     user = config.export.user or os.environ.get("KAGGLE_USERNAME") or "USERNAME"
-    dataset_slug = _slug(f"{PACKAGE}-{config.experiment}")
+    dataset_slug = _slug(dataset_title(PACKAGE, config.experiment))  # Kaggle's 6 to 50 characters, as the title
     dest = config.export.dest or paths.root / "export"
     staging = dest.with_name(f".{dest.name}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
@@ -201,14 +253,13 @@ def export(config: Config, project: Path = Path("."), *, force: bool = False) ->
         (dataset / "runs" / member.name).mkdir()
         _copy_run(member.paths, member.checkpoints, config.export.fp16, dataset / "runs" / member.name)
     shutil.copytree(project / "configs", dataset / "configs")
-    build_project_wheel(project, dataset / "wheels")
-    for name in config.export.wheels:
-        repack_installed(name, dataset / "wheels")
+    project_wheel = build_project_wheel(project, dataset / "wheels")
+    bundled = bundle_wheels(config, manifest, project_wheel, dataset / "wheels")
     write_json(dataset / "dataset-metadata.json", {
-        "title": f"{PACKAGE} {config.experiment}"[:50], "id": f"{user}/{dataset_slug}",
+        "title": dataset_title(PACKAGE, config.experiment), "id": f"{user}/{dataset_slug}",
         "licenses": [{"name": "CC0-1.0"}],
     })  # fmt: skip
-    cells = notebook_source(config, dataset_slug, members, ensemble)
+    cells = notebook_source(config, dataset_slug, members, ensemble, project_wheel.name)
     write_text(notebook / "inference.ipynb", json.dumps(_notebook(cells), indent=1))
     write_json(notebook / WRITTEN, {"inference.ipynb": _digest(notebook / "inference.ipynb")})
     write_json(notebook / "kernel-metadata.json", {
@@ -221,6 +272,7 @@ def export(config: Config, project: Path = Path("."), *, force: bool = False) ->
     shutil.rmtree(dest, ignore_errors=True)
     staging.rename(dest)
     bundle = Bundle(dest / "dataset", dest / "notebook")
+    bundle.wheels = [(wheel, dest / "dataset" / "wheels" / path.name) for wheel, path in bundled]
     bundle.files = {p.relative_to(dest).as_posix(): p.stat().st_size for p in sorted(dest.rglob("*")) if p.is_file()}
     bundle.seconds_per_image = sum(member.seconds / max(member.images, 1) for member in members)
     images = config.export.test_images or members[0].images
@@ -250,24 +302,22 @@ def kaggle_commands(bundle: Bundle, message: str, exists: bool) -> list[list[str
 
 
 def hand_commands(bundle: Bundle, message: str) -> list[str]:
-    """What to type to upload the bundle without --push: the first upload, a later version, the notebook."""
+    """What to type to upload the bundle without --push: the first upload, a later version, the status to wait for
+    (Kaggle processes an upload asynchronously; a notebook pushed before "ready" runs without it), the notebook."""
     create, push_notebook = kaggle_commands(bundle, message, exists=False)
     version = kaggle_commands(bundle, message, exists=True)[0]
-    return [shlex.join(create), shlex.join(version), shlex.join(push_notebook)]
+    status = ["kaggle", "datasets", "status", read_dataset_id(bundle.dataset)]
+    return [shlex.join(command) for command in (create, version, status, push_notebook)]
 
 
-def push(bundle: Bundle, message: str) -> list[str]:
-    """Upload the dataset (a new version when it exists) and push the notebook with the kaggle CLI."""
-    if shutil.which("kaggle") is None:
-        raise ProjectError("export --push: the kaggle CLI is not installed (pip install kaggle) or not on PATH")
-    dataset_id = read_json(bundle.dataset / "dataset-metadata.json")["id"]
-    exists = (
-        subprocess.run(["kaggle", "datasets", "status", dataset_id], capture_output=True, text=True).returncode == 0
-    )
-    commands = kaggle_commands(bundle, message, exists)
-    for command in commands:
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            reason = " ".join((result.stderr.strip() or result.stdout.strip()).split())[:200]
-            raise ProjectError(f"{' '.join(command[:3])}: {reason or f'exit code {result.returncode}'}")
-    return [" ".join(command[:3]) for command in commands]
+def push(
+    bundle: Bundle, message: str, *, timeout_minutes: float | None = None, poll_seconds: float | None = None
+) -> list[str]:
+    """Upload the dataset (a new version when it exists), wait until Kaggle has processed it, then push the notebook
+    (kaggle_cli.push_when_ready: errors the CLI prints with exit 0, a failed or slow processing, a refused source)."""
+    exists = dataset_exists(read_dataset_id(bundle.dataset, required=True))
+    upload, push_notebook = kaggle_commands(bundle, message, exists)
+    return push_when_ready(
+        read_dataset_id(bundle.dataset), upload, push_notebook, bundle.notebook / "kernel-metadata.json",
+        new_version=exists, timeout_minutes=timeout_minutes, poll_seconds=poll_seconds,
+    )  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -166,6 +167,8 @@ def test_a_short_run_budget_trains_the_folds_it_can_afford(tmp_path: Path, capsy
     assert f"the CV rests on {int((folds == 0).sum())} validation image(s) (fold(s) [0] of 3)" in output
     assert "folds.n_splits=10 folds.train_folds=[0]" in output
     assert paths.fold_metrics(0).is_file() and not paths.fold_metrics(1).exists()
+    # The fold spent its share of the run's budget, and says so: not "a time budget of 0.05 min".
+    assert re.search(r"fold 0: its \d+\.\d min of the run's 0\.05 min spent after \d+ epochs", output), output
 
 
 def test_plateau_cannot_follow_the_clock() -> None:

@@ -156,4 +156,12 @@ def test_tune_report_says_when_importances_rest_on_too_few_trials(
 
 def test_report_pages_keep_tables_and_figures_within_the_page() -> None:
     style = Report("r").html()
-    assert "max-width:1200px" in style and "img{max-width:100%}" in style and "overflow-wrap:anywhere" in style
+    assert "max-width:1200px" in style and "img{max-width:100%}" in style and "overflow-wrap:break-word" in style
+
+
+def test_long_categories_of_the_tune_slices_are_named_by_their_file_and_cut() -> None:
+    from ..tools.tune_report import tick_label
+
+    assert tick_label("configs/aug/light.yaml") == "light.yaml"
+    assert tick_label("configs/aug/a_much_longer_pipeline_name.yaml") == "a_much_longer_pip…"
+    assert tick_label("256") == "256"

@@ -154,11 +154,11 @@ class Report:
             self.lead.append(f"<h2>{heading}</h2><ul>{items}</ul>")
 
     def html(self) -> str:
-        # Wide tables scroll inside the page's width and long words wrap; figures shrink to fit it.
+        # Wide tables scroll inside the page's width (short words are never split); figures shrink to fit it.
         style = (
             "body{font-family:sans-serif;margin:2em auto;padding:0 1em;max-width:1200px}"
             ".table{max-width:100%;overflow-x:auto}table{border-collapse:collapse}"
-            "td,th{padding:2px 8px;border-bottom:1px solid #ddd;font-size:13px;overflow-wrap:anywhere;"
+            "td,th{padding:2px 8px;border-bottom:1px solid #ddd;font-size:13px;overflow-wrap:break-word;"
             "max-width:32em}th{position:sticky;top:0;background:#fff}figure{margin:1em 0}img{max-width:100%}"
             ".headline{font-size:20px;font-weight:bold}"
         )

@@ -50,6 +50,12 @@ def importance_figure(importances: dict[str, float]) -> bytes:
     return figure_png(figure)
 
 
+def tick_label(choice: str, width: int = 18) -> str:
+    """A category as a tick: a path by its file name, anything longer than `width` cut with an ellipsis."""
+    name = choice.rsplit("/", 1)[-1]
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
 def slice_figure(trials: list[optuna.trial.FrozenTrial], metric: str) -> bytes:
     """One panel per parameter: the value of each completed trial against the parameter's value, coloured by trial
     number (late trials yellow); log axes for log-scale parameters, categories by name."""
@@ -69,12 +75,15 @@ def slice_figure(trials: list[optuna.trial.FrozenTrial], metric: str) -> bytes:
         if isinstance(distribution, optuna.distributions.CategoricalDistribution):
             choices = [str(c) for c in distribution.choices]
             x = [choices.index(str(v)) for v in x]
-            axis.set_xticks(range(len(choices)), choices, rotation=30 if len(choices) > 3 else 0)
+            slanted = {"rotation": 30, "ha": "right"} if len(choices) > 3 else {}
+            axis.set_xticks(range(len(choices)), [tick_label(c) for c in choices], fontsize=7, **slanted)
+            axis.set_xlim(-0.5, len(choices) - 0.5)
         elif getattr(distribution, "log", False):
             axis.set_xscale("log")
         values = [t.value for t in own]
         points = axis.scatter(x, values, c=[t.number for t in own], cmap="viridis", norm=norm, s=22, edgecolors="none")
         axis.set(xlabel=name, ylabel=metric)
+    figure.subplots_adjust(hspace=0.55)  # room for slanted category names between the rows
     if points is not None:
         figure.colorbar(points, ax=axes.ravel().tolist(), label="trial", fraction=0.02, pad=0.02)
     return figure_png(figure)

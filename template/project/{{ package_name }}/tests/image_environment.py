@@ -1,0 +1,102 @@
+"""A stand-in for the Kaggle image: a virtual environment (no system site) holding, at the manifest's versions, the
+packages the project takes from the image, with this machine's torch and torchvision standing in for the image's
+(hard links: pip may replace them in the stand-in without touching this environment)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from ..core.kaggle_image import read_manifest, wheels_to_bundle
+
+STAND_INS = ("torch", "torchvision")  # the image's CUDA builds are several GB: this machine's take their place
+
+
+def manifest_for_this_python(source: Path, dest: Path) -> Path:
+    """The manifest with this interpreter's Python, so the image's versions install here."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    lines = [f"python {version}" if line.startswith("python ") else line for line in source.read_text().splitlines()]
+    dest.write_text("\n".join(lines) + "\n")
+    return dest
+
+
+def _closure_here(names: tuple[str, ...]) -> list[importlib.metadata.Distribution]:
+    """The distributions `names` need here (markers of this interpreter, no extras), themselves included."""
+    seen: dict[str, importlib.metadata.Distribution] = {}
+    queue = list(names)
+    while queue:
+        name = canonicalize_name(queue.pop())
+        if name in seen:
+            continue
+        try:
+            seen[name] = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        for text in seen[name].requires or []:
+            requirement = Requirement(text)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                queue.append(requirement.name)
+    return list(seen.values())
+
+
+def _link(source: Path, target: Path) -> None:
+    if target.exists() or target.is_symlink():
+        return
+    if source.is_dir():
+        shutil.copytree(source, target, copy_function=_hard_link, ignore=shutil.ignore_patterns("__pycache__"))
+    else:
+        _hard_link(str(source), str(target))
+
+
+def _hard_link(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system
+        shutil.copy2(source, target)
+
+
+def build_image_environment(root: Path, manifest_path: Path, requirements: list[str]) -> Path:
+    """The environment's python: STAND_INS (and what they need) linked in, then every package of the project's
+    closure that the manifest provides, installed at the manifest's version."""
+    manifest = read_manifest(manifest_path)
+    subprocess.run([sys.executable, "-m", "venv", str(root)], check=True, capture_output=True)
+    python = root / ("Scripts" if os.name == "nt" else "bin") / "python"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())  # fmt: skip
+    for distribution in _closure_here(STAND_INS):
+        base = Path(str(distribution.locate_file("")))
+        for top in {file.parts[0] for file in distribution.files or [] if ".." not in file.parts}:
+            _link(base / top, site / top)
+    provided: set[str] = set()
+    wheels_to_bundle(requirements, manifest, provided=provided)
+    # The packages the project takes from the image at the image's versions; what they need in turn resolves
+    # freely (some of the image's Python 3.12 pins have no release for this interpreter).
+    wanted = sorted(name for name in provided if name not in STAND_INS)
+    command = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+               *(f"{name}=={manifest.packages[name]}" for name in wanted)]  # fmt: skip
+    installed = subprocess.run(command, capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
+    return python
+
+
+def copy_environment(source: Path, dest: Path) -> Path:
+    """A copy made of hard links (a test's pip installs land in the copy only); its python."""
+    shutil.copytree(source, dest, symlinks=True, copy_function=_hard_link)
+    return dest / ("Scripts" if os.name == "nt" else "bin") / "python"
+
+
+def manifest_of_this_environment(dest: Path) -> Path:
+    """A manifest that says the image is this environment: export then bundles no wheel but the project's."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    names = sorted(
+        {f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions() if d.metadata["Name"]}
+    )
+    dest.write_text(f"python {version}\nplatform manylinux_2_35_x86_64\n" + "\n".join(names) + "\n")
+    return dest
