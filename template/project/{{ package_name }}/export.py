@@ -109,21 +109,21 @@ import importlib.metadata
 from packaging.requirements import Requirement
 wheels = BUNDLE / 'wheels'
 command = [sys.executable, '-m', 'pip', 'install', '--no-index', '--find-links', str(wheels), '--quiet',
-           str(wheels / '{project_wheel}')]
+           str(wheels / 'PROJECT_WHEEL')]
 installed = subprocess.run(command, capture_output=True, text=True)
 if installed.returncode != 0:
     errors = [l for l in (installed.stderr + installed.stdout).splitlines() if l.startswith('ERROR')] or ['?']
     raise SystemExit('installing from the bundle failed: ' + errors[0].removeprefix('ERROR: '))
-for text in importlib.metadata.requires('{package}') or []:
+for text in importlib.metadata.requires('PACKAGE') or []:
     requirement = Requirement(text)
-    if requirement.marker is not None and not requirement.marker.evaluate({{'extra': ''}}):
+    if requirement.marker is not None and not requirement.marker.evaluate({'extra': ''}):
         continue
     try:
         version = importlib.metadata.version(requirement.name)
     except importlib.metadata.PackageNotFoundError:
-        raise SystemExit(f'{{requirement.name}} is missing: the project needs {{text}}') from None
+        raise SystemExit(f'{requirement.name} is missing: the project needs {text}') from None
     if not requirement.specifier.contains(version, prereleases=True):
-        raise SystemExit(f'{{requirement.name}} {{version}} is installed: the project needs {{text}}')"""
+        raise SystemExit(f'{requirement.name} {version} is installed: the project needs {text}')"""
 
 
 def notebook_source(
@@ -162,7 +162,7 @@ def notebook_source(
         f"BUNDLE = ROOT / 'kaggle/input/{dataset_slug}'\n"
         f"DATA = ROOT / 'kaggle/input/{competition}'\n"
         "WORKING = ROOT / 'kaggle/working'",
-        INSTALL_CELL.format(project_wheel=project_wheel, package=PACKAGE),
+        INSTALL_CELL.replace("PROJECT_WHEEL", project_wheel).replace("PACKAGE", PACKAGE),
         "# The runs (read-only input) into the working folder; predict with each, blend, submit.\n"
         "project = WORKING / 'project'\n"
         "shutil.copytree(BUNDLE / 'configs', project / 'configs', dirs_exist_ok=True)\n"
