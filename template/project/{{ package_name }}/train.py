@@ -89,6 +89,9 @@ def train_fold(
             on_evaluation(fold, epoch + 1, result.score)
         if result.stopping:
             break
+    if run.budget is not None and run.parts.state.history:
+        rate = run.parts.state.history[-1]["images_per_s"]
+        run.budget.plan_at_end(len(run.train_loader.dataset) / max(rate, 1e-9))
     return run.finish()
 
 

@@ -66,6 +66,13 @@ class TimeBudget:
         if seconds is not None:
             self.seconds = seconds
 
+    def plan_at_end(self, epoch_seconds: float) -> None:
+        """A fold whose budget ran out before its plan (within the warm-up steps) is planned when it ends, so that
+        the folds after it get what the run has left, not an even share of it."""
+        if self.planner is not None:
+            planner, self.planner = self.planner, None
+            planner(epoch_seconds, self.elapsed())
+
     def spent(self) -> bool:
         """No time left for another training step before the final evaluation and checkpoint."""
         return self.elapsed() + self.reserve >= self.seconds

@@ -323,7 +323,7 @@ class FoldRun:
         if result.stopping and self.budget is not None and self.budget.spent():
             train = self.config.train
             whole = f"the run's {train.time_budget_minutes:g} min" if train.time_budget_scope == "run" else "its budget"
-            print(f"fold {self.fold}: its {self.budget.seconds / 60:.1f} min of {whole} spent after {epoch} epochs")
+            print(f"fold {self.fold}: its {seconds_text(self.budget.seconds)} of {whole} spent after {epoch} epochs")
         elif result.stopping:
             patience = self.config.train.early_stopping_patience
             print(f"fold {self.fold}: early stop after {patience} epochs without improvement")

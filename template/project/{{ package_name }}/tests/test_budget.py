@@ -128,6 +128,18 @@ def test_the_planner_times_steady_steps_only_and_is_asked_once_a_tenth_of_the_ep
     assert len(asked) == 1
 
 
+def test_a_fold_whose_budget_ran_out_within_the_warm_up_is_planned_when_it_ends() -> None:
+    """A slow machine can spend a short fold budget before the steady steps: the folds after it must still be
+    planned (else each gets an even share of a budget that cannot train them)."""
+    asked = []
+    budget = TimeBudget(3, 10, planner=lambda epoch, spent: asked.append((epoch, spent)) or None)
+    budget.observe(1, total_steps=2, epoch_seconds=2.5)  # the first step, a warm-up one: no plan yet
+    assert asked == []
+    budget.plan_at_end(5.0)
+    budget.plan_at_end(7.0)  # once only
+    assert len(asked) == 1 and asked[0][0] == 5.0
+
+
 @pytest.mark.parametrize("accumulate", [1, 4])
 def test_the_first_update_of_an_epoch_is_never_timed(accumulate: int) -> None:
     asked = []
@@ -168,7 +180,7 @@ def test_a_short_run_budget_trains_the_folds_it_can_afford(tmp_path: Path, capsy
     assert "folds.n_splits=10 folds.train_folds=[0]" in output
     assert paths.fold_metrics(0).is_file() and not paths.fold_metrics(1).exists()
     # The fold spent its share of the run's budget, and says so: not "a time budget of 0.05 min".
-    assert re.search(r"fold 0: its \d+\.\d min of the run's 0\.05 min spent after \d+ epochs", output), output
+    assert re.search(r"fold 0: its \d+\.\d s of the run's 0\.05 min spent after \d+ epochs", output), output
 
 
 def test_plateau_cannot_follow_the_clock() -> None:

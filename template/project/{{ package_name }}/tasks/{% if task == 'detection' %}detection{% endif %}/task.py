@@ -28,6 +28,7 @@ from .metric import METRICS
 from .model import ANCHOR_LEVELS, anchor_sizes_for, box_sides, create_detector
 from .postprocess import (
     autocast_backbone_only,
+    detect,
     detection_record,
     detector_input_size,
     merge_boxes,
@@ -140,7 +141,7 @@ class DetectionTask(TaskHooks):
 
     def evaluate_batch(self, model: nn.Module, images: torch.Tensor, targets: list[dict]) -> tuple[None, np.ndarray]:
         with autocast_backbone_only(model):
-            outputs = model(list(images))
+            outputs = detect(model, list(images))
         size = self.config.model.image_size
         return None, object_array(
             [self._to_original(o, tuple(t["size"].tolist()), size) for o, t in zip(outputs, targets, strict=True)]
@@ -152,7 +153,7 @@ class DetectionTask(TaskHooks):
         for view in views:
             factor = float(view.removeprefix("scale_")) if view.startswith("scale_") else 1.0
             with detector_input_size(model, factor), autocast_backbone_only(model):
-                outputs = model(list(get_view(view)(images)))
+                outputs = detect(model, list(get_view(view)(images)))
             view_size = size * factor
             detections = []
             for output in outputs:
