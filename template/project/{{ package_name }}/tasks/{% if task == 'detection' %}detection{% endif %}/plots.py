@@ -1,5 +1,5 @@
 """Detection's plots after every `run`: AP per class, precision-recall curves and validation images with their
-true (green) and predicted (red) boxes (from the OOF predictions; no model is loaded)."""
+true (solid) and predicted (dashed) boxes in their class colours (from the OOF predictions; no model is loaded)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def run_figures(config: Config, task: object, table: LabelledTable, paths: RunPa
         [image_paths[i] for i in picked],
         [targets[i] for i in picked],
         [kept(outputs[i], threshold) for i in picked],
-        [f"{ids[i]}: true green, predicted red (score >= {threshold})" for i in picked],
+        [f"{ids[i]}: true solid, predicted dashed (score >= {threshold})" for i in picked],
         classes,
     )
     return figures
