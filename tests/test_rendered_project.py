@@ -23,7 +23,7 @@ def test_rendered_project_passes_its_own_tests(tmp_path: Path, task: str) -> Non
         env=env,
         capture_output=True,
         text=True,
-        timeout=1200,
+        timeout=2400,  # each project builds and uses a stand-in of the Kaggle image
     )
     print(result.stdout[-8000:], result.stderr[-4000:])
     assert result.returncode == 0
