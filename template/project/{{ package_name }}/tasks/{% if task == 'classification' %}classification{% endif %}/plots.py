@@ -3,6 +3,8 @@ with their true and predicted classes (from the OOF predictions; no model is loa
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
@@ -13,11 +15,16 @@ from ...tools.analysis import table_rows
 from ...tools.report import heatmap, image_grid
 from .analysis import confusion, per_class_report, rank_errors
 
+if TYPE_CHECKING:
+    from .task import ClassificationTask
+
 SHOWN = 8  # validation images drawn: the most confident mistakes first, then the least confident right ones
 
 
-def run_figures(config: Config, task: object, table: LabelledTable, paths: RunPaths) -> dict[str, bytes | pd.DataFrame]:
-    classes: list[str] = task.classes  # type: ignore[attr-defined]
+def run_figures(
+    config: Config, task: ClassificationTask, table: LabelledTable, paths: RunPaths
+) -> dict[str, bytes | pd.DataFrame]:
+    classes: list[str] = task.classes
     oof = pd.read_csv(paths.oof, dtype={"id": str})
     rows = table_rows(oof["id"].to_numpy(), table, paths.oof)
     probabilities = oof[classes].to_numpy(np.float64)

@@ -3,6 +3,8 @@ true (solid) and predicted (dashed) boxes in their class colours (from the OOF p
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
@@ -13,12 +15,17 @@ from ...tools.analysis import table_rows
 from .analysis import ap_tables, boxes_grid, kept, pr_curves
 from .metric import coco_evaluation
 
+if TYPE_CHECKING:
+    from .task import DetectionTask
+
 SHOWN = 8  # validation images drawn
 
 
-def run_figures(config: Config, task: object, table: LabelledTable, paths: RunPaths) -> dict[str, bytes | pd.DataFrame]:
-    classes: list[str] = task.classes  # type: ignore[attr-defined]
-    ids, outputs = task.read_predictions(paths.oof)  # type: ignore[attr-defined]
+def run_figures(
+    config: Config, task: DetectionTask, table: LabelledTable, paths: RunPaths
+) -> dict[str, bytes | pd.DataFrame]:
+    classes: list[str] = task.classes
+    ids, outputs = task.read_predictions(paths.oof)
     rows = table_rows(ids, table, paths.oof)
     targets = table.targets[rows]
     figures: dict[str, bytes | pd.DataFrame] = {}

@@ -3,6 +3,8 @@ images with their true and predicted masks (from the OOF predictions; no model i
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
 import pandas as pd
@@ -13,6 +15,9 @@ from ...core.runs import RunPaths
 from ...tools.analysis import table_rows
 from ...tools.report import heatmap
 from .analysis import OOF_FILE, class_table, mask_rows
+
+if TYPE_CHECKING:
+    from .task import SegmentationTask
 
 SHOWN = 4  # validation images drawn, three panels each
 
@@ -29,13 +34,15 @@ def pixel_confusion(predicted: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return np.bincount(pairs, minlength=size * size).reshape(size, size)
 
 
-def run_figures(config: Config, task: object, table: LabelledTable, paths: RunPaths) -> dict[str, bytes | pd.DataFrame]:
-    classes: list[str] = task.classes  # type: ignore[attr-defined]
+def run_figures(
+    config: Config, task: SegmentationTask, table: LabelledTable, paths: RunPaths
+) -> dict[str, bytes | pd.DataFrame]:
+    classes: list[str] = task.classes
     path = paths.root / OOF_FILE
-    task.load_postprocessing(paths.root)  # type: ignore[attr-defined]
-    ids, outputs = task.read_predictions(path)  # type: ignore[attr-defined]
+    task.load_postprocessing(paths.root)
+    ids, outputs = task.read_predictions(path)
     rows = table_rows(ids, table, path)
-    predicted, targets = task._masks(outputs, task.post)  # type: ignore[attr-defined]
+    predicted, targets = task._masks(outputs, task.post)
     predicted, targets = predicted.astype(bool), targets.astype(bool)
     matrix = pixel_confusion(predicted, targets)
     shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
