@@ -133,7 +133,9 @@ def metrics_table(metrics: dict[str, Any], title: str) -> Table:
 
 def next_steps(config: Config, root: Path) -> list[str]:
     """What a competitor does after `run`: study the errors, upload, and sync an offline W&B run."""
-    experiment = f" -e {config.experiment}"
+    # experiment=NAME selects the run folder; -e NAME would need configs/experiment/NAME.yaml, which a run made
+    # through another overlay (`run -e demo` with experiment: baseline) does not have.
+    experiment = f" experiment={config.experiment}"
     steps = [
         "next:",
         f"  python -m {PACKAGE} analyze{experiment}   errors, Grad-CAM and CV against LB as HTML",

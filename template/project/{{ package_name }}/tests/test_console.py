@@ -54,8 +54,8 @@ def test_the_next_steps_after_run_add_wandb_sync_only_for_an_offline_run(tmp_pat
 
     monkeypatch.delenv("WANDB_MODE", raising=False)
     offline = next_steps(load_config(["wandb.mode=offline", "experiment=b2"]), tmp_path)
-    assert offline[1].startswith(f"  python -m {PACKAGE} analyze -e b2 ")
-    assert offline[2].startswith(f"  python -m {PACKAGE} submit -e b2 --kaggle COMPETITION ")
+    assert offline[1].startswith(f"  python -m {PACKAGE} analyze experiment=b2 ")
+    assert offline[2].startswith(f"  python -m {PACKAGE} submit experiment=b2 --kaggle COMPETITION ")
     assert offline[3].startswith(f"  wandb sync {tmp_path / 'wandb'}/offline-run-* ")
     assert len(next_steps(load_config(["wandb.mode=disabled"]), tmp_path)) == 3
     monkeypatch.setenv("WANDB_MODE", "disabled")  # the environment wins over the config, as in create_tracker
