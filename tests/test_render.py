@@ -79,6 +79,7 @@ PACKAGE_FILES = {
     "tests/conftest.py",
     "tests/test_bad_inputs.py",
     "tests/test_budget.py",
+    "tests/test_recipe.py",
     "tests/test_offline_weights.py",
     "tests/test_export.py",
     "tests/test_config.py",
@@ -173,6 +174,7 @@ TASK_FILES = {
         "tests/test_segmentation.py",
         "tests/test_segmentation_analysis.py",
         "tests/test_segmentation_tools.py",
+        "tests/test_segmentation_recipe.py",
         "tests/test_segmentation_eda.py",
     },
 }

@@ -33,6 +33,12 @@ def scenes_map50(package: str, submission: Path, holdout: Path) -> float:
     return float(metric.coco_map(np.array(targets, dtype=object), np.array(outputs, dtype=object))[1])
 
 
+def mask_value_offset(class_ids: pd.Series) -> int:
+    """Class ids numbered from 1 are the masks' values (Severstal's convention); from 0 (the digit masks demo's
+    digits), each is its mask value minus one."""
+    return 0 if class_ids.astype(int).min() >= 1 else 1
+
+
 def masks_dice(package: str, submission: Path, holdout: Path) -> dict[str, float]:
     """Dice per test image and digit as the competition scores it (an empty prediction of an absent digit is 1),
     and over the (image, digit) pairs where the digit is present, the stricter figure."""
@@ -41,11 +47,12 @@ def masks_dice(package: str, submission: Path, holdout: Path) -> dict[str, float
     labels = importlib.import_module(f"{package}.tasks.segmentation.labels")
     metric = importlib.import_module(f"{package}.tasks.segmentation.metric")
     rows = pd.read_csv(submission, dtype=str, keep_default_na=False)
+    offset = mask_value_offset(rows["ClassId"])
     predicted, truth = [], []
     for row in rows.itertuples(index=False):
         mask = np.asarray(Image.open(holdout / "masks" / f"{row.id}.png"))
         predicted.append(labels.rle_decode(row.EncodedPixels, mask.shape)[None])
-        truth.append((mask == int(row.ClassId) + 1).astype(np.uint8)[None])
+        truth.append((mask == int(row.ClassId) + offset).astype(np.uint8)[None])
     dice, _, present = metric.per_image_scores(np.stack(predicted), np.stack(truth))
     return {"score": float(dice.mean()), "dice_non_empty": float(dice[present].mean())}
 

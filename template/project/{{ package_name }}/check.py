@@ -15,7 +15,7 @@ from PIL import Image, UnidentifiedImageError
 from .config import Config
 from .core.data import LabelledTable, check_test_ids, listed_train_images, read_sample_submission, read_test_table
 from .core.errors import ProjectError, one_line
-from .core.recipe import batch_choice
+from .core.recipe import fit_to_data
 from .core.validate import Problem, problem_from, settings_problems
 from .folds import table_folds
 from .tasks import create_task, read_train_table
@@ -110,6 +110,18 @@ def check_test(config: Config, classes: list[str] | None, report: CheckReport) -
     return test["path"].tolist()
 
 
+def _fitted_to_data(config: Config, table: LabelledTable) -> list[str]:
+    """What train will take from the data (core/recipe.py), with one fold held out, each with its reason."""
+    n_splits = config.folds.n_splits
+    try:
+        _, choices = fit_to_data(
+            config, table, len(table.frame) * (n_splits - 1) // n_splits, 1, lambda c: create_task(c, table.classes)
+        )
+    except ProjectError:  # a setting the config checks above already report
+        return []
+    return [f"train will fit to the data: {choice.reason}" for choice in choices]
+
+
 def _mask_paths(table: LabelledTable) -> list[str]:
     return [target["mask"] for target in table.targets if isinstance(target, dict) and "mask" in target]
 
@@ -140,10 +152,7 @@ def run_check(config: Config, workers: int | None = None) -> CheckReport:
     else:
         classes = table.classes
         report.problems.extend(check_folds(config, table))
-        n_splits = config.folds.n_splits
-        fitted = batch_choice(config, len(table.frame) * (n_splits - 1) // n_splits, processes=1)  # one fold out
-        if fitted is not None:
-            report.advice.append(f"train will fit the batch to the data: {fitted.reason}")
+        report.advice.extend(_fitted_to_data(config, table))
         image_paths = table.frame["path"].astype(str).tolist()
         train_images = len(image_paths)
         image_paths.extend(_mask_paths(table))
@@ -157,6 +166,6 @@ def run_check(config: Config, workers: int | None = None) -> CheckReport:
     proposal = propose_image_size(median_side, config.model.image_size)
     if proposal is not None:
         report.advice.append(proposal[1])
-    if config.task == "segmentation" and config.segmentation.train_crop is None:
+    if config.task == "segmentation" and not isinstance(config.segmentation.train_crop, int):
         report.advice.extend(propose_crop(median_side, config.model.image_size))
     return report

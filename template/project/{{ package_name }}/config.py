@@ -41,9 +41,10 @@ class DataConfig(StrictModel):
     num_classes: int | None = None  # checked against the labels found, when set
     sample_submission: str = "sample_submission.csv"  # inside root
     num_workers: int = Field(default=2, ge=0)  # DataLoader worker processes
-    # Decoded images kept between epochs, folds and predict: none | ram (filled up front, shared with workers) |
-    # disk (.npy files in cache_dir). Classification keeps them resized to model.image_size.
-    cache: Literal["none", "ram", "disk"] = "none"
+    # Decoded images kept between epochs, folds and predict: auto (ram when they fit in 40% of the free memory, else
+    # none; decided at train start) | none | ram (filled up front, shared with workers) | disk (.npy files in
+    # cache_dir). Classification keeps them resized to model.image_size.
+    cache: Literal["auto", "none", "ram", "disk"] = "auto"
     cache_dir: Path = Path("outputs/.cache")
     pseudo_labels: Path | None = None  # CSV of id, path, class probabilities added to every fold's training part
     annotations: str = "annotations.json"  # detection: COCO JSON file or VOC XML folder, inside root
@@ -84,7 +85,7 @@ class ModelConfig(StrictModel):
     image_size: int = Field(default=224, ge=8)  # square, pixels
     in_chans: int = Field(default=3, ge=1)
     # Classification: drop a ResNet-style stem's max-pool, which halves small images once more before the first
-    # stage. Measured on MNIST-5k at 32 px from scratch: 0.952 dropped, 0.964 kept at 6 epochs, 4x the time: keep.
+    # stage (4x the compute); kept by default, as timm builds the stem.
     stem_pool: Literal["keep", "drop"] = "keep"
     grad_checkpointing: bool = False  # recompute activations in the backward pass: less memory, ~20-30% slower
 
@@ -102,6 +103,9 @@ class DetectionConfig(StrictModel):
     roi_batch_size: int = Field(default=512, ge=16)  # fasterrcnn on timm: proposals sampled per image for the head
     # One per pyramid level; auto: from the training boxes (train records the sizes in the run's config.yaml)
     anchor_sizes: list[int] | Literal["auto"] = "auto"
+    # Under a time budget, train and predict at the smallest model.image_size (a multiple of 32, 256 or more) that
+    # keeps the small boxes (5th percentile side) at 16 px or more: fewer pixels a step, more steps in the budget.
+    fit_image_size: bool = True
     aspect_ratios: list[float] = Field(default_factory=lambda: [0.5, 1.0, 2.0])  # anchor-based detectors
     score_threshold: float = Field(default=0.05, ge=0, le=1)  # detections below are dropped
     nms_threshold: float = Field(default=0.5, gt=0, le=1)  # the detector's own NMS IoU
@@ -127,14 +131,16 @@ class SegmentationConfig(StrictModel):
     )
     mode: Literal["multiclass", "multilabel"] = "multiclass"  # softmax over background + classes | sigmoid per class
     decoder_channels: list[int] | None = None  # Unet-like decoders; default smp's
-    # dice focal lovasz jaccard tversky ce; dice + focal measured best on the digit-masks demo's thin strokes
+    # dice focal lovasz jaccard tversky ce
     losses: dict[str, float] = Field(default_factory=lambda: {"dice": 1.0, "focal": 1.0})
     ignore_index: int | None = None  # multiclass mask value left out of loss and metric
     threshold: float = Field(default=0.5, gt=0, lt=1)  # multilabel probability threshold (tuned per class on OOF)
     min_area: int = Field(default=0, ge=0)  # a class mask with fewer pixels is emptied (tuned on OOF)
     tune: bool = True  # tune per-class thresholds and min areas on OOF after training (postprocess.json)
     tta_merge: Literal["soft", "hard"] = "soft"  # mean of probabilities | per-pixel majority of the views' masks
-    train_crop: int | None = Field(default=None, ge=32, multiple_of=32)  # train on crops around objects of this size
+    # Train on crops of this side (around objects where the mask has any), predict on whole images. auto: from
+    # model.image_size 384 up, crops of half the side (at least 256): four times the updates a budget buys.
+    train_crop: Annotated[int, Field(ge=32, multiple_of=32)] | Literal["auto"] | None = "auto"
     copy_paste_p: float = Field(default=0.0, ge=0, le=1)  # paste another training image's objects (with masks)
     submission: Literal["rle", "png"] = "rle"  # RLE CSV in the sample's shape | PNG index masks in a folder
 
@@ -197,8 +203,10 @@ class TrainConfig(StrictModel):
     # the last evaluation and checkpoint fit inside.
     time_budget_minutes: float | None = Field(default=None, gt=0)
     time_budget_scope: Literal["fold", "run"] = "fold"  # run: what is left is shared among the folds left
-    # run scope: folds the budget cannot give this many epochs each are left out (planned after the first epoch)
-    time_budget_min_epochs: int = Field(default=10, ge=1)  # scenes demo, 3 min: 2 folds x 6 epochs 0.82, 1 x 9 0.99
+    # run scope: folds the budget cannot give this many optimizer updates each are left out (planned from the
+    # time of the first steady training steps). A prior, not a measured optimum: a few hundred updates are what a
+    # fine-tune needs to settle.
+    time_budget_min_steps: int = Field(default=500, ge=1)
     eval_every_minutes: float | None = Field(default=None, gt=0)  # also validate once this long has passed
 
     _off_is_text = field_validator("compile", mode="before")(off_as_text)
@@ -416,7 +424,7 @@ class Config(StrictModel):
         if self.ensemble.method != "auto" and self.ensemble.method not in methods:
             raise ValueError(f"ensemble.method={self.ensemble.method}: {self.task} blends with {' | '.join(methods)}")
         crop = self.segmentation.train_crop
-        if self.task == "segmentation" and crop is not None and crop >= self.model.image_size:
+        if self.task == "segmentation" and isinstance(crop, int) and crop >= self.model.image_size:
             raise ValueError(
                 f"segmentation.train_crop={crop} is not smaller than model.image_size={self.model.image_size}: "
                 "it would crop nothing"

@@ -3,6 +3,7 @@ run folder, and reports CV mean ± std. The loop knows nothing of the task: the 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ from .core.fold import FoldRun
 from .core.perf import (
     Eta,
 )
-from .core.recipe import batch_choice
+from .core.recipe import fit_to_data
 from .core.run_config import check_same_run_settings
 from .core.runs import (
     RunPaths,
@@ -44,13 +45,16 @@ EvaluationHook = Callable[[int, int, float], None]  # (fold, epoch, score) after
 def fold_planner(run_budget: RunBudget, runtime: Runtime, config: Config) -> Planner:
     """The first fold's planner: how many folds the run budget can train (rank 0's clock decides for all)."""
 
-    def plan(epoch_seconds: float, fold_elapsed: float) -> float | None:
-        planned = run_budget.plan(0, epoch_seconds, fold_elapsed)
+    def plan(step_seconds: float, fold_elapsed: float) -> float | None:
+        planned = run_budget.plan(0, step_seconds, fold_elapsed)
         planned, run_budget.folds = broadcast(runtime, (planned, run_budget.folds))
-        if planned is not None and runtime.is_main:
+        if runtime.is_main:
+            fold_seconds = planned if planned is not None else (run_budget.left() + fold_elapsed) / run_budget.folds
+            updates = fold_seconds / run_budget.update_seconds(step_seconds)
             print(
-                f"time budget: an epoch takes about {epoch_seconds:.0f} s, so {run_budget.folds} fold(s) get "
-                f"train.time_budget_min_epochs={config.train.time_budget_min_epochs} epochs or more each"
+                f"time budget: an optimizer update takes about {run_budget.update_seconds(step_seconds):.3g} s, so "
+                f"{run_budget.folds} fold(s) get about {updates:.0f} updates each "
+                f"(train.time_budget_min_steps={config.train.time_budget_min_steps})"
             )
         return planned
 
@@ -91,7 +95,7 @@ def train_fold(
             break
     if run.budget is not None and run.parts.state.history:
         rate = run.parts.state.history[-1]["images_per_s"]
-        run.budget.plan_at_end(len(run.train_loader.dataset) / max(rate, 1e-9))
+        run.budget.plan_at_end(config.train.batch_size / max(rate, 1e-9))  # this process's images
     return run.finish()
 
 
@@ -187,16 +191,19 @@ def train_folds(
     eta = Eta(total_epochs=len(fold_list) * config.train.epochs)
     train_config = config.train
     run_budget = create_run_budget(
-        train_config.time_budget_minutes, train_config.time_budget_scope, train_config.time_budget_min_epochs,
+        train_config.time_budget_minutes,
+        train_config.time_budget_scope,
+        train_config.time_budget_min_steps,
         len(fold_list),
-    )  # fmt: skip
+        train_config.accumulate_steps,
+    )
     for position, fold in enumerate(fold_list):
         if run_budget is not None and position >= run_budget.folds:
             if runtime.is_main:
                 print(
                     f"time budget: folds {fold_list[position:]} left out, {train_config.time_budget_minutes:g} min "
-                    f"give {position} fold(s) train.time_budget_min_epochs={train_config.time_budget_min_epochs} "
-                    "epochs each (a longer budget or a lower minimum trains them)"
+                    f"give {position} fold(s) train.time_budget_min_steps={train_config.time_budget_min_steps} "
+                    "optimizer updates each (a longer budget or a lower minimum trains them)"
                 )
                 print(fold_plan_note(inputs.folds, fold_list[:position], config.folds.n_splits))
             break
@@ -236,19 +243,24 @@ def _train_locked(
     try:
         # Everything that can be refused is read before the run folder changes.
         inputs = read_fold_inputs(config, paths)
-        from_data = inputs.task.data_settings(inputs.table)  # recorded in the run's config.yaml
-        if from_data:
-            config = with_overrides(config, from_data)
-            inputs.task = create_task(config, inputs.table.classes)
         to_train = folds_to_train(inputs.folds, config.folds.train_folds)
         train_images = min(int((inputs.folds != fold).sum()) for fold in to_train)
-        fitted = batch_choice(config, train_images, runtime.world_size)
-        if fitted is not None:  # recorded in the run's config.yaml, so --resume and later stages keep it
-            config = with_overrides(config, fitted.settings)
-            if runtime.is_main:
-                print(f"fitted to the data: {fitted.reason}")
         processes = min(config.train.parallel_folds, len(to_train))
         parallel = processes > 1 and not runtime.distributed and on_evaluation is None
+        # Recorded in the run's config.yaml, so --resume and later stages keep what the data decided.
+        copies = processes if parallel else int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # each keeps a RAM cache
+        config, choices = fit_to_data(
+            config,
+            inputs.table,
+            train_images,
+            runtime.world_size,
+            lambda settings: create_task(settings, inputs.table.classes),
+            cache_copies=copies,
+        )
+        if choices:
+            inputs.task = create_task(config, inputs.table.classes)
+            if runtime.is_main:
+                print("\n".join(f"fitted to the data: {choice.reason}" for choice in choices))
         if parallel and config.data.cache == "ram":
             print(_ram_cache_cost(config, inputs, processes))
         if runtime.is_main:

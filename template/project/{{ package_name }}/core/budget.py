@@ -19,7 +19,7 @@ PLAN_AFTER_EPOCH_SHARE = 0.1  # a run budget plans its folds once this share of 
 # batches, so timing them would plan on a step several times slower than a steady one.
 WARMUP_STEPS = 3
 
-# (estimated seconds of an epoch, seconds this fold has spent) -> the fold's new budget in seconds, or None
+# (seconds of a steady training step, seconds this fold has spent) -> the fold's new budget in seconds, or None
 Planner = Callable[[float, float], "float | None"]
 
 
@@ -27,7 +27,8 @@ Planner = Callable[[float, float], "float | None"]
 class TimeBudget:
     """A fold's time budget. `spent_before` carries the time of an interrupted run, so --resume continues the
     budget; `reserve` is kept free for the final evaluation and checkpoint (the longest seen so far). A
-    `planner` (a run budget's first fold) is asked once, early in the first epoch, how long this fold may train."""
+    `planner` (a run budget's first fold) is asked once, early in the first epoch, how long this fold may train, with
+    the time of a training step measured on steady steps."""
 
     seconds: float
     epochs: int  # train.epochs: the schedule's length in epochs, mapped onto the budget
@@ -45,8 +46,8 @@ class TimeBudget:
         return self.spent_before + self.clock() - self.started
 
     def observe(self, steps: int, total_steps: int, epoch_seconds: float) -> None:
-        """After `steps` of an epoch's `total_steps` took `epoch_seconds`: consult the planner once, with the epoch's
-        time estimated from steady steps only. Timing starts after the warm-up steps (a one-step epoch cannot leave
+        """After `steps` of an epoch's `total_steps` took `epoch_seconds`: consult the planner once, with a step's
+        time measured on steady steps only. Timing starts after the warm-up steps (a one-step epoch cannot leave
         any out) and the planner is asked once a share of the epoch has been timed; a step count, so that every DDP
         rank asks at the same step. An epoch that ends first starts the timing again in the next."""
         if self.planner is None:
@@ -62,16 +63,16 @@ class TimeBudget:
             return
         timed_steps, timed_seconds = steps - self.timed_from[0], epoch_seconds - self.timed_from[1]
         planner, self.planner = self.planner, None
-        seconds = planner(timed_seconds / timed_steps * total_steps, self.elapsed())
+        seconds = planner(timed_seconds / timed_steps, self.elapsed())
         if seconds is not None:
             self.seconds = seconds
 
-    def plan_at_end(self, epoch_seconds: float) -> None:
+    def plan_at_end(self, step_seconds: float) -> None:
         """A fold whose budget ran out before its plan (within the warm-up steps) is planned when it ends, so that
         the folds after it get what the run has left, not an even share of it."""
         if self.planner is not None:
             planner, self.planner = self.planner, None
-            planner(epoch_seconds, self.elapsed())
+            planner(step_seconds, self.elapsed())
 
     def spent(self) -> bool:
         """No time left for another training step before the final evaluation and checkpoint."""
@@ -101,22 +102,24 @@ def fold_time_budget(
     )
 
 
-def folds_affordable(seconds_left: float, epoch_seconds: float, min_epochs: int, folds_left: int) -> int:
-    """How many of the folds left a budget can train for `min_epochs` epochs each (at least one)."""
-    if epoch_seconds <= 0:
+def folds_affordable(seconds_left: float, update_seconds: float, min_steps: int, folds_left: int) -> int:
+    """How many of the folds left a budget can train for `min_steps` optimizer updates each (at least one)."""
+    if update_seconds <= 0:
         return folds_left
-    return max(1, min(folds_left, int(seconds_left // (min_epochs * epoch_seconds))))
+    return max(1, min(folds_left, int(seconds_left // (min_steps * update_seconds))))
 
 
 @dataclass
 class RunBudget:
     """train.time_budget_scope=run: one budget for the folds in order, what is left shared among the folds left.
-    Five folds of one epoch each lose to one model trained five epochs, so early in the first epoch `plan` keeps
-    only the folds the budget can give `min_epochs` epochs each."""
+    Five folds of a few updates each lose to one model trained five times as long, so early in the first epoch,
+    from the measured time of a training step, `plan` keeps only the folds the budget can give `min_steps` optimizer
+    updates each. Counted in updates, not epochs: an epoch of 20 images and one of 20,000 differ a thousandfold."""
 
     seconds: float
     folds: int  # folds that will be trained; `plan` may lower it
-    min_epochs: int
+    min_steps: int
+    accumulate: int = 1  # training steps (batches) per optimizer update
     clock: Callable[[], float] = time.perf_counter
     started: float = field(init=False)
 
@@ -130,17 +133,23 @@ class RunBudget:
         """The budget of the fold at `position` in the training order, when it starts."""
         return self.left() / max(self.folds - position, 1)
 
-    def plan(self, position: int, epoch_seconds: float, fold_elapsed: float) -> float | None:
-        """Once an epoch's time is estimated, early in the first epoch of the fold at `position`: lower `folds` when
-        the budget cannot give each fold left `min_epochs`; returns this fold's new budget in seconds then, else
+    def update_seconds(self, step_seconds: float) -> float:
+        return step_seconds * self.accumulate
+
+    def plan(self, position: int, step_seconds: float, fold_elapsed: float) -> float | None:
+        """Once a training step is timed, early in the first epoch of the fold at `position`: lower `folds` when the
+        budget cannot give each fold left `min_steps` updates; returns this fold's new budget in seconds then, else
         None."""
         seconds_left = self.left() + fold_elapsed
-        affordable = folds_affordable(seconds_left, epoch_seconds, self.min_epochs, self.folds - position)
+        update_seconds = self.update_seconds(step_seconds)
+        affordable = folds_affordable(seconds_left, update_seconds, self.min_steps, self.folds - position)
         if affordable == self.folds - position:
             return None
         self.folds = position + affordable
         return seconds_left / affordable
 
 
-def create_run_budget(minutes: float | None, scope: str, min_epochs: int, folds: int) -> RunBudget | None:
-    return RunBudget(minutes * 60, folds, min_epochs) if minutes is not None and scope == "run" else None
+def create_run_budget(
+    minutes: float | None, scope: str, min_steps: int, folds: int, accumulate: int = 1
+) -> RunBudget | None:
+    return RunBudget(minutes * 60, folds, min_steps, accumulate) if minutes is not None and scope == "run" else None

@@ -264,9 +264,10 @@ _ACTIVE_CACHE: ImageCache | None = None
 
 
 def activate_cache(mode: str, folder: Path, size: int | None, channels: int) -> ImageCache | None:
-    """Make datasets read through a cache (data.cache) in this process; an equal cache stays as it is."""
+    """Make datasets read through a cache (data.cache) in this process; an equal cache stays as it is. auto, which
+    train settles before it reads images, means none where a stage reads a config train has not settled."""
     global _ACTIVE_CACHE
-    if mode == "none":
+    if mode in ("none", "auto"):
         _ACTIVE_CACHE = None
     elif _ACTIVE_CACHE is None or _ACTIVE_CACHE.settings != (mode, folder, size, channels):
         _ACTIVE_CACHE = ImageCache(mode, folder, size, channels)

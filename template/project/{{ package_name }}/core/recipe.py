@@ -1,18 +1,31 @@
-"""Settings fitted to the data at train start: the batch size that leaves an epoch enough optimizer updates, with
-the learning rate following it. Each choice comes with its reason; train prints it and keeps it in config.yaml."""
+"""Settings fitted to the data at train start: the task's own (crops, resolution, anchors), the batch size that leaves
+an epoch enough optimizer updates with the learning rate following it, and the image cache. Each choice comes with its
+reason; check and train print it, and train keeps it in the run's config.yaml."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..config import with_overrides
+
 if TYPE_CHECKING:
     from ..config import Config
+    from ..tasks import Task
+    from .data import LabelledTable
 
 # Below this, BatchNorm's batch statistics get noisy: the batch is never lowered past it (or past what was asked).
 SMALLEST_FITTED_BATCH = 8
 SMALLEST_BATCH = 4  # smaller batches leave BatchNorm and GroupNorm a single value on coarse feature maps
+# data.cache=auto keeps decoded images in RAM when all of them (every process's copy) take at most this share of the
+# memory free at train start: the rest stays for the model, the loader's workers and the OS's file cache.
+AUTO_CACHE_SHARE = 0.4
+CROP_FROM_SIZE = 384  # segmentation.train_crop=auto crops images the model reads at this side or more
+SMALLEST_CROP = 256
+SMALLEST_FITTED_SIZE = 256  # detection.fit_image_size never goes below (a 5-level FPN's coarsest map is then 8x8)
+SMALL_BOX_SIDE = 16  # px: about the smallest side a stride-8 feature map still detects
 
 
 @dataclass(frozen=True)
@@ -69,3 +82,105 @@ def batch_choice(config: Config, train_images: int, processes: int) -> Choice | 
         f"train.lr={lr:.3g} (from {train.lr:g}, train.lr_scaling={train.lr_scaling})"
     )
     return Choice({"train": {"batch_size": fitted, "lr": float(f"{lr:.4g}")}}, reason)
+
+
+def auto_crop(image_size: int) -> int | None:
+    """segmentation.train_crop=auto: half the side (a multiple of 32, at least SMALLEST_CROP) from CROP_FROM_SIZE up,
+    else None (no crop)."""
+    if image_size < CROP_FROM_SIZE:
+        return None
+    return max(SMALLEST_CROP, image_size // 2 // 32 * 32)
+
+
+def crop_choice(config: Config) -> Choice | None:
+    if config.segmentation.train_crop != "auto":
+        return None
+    size = config.model.image_size
+    crop = auto_crop(size)
+    if crop is None:
+        return Choice(
+            {"segmentation": {"train_crop": None}},
+            f"segmentation.train_crop=null: model.image_size={size} is under {CROP_FROM_SIZE}, whole images train",
+        )
+    return Choice(
+        {"segmentation": {"train_crop": crop}},
+        f"segmentation.train_crop={crop}: model.image_size={size} images train on {crop}-px crops (around objects "
+        f"where the mask has any), {(size / crop) ** 2:.1f}x the updates a budget buys; predictions see whole images",
+    )
+
+
+def fitted_image_size(small_side: float, image_size: int) -> int:
+    """The smallest side (a multiple of 32, at least SMALLEST_FITTED_SIZE, at most `image_size`) at which a box whose
+    side is `small_side` at `image_size` keeps SMALL_BOX_SIDE px."""
+    if small_side <= 0:
+        return image_size
+    needed = math.ceil(image_size * SMALL_BOX_SIDE / small_side / 32) * 32
+    return min(image_size, max(needed, SMALLEST_FITTED_SIZE))
+
+
+def image_size_choice(config: Config, sides: Any) -> Choice | None:
+    """detection.fit_image_size: under a time budget, the resolution the small boxes (5th percentile side, `sides`
+    at model.image_size) allow; None when it is the configured one."""
+    size = config.model.image_size
+    if not config.detection.fit_image_size or config.train.time_budget_minutes is None or len(sides) == 0:
+        return None
+    import numpy as np
+
+    small = float(np.percentile(sides, 5))
+    fitted = fitted_image_size(small, size)
+    if fitted == size:
+        return None
+    return Choice(
+        {"model": {"image_size": fitted}},
+        f"model.image_size={fitted} (from {size}): under the time budget, the 5th-percentile box side "
+        f"{small:.0f} px at {size} keeps {small * fitted / size:.0f} px (>= {SMALL_BOX_SIDE}), with "
+        f"{(size / fitted) ** 2:.1f}x fewer pixels a step (detection.fit_image_size=false keeps {size})",
+    )
+
+
+def cache_choice(config: Config, task: Task, image_paths: list[str], processes: int) -> Choice | None:
+    """data.cache=auto: ram when the decoded images (at the size the cache keeps them) fit in AUTO_CACHE_SHARE of the
+    free memory, so no epoch after the first decodes an image again; else none."""
+    if config.data.cache != "auto":
+        return None
+    from .augment import cached_image_size
+    from .parallel import available_memory, decoded_bytes
+
+    size = cached_image_size(config, task)
+    needed = decoded_bytes(image_paths, size, config.model.in_chans) * processes
+    free = available_memory()
+    kept = f"at {size} px" if size is not None else "as decoded"
+    copies = f" x {processes} processes" if processes > 1 else ""
+    if free is None:
+        return Choice({"data": {"cache": "none"}}, "data.cache=none: the free memory cannot be read here")
+    fits = needed <= AUTO_CACHE_SHARE * free
+    return Choice(
+        {"data": {"cache": "ram" if fits else "none"}},
+        f"data.cache={'ram' if fits else 'none'}: {len(image_paths)} images {kept} take {needed / 2**30:.2f} GiB"
+        f"{copies}, {'within' if fits else 'over'} {AUTO_CACHE_SHARE:.0%} of the {free / 2**30:.1f} GiB free",
+    )
+
+
+def fit_to_data(
+    config: Config,
+    table: LabelledTable,
+    train_images: int,
+    processes: int,
+    task_for: Callable[[Config], Task],
+    cache_copies: int = 1,
+) -> tuple[Config, list[Choice]]:
+    """Every setting left to the data: the task's (crops, resolution, anchors) first, as the batch and the cache
+    depend on the image size; then the batch for `train_images` a fold trains on, split over `processes`; then the
+    image cache, of which `cache_copies` processes on this machine each keep one."""
+    choices = list(task_for(config).data_settings(table))
+    for choice in choices:
+        config = with_overrides(config, choice.settings)
+    batch = batch_choice(config, train_images, processes)
+    if batch is not None:
+        choices.append(batch)
+        config = with_overrides(config, batch.settings)
+    cache = cache_choice(config, task_for(config), table.frame["path"].astype(str).tolist(), cache_copies)
+    if cache is not None:
+        choices.append(cache)
+        config = with_overrides(config, cache.settings)
+    return config, choices

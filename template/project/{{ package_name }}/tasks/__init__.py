@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ..config import Config, DataConfig
     from ..core.data import LabelledTable
     from ..core.metrics import Metric
+    from ..core.recipe import Choice
 
 # Only the project's task package is rendered, so packages are imported by name on demand.
 TASKS = tuple(TASK_LAYOUTS)
@@ -71,7 +72,7 @@ class Task(Protocol):
     def submission(self, sample: pd.DataFrame, predictions: Path) -> pd.DataFrame: ...
     # What the submission will hold, checked against the sample's columns before training (SubmissionError if not).
     def check_sample(self, sample: pd.DataFrame) -> str: ...
-    def data_settings(self, table: LabelledTable) -> dict[str, Any]: ...
+    def data_settings(self, table: LabelledTable) -> list[Choice]: ...
     def write_submission_extras(self, predictions: Path, folder: Path) -> list[Path]: ...
 
 
@@ -106,9 +107,9 @@ class TaskHooks:
 
         update_bn((normalise(images) for images, _ in loader), model)
 
-    def data_settings(self, table: LabelledTable) -> dict[str, Any]:
-        """Settings the training data decides (detection.anchor_sizes=auto), as config overrides."""
-        return {}
+    def data_settings(self, table: LabelledTable) -> list[Choice]:
+        """Settings the training data decides (detection.anchor_sizes=auto), in order, each with its reason."""
+        return []
 
     def write_submission_extras(self, predictions: Path, folder: Path) -> list[Path]:
         """Files a competition takes besides the CSV (PNG masks), written into `folder`."""

@@ -57,23 +57,28 @@ def test_the_budget_keeps_time_for_the_last_evaluation_and_shares_a_run_budget()
     now[0] = 3.0
     assert budget.spent() and budget.fraction() == 1.0  # 7 s spent + 3 s kept for the evaluation
     assert create_run_budget(None, "run", 5, 3) is None and create_run_budget(2, "fold", 5, 3) is None
-    run_budget = RunBudget(120, 3, min_epochs=5, clock=lambda: now[0])
+    run_budget = RunBudget(120, 3, min_steps=5, clock=lambda: now[0])
     assert run_budget.fold_seconds(0) == pytest.approx(40)  # the run's clock starts with the budget
     now[0] = 63.0
     assert run_budget.fold_seconds(1) == pytest.approx(30)  # 60 s left for the 2 folds left
 
 
-def test_a_run_budget_keeps_the_folds_it_can_give_the_minimum_epochs() -> None:
-    assert folds_affordable(100, epoch_seconds=4, min_epochs=5, folds_left=5) == 5
-    assert folds_affordable(100, epoch_seconds=10, min_epochs=5, folds_left=5) == 2
-    assert folds_affordable(100, epoch_seconds=60, min_epochs=5, folds_left=5) == 1  # one fold at least
+def test_a_run_budget_keeps_the_folds_it_can_give_the_minimum_updates() -> None:
+    assert folds_affordable(100, update_seconds=0.04, min_steps=500, folds_left=5) == 5
+    assert folds_affordable(100, update_seconds=0.1, min_steps=500, folds_left=5) == 2
+    assert folds_affordable(100, update_seconds=0.6, min_steps=500, folds_left=5) == 1  # one fold at least
     now = [0.0]
-    run_budget = RunBudget(120, 5, min_epochs=5, clock=lambda: now[0])
+    run_budget = RunBudget(120, 5, min_steps=500, clock=lambda: now[0])
     assert run_budget.fold_seconds(0) == pytest.approx(24)
-    now[0] = 12.0  # fold 0's first epoch took 12 s: 120 s give 5 epochs to 2 folds, not 5
-    assert run_budget.plan(0, epoch_seconds=12, fold_elapsed=12) == pytest.approx(60)
+    now[0] = 12.0  # an update takes 0.12 s: 120 s give 500 updates to 2 folds, not 5
+    assert run_budget.plan(0, step_seconds=0.12, fold_elapsed=12) == pytest.approx(60)
     assert run_budget.folds == 2
-    assert run_budget.plan(0, epoch_seconds=1, fold_elapsed=12) is None  # enough time: the plan stands
+    assert run_budget.plan(0, step_seconds=0.01, fold_elapsed=12) is None  # enough time: the plan stands
+    # Counted in optimizer updates: with 4 batches an update, a batch of 0.03 s is an update of 0.12 s.
+    later = [0.0]
+    accumulating = RunBudget(120, 5, min_steps=500, accumulate=4, clock=lambda: later[0])
+    later[0] = 12.0
+    assert accumulating.plan(0, step_seconds=0.03, fold_elapsed=12) == pytest.approx(60)
 
 
 def test_a_budgeted_run_stops_in_time_ends_at_min_lr_and_resume_continues_the_budget(tmp_path: Path) -> None:
@@ -115,15 +120,15 @@ def test_a_budgeted_run_stops_in_time_ends_at_min_lr_and_resume_continues_the_bu
 
 def test_the_planner_times_steady_steps_only_and_is_asked_once_a_tenth_of_the_epoch_is_timed() -> None:
     """The first steps compile the model and wait for the first batches (10 s each here against 0.1 s): the
-    planner gets the epoch time of steady steps, not one inflated by the warm-up."""
+    planner gets the time of a steady step, not one inflated by the warm-up."""
     asked = []
-    budget = TimeBudget(30, 10, planner=lambda epoch, spent: asked.append(epoch) or 90.0)
+    budget = TimeBudget(30, 10, planner=lambda step, spent: asked.append(step) or 90.0)
     times = np.cumsum([10.0] * WARMUP_STEPS + [0.1] * 97)
     for step in range(1, WARMUP_STEPS + 10):
         budget.observe(step, total_steps=100, epoch_seconds=float(times[step - 1]))
     assert asked == [] and budget.seconds == 30
     budget.observe(WARMUP_STEPS + 10, total_steps=100, epoch_seconds=float(times[WARMUP_STEPS + 9]))
-    assert asked == [pytest.approx(10.0)] and budget.seconds == 90  # 100 steady steps of 0.1 s
+    assert asked == [pytest.approx(0.1)] and budget.seconds == 90  # steady steps of 0.1 s
     budget.observe(50, total_steps=100, epoch_seconds=float(times[49]))
     assert len(asked) == 1
 
@@ -148,14 +153,14 @@ def test_the_first_update_of_an_epoch_is_never_timed(accumulate: int) -> None:
     seconds = {step: 20.0 + 0.5 * (step - accumulate) for step in steps}  # the first update took 20 s
     for step in steps:
         budget.observe(step, total_steps=40, epoch_seconds=seconds[step])
-    assert asked == [pytest.approx(20.0)]  # 40 steps of 0.5 s
+    assert asked == [pytest.approx(0.5)]  # steady steps of 0.5 s
 
 
 def test_a_one_step_epoch_is_timed_whole() -> None:
     asked = []
     budget = TimeBudget(30, 10, planner=lambda epoch, spent: asked.append(epoch) or None)
     budget.observe(1, total_steps=1, epoch_seconds=2.0)
-    assert asked == [2.0]
+    assert asked == [2.0]  # the one step, warm-up and all
 
 
 def test_a_short_run_budget_trains_the_folds_it_can_afford(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -166,14 +171,16 @@ def test_a_short_run_budget_trains_the_folds_it_can_afford(tmp_path: Path, capsy
         "folds.train_folds=null",
         "train.time_budget_minutes=0.05",
         "train.time_budget_scope=run",
-        "train.time_budget_min_epochs=1000",
+        "train.time_budget_min_steps=100000",
     ]
     config = load_config(overrides)
     make_folds(config)
     metrics = train(config)
-    assert list(metrics["folds"]) == ["0"]  # 3 s cannot give 1000 epochs to more than one fold
+    assert list(metrics["folds"]) == ["0"]  # 3 s cannot give 100,000 updates to more than one fold
     output = capsys.readouterr().out
     assert "time budget: folds [1, 2] left out" in output
+    planned = r"time budget: an optimizer update takes about [\d.e-]+ s, so 1 fold\(s\) get about \d+ updates"
+    assert re.search(planned, output), output
     paths = RunPaths.from_config(config)
     folds = pd.read_csv(paths.folds)["fold"]
     assert f"the CV rests on {int((folds == 0).sum())} validation image(s) (fold(s) [0] of 3)" in output
@@ -237,6 +244,8 @@ def test_the_fitted_batch_and_lr_are_printed_and_recorded_in_config_yaml(tmp_pat
     assert f"fitted to the data: train.batch_size={batch} (from 32): {training_images} training images" in output
     recorded = load_config(base=paths.config).train
     assert recorded.batch_size == batch and recorded.lr == pytest.approx(0.002 * math.sqrt(batch / 32), rel=1e-3)
+    cache = load_config(base=paths.config).data.cache  # data.cache=auto, settled from the memory free
+    assert cache in ("ram", "none") and f"fitted to the data: data.cache={cache}: " in output
     history = pd.read_csv(paths.history(0))
     assert history["updates"].iloc[-1] == updates_per_epoch(training_images, batch, 1, 1)
     assert {"lr", "updates"} <= set(history.columns)

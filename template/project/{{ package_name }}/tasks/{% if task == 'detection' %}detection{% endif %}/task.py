@@ -4,7 +4,6 @@ Mosaic and Copy-Paste, COCO mAP through pycocotools, TTA and fold merging with e
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from ...config import Config
 from ...core.data import LabelledTable, id_stem, object_array
 from ...core.errors import ConfigError, SubmissionError
 from ...core.metrics import Metric
+from ...core.recipe import Choice, image_size_choice
 from ...core.registry import lookup
 from ...core.runs import write_csv
 from ...core.tta import deaugment_boxes, get_view
@@ -74,19 +74,20 @@ class DetectionTask(TaskHooks):
         use_pretrained = self.config.model.pretrained if pretrained is None else pretrained
         return create_detector(self.config, len(self.classes), use_pretrained)
 
-    def data_settings(self, table: LabelledTable) -> dict[str, Any]:
-        """detection.anchor_sizes=auto: sizes from the training boxes at model.image_size, for the detectors that
-        take them (torchvision's COCO models keep the anchors their weights were trained with)."""
-        det, size = self.config.detection, self.config.model.image_size
-        if det.anchor_sizes != "auto" or det.architecture not in ANCHOR_LEVELS:
-            return {}
+    def data_settings(self, table: LabelledTable) -> list[Choice]:
+        """Under a time budget, the resolution the small boxes allow (detection.fit_image_size); then
+        detection.anchor_sizes=auto from the training boxes at that size, for the detectors that take them
+        (torchvision's COCO models keep the anchors their weights were trained with)."""
+        config, det = self.config, self.config.detection
         boxes = [target["boxes"] for target in table.targets]
-        frame = table.frame
-        sides = box_sides(boxes, frame["width"].to_numpy(), frame["height"].to_numpy(), size)
-        sizes, reason = anchor_sizes_for(sides, size, det.architecture)
-        if int(os.environ.get("RANK", "0")) == 0:  # once under torchrun
-            print(f"fitted to the data: detection.anchor_sizes={sizes}: {reason}")
-        return {"detection": {"anchor_sizes": sizes}}
+        widths, heights = table.frame["width"].to_numpy(), table.frame["height"].to_numpy()
+        resolution = image_size_choice(config, box_sides(boxes, widths, heights, config.model.image_size))
+        choices = [] if resolution is None else [resolution]
+        if det.anchor_sizes == "auto" and det.architecture in ANCHOR_LEVELS:
+            size = config.model.image_size if resolution is None else resolution.settings["model"]["image_size"]
+            sizes, reason = anchor_sizes_for(box_sides(boxes, widths, heights, size), size, det.architecture)
+            choices.append(Choice({"detection": {"anchor_sizes": sizes}}, f"detection.anchor_sizes={sizes}: {reason}"))
+        return choices
 
     def normalisation(self, model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
         return (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)  # 0-1 floats: torchvision detectors normalise inside (model.transform)

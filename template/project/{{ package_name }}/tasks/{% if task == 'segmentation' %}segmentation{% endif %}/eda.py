@@ -112,7 +112,7 @@ def crop_proposal(config: Config, image_side: float, extent: float) -> tuple[str
     """Train at full size on crops (as `check` advises for images over twice model.image_size), the crop large
     enough for nine in ten objects (their bounding side, 1.25x)."""
     size = config.model.image_size
-    if config.segmentation.train_crop is not None or image_side < 2 * size:
+    if isinstance(config.segmentation.train_crop, int) or image_side < 2 * size:
         return None
     full = math.ceil(image_side / 32) * 32
     crop = min(max(size, math.ceil(1.25 * extent / 32) * 32), full - 32)

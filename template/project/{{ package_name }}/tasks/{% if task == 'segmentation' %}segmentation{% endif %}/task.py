@@ -16,9 +16,10 @@ from albumentations.pytorch import ToTensorV2
 from torch import nn
 
 from ...config import Config
-from ...core.data import id_stem, object_array
+from ...core.data import LabelledTable, id_stem, object_array
 from ...core.errors import ConfigError, SubmissionError
 from ...core.metrics import Metric
+from ...core.recipe import Choice, crop_choice
 from ...core.runs import atomic_path, write_json
 from ...core.tta import map_probabilities
 from .. import TaskHooks
@@ -81,11 +82,16 @@ class SegmentationTask(TaskHooks):
             raise ConfigError("segmentation augmentations must be albumentations transforms (no torchvision backend)")
         size, crop = self.config.model.image_size, self.config.segmentation.train_crop
         steps: list[Any] = [A.Resize(size, size)]
-        if train and crop is not None and crop < size:  # crops that keep objects in view, whole images at test
+        if train and isinstance(crop, int) and crop < size:  # crops that keep objects in view, whole images at test
             steps.append(A.CropNonEmptyMaskIfExists(crop, crop))
         if augmentations is not None:
             steps.append(augmentations)
         return A.Compose([*steps, ToTensorV2(transpose_mask=True)])
+
+    def data_settings(self, table: LabelledTable) -> list[Choice]:
+        """segmentation.train_crop=auto: large images train on crops (core/recipe.py)."""
+        crop = crop_choice(self.config)
+        return [] if crop is None else [crop]
 
     def create_dataset(
         self, paths: list[str], targets: np.ndarray | None, transform: Any, train: bool = False
