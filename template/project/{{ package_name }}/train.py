@@ -58,7 +58,7 @@ def fold_planner(run_budget: RunBudget, runtime: Runtime, config: Config) -> Pla
             )
         return planned
 
-    return plan
+    return Planner(plan, until_planned=run_budget.left())
 
 
 def train_fold(

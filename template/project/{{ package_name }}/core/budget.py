@@ -19,8 +19,16 @@ PLAN_AFTER_EPOCH_SHARE = 0.1  # a run budget plans its folds once this share of 
 # batches, so timing them would plan on a step several times slower than a steady one.
 WARMUP_STEPS = 3
 
-# (seconds of a steady training step, seconds this fold has spent) -> the fold's new budget in seconds, or None
-Planner = Callable[[float, float], "float | None"]
+
+@dataclass(frozen=True)
+class Planner:
+    """What a run budget's first fold asks, once a steady step is timed: plan(step seconds, seconds the fold has
+    spent) -> the fold's new budget in seconds, or None when its share stands. Until then the fold may train for
+    `until_planned` seconds (what the run has left), so a first step slower than the fold's even share cannot end the
+    fold before the plan that would have given it the whole budget."""
+
+    plan: Callable[[float, float], float | None]
+    until_planned: float
 
 
 @dataclass
@@ -63,7 +71,7 @@ class TimeBudget:
             return
         timed_steps, timed_seconds = steps - self.timed_from[0], epoch_seconds - self.timed_from[1]
         planner, self.planner = self.planner, None
-        seconds = planner(timed_seconds / timed_steps, self.elapsed())
+        seconds = planner.plan(timed_seconds / timed_steps, self.elapsed())
         if seconds is not None:
             self.seconds = seconds
 
@@ -72,11 +80,13 @@ class TimeBudget:
         the folds after it get what the run has left, not an even share of it."""
         if self.planner is not None:
             planner, self.planner = self.planner, None
-            planner(step_seconds, self.elapsed())
+            planner.plan(step_seconds, self.elapsed())
 
     def spent(self) -> bool:
-        """No time left for another training step before the final evaluation and checkpoint."""
-        return self.elapsed() + self.reserve >= self.seconds
+        """No time left for another training step before the final evaluation and checkpoint (before the fold is
+        planned: the run's, not the fold's share of it)."""
+        limit = self.seconds if self.planner is None else max(self.seconds, self.planner.until_planned)
+        return self.elapsed() + self.reserve >= limit
 
     def fraction(self) -> float:
         """How far training is through its share of the budget (the reserve left out), 0 to 1."""

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from ..config import load_config
-from ..core.budget import WARMUP_STEPS, RunBudget, TimeBudget, create_run_budget, folds_affordable
+from ..core.budget import WARMUP_STEPS, Planner, RunBudget, TimeBudget, create_run_budget, folds_affordable
 from ..core.engine import create_optimizer, create_scheduler
 from ..core.fold import FoldRun
 from ..core.recipe import SMALLEST_FITTED_BATCH, batch_choice, fitted_batch_size, updates_per_epoch
@@ -122,7 +122,7 @@ def test_the_planner_times_steady_steps_only_and_is_asked_once_a_tenth_of_the_ep
     """The first steps compile the model and wait for the first batches (10 s each here against 0.1 s): the
     planner gets the time of a steady step, not one inflated by the warm-up."""
     asked = []
-    budget = TimeBudget(30, 10, planner=lambda step, spent: asked.append(step) or 90.0)
+    budget = TimeBudget(30, 10, planner=Planner(lambda step, spent: asked.append(step) or 90.0, until_planned=0.0))
     times = np.cumsum([10.0] * WARMUP_STEPS + [0.1] * 97)
     for step in range(1, WARMUP_STEPS + 10):
         budget.observe(step, total_steps=100, epoch_seconds=float(times[step - 1]))
@@ -137,7 +137,8 @@ def test_a_fold_whose_budget_ran_out_within_the_warm_up_is_planned_when_it_ends(
     """A slow machine can spend a short fold budget before the steady steps: the folds after it must still be
     planned (else each gets an even share of a budget that cannot train them)."""
     asked = []
-    budget = TimeBudget(3, 10, planner=lambda epoch, spent: asked.append((epoch, spent)) or None)
+    planner = Planner(lambda step, spent: asked.append((step, spent)) or None, until_planned=0.0)
+    budget = TimeBudget(3, 10, planner=planner)
     budget.observe(1, total_steps=2, epoch_seconds=2.5)  # the first step, a warm-up one: no plan yet
     assert asked == []
     budget.plan_at_end(5.0)
@@ -145,10 +146,32 @@ def test_a_fold_whose_budget_ran_out_within_the_warm_up_is_planned_when_it_ends(
     assert len(asked) == 1 and asked[0][0] == 5.0
 
 
+def test_a_first_step_slower_than_the_fold_share_does_not_end_the_fold_before_its_plan() -> None:
+    """Five folds of a 60 s run budget start with 12 s each; a first step of 17 s must not end the first fold (the
+    plan after the second step gives it the whole run), and once planned its own budget rules again."""
+    now = [0.0]
+    run_budget = RunBudget(60, 5, min_steps=500, clock=lambda: now[0])
+    planner = Planner(lambda step, spent: run_budget.plan(0, step, spent), until_planned=run_budget.left())
+    budget = TimeBudget(run_budget.fold_seconds(0), 10, planner=planner, clock=lambda: now[0])
+    now[0] = 17.0
+    budget.observe(1, total_steps=2, epoch_seconds=17.0)  # the warm-up step: timing starts after it
+    assert not budget.spent()  # past its 12 s share, not past the run's 60 s
+    now[0] = 34.0
+    budget.observe(2, total_steps=2, epoch_seconds=34.0)  # planned: 60 s give one fold 3 updates, not 500
+    assert run_budget.folds == 1 and budget.seconds == pytest.approx(60) and not budget.spent()
+    now[0] = 60.0
+    assert budget.spent()
+    unplanned = TimeBudget(12, 10, planner=Planner(lambda step, spent: None, until_planned=60), clock=lambda: now[0])
+    now[0] += 13
+    assert not unplanned.spent()
+    unplanned.plan_at_end(13.0)  # asked once, its share stands: the fold's own 12 s rule again
+    assert unplanned.spent()
+
+
 @pytest.mark.parametrize("accumulate", [1, 4])
 def test_the_first_update_of_an_epoch_is_never_timed(accumulate: int) -> None:
     asked = []
-    budget = TimeBudget(30, 10, planner=lambda epoch, spent: asked.append(epoch) or None)
+    budget = TimeBudget(30, 10, planner=Planner(lambda epoch, spent: asked.append(epoch) or None, until_planned=0.0))
     steps = range(accumulate, 41, accumulate)  # observed after each optimizer update
     seconds = {step: 20.0 + 0.5 * (step - accumulate) for step in steps}  # the first update took 20 s
     for step in steps:
@@ -158,7 +181,7 @@ def test_the_first_update_of_an_epoch_is_never_timed(accumulate: int) -> None:
 
 def test_a_one_step_epoch_is_timed_whole() -> None:
     asked = []
-    budget = TimeBudget(30, 10, planner=lambda epoch, spent: asked.append(epoch) or None)
+    budget = TimeBudget(30, 10, planner=Planner(lambda epoch, spent: asked.append(epoch) or None, until_planned=0.0))
     budget.observe(1, total_steps=1, epoch_seconds=2.0)
     assert asked == [2.0]  # the one step, warm-up and all
 
