@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
+from podium.demo_scoring import mask_value_offset
 
 LR = 1e-3
 CROP_FROM = 384  # segmentation images this large train on random crops of CROP
@@ -224,7 +225,7 @@ def segmentation(data_dir: Path, submission: Path, seconds: float, encoder: str,
     test_ids = sorted(sample["id"].unique())
     test_images = load_images(data_dir / "test", test_ids, size, mode)
     test_sizes = {i: Image.open(data_dir / "test" / f"{i}.png").size for i in test_ids}
-    offset = 0 if sample["ClassId"].astype(int).min() >= 1 else 1  # ids from 1 are mask values, from 0 one less
+    offset = mask_value_offset(sample["ClassId"])  # ids from 1 are mask values, from 0 one less
     num_classes = int(sample["ClassId"].astype(int).max()) + offset + 1
     mean, std = images.mean(), images.std()
     model = smp.Unet(encoder, encoder_weights=None, in_channels=images.shape[1], classes=num_classes)

@@ -16,8 +16,8 @@ submission included) for loading, training and predicting.
 python benchmarks/vs_hand_loop.py --suite held_out [--minutes 3] [--seeds 3] [--cases a,b] [--dest DIR]
 (development needs `pip install -e .[bench]` for mlxtend and scikit-image; held_out fetches its packages once into
 $PODIUM_BENCH_CACHE; about 2 x minutes x seeds per case)
-    [--smoke]   (the masks_large ablation on 48 scenes, a 2-second budget, steps of 4 images, the hand loop
-                 capped at 2 s: checks that both sides run)
+    [--smoke]   (the masks_large ablation on 48 scenes and LFW faces, a 2-second budget, steps of 4 images, the
+                 hand loop capped at 2 s: checks that both sides run)
 The runs stay in --dest; without it, in a temporary folder removed at the end.
 """
 
@@ -32,12 +32,12 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 from _project import (
     BENCHMARKS,
     SMOKE_TRAINING,
@@ -64,7 +64,7 @@ from podium.demo import (
 from podium.discover import inspect_competition
 from podium.project import create_project
 from podium.sources import place_data
-from public_datasets import HELD_OUT, write_classification_competition
+from public_datasets import DEVELOPMENT, HELD_OUT, Writer
 
 Scorer = Callable[[ProjectShell, Path, Path], float]  # (shell in the project, submission, held-out labels)
 
@@ -117,6 +117,27 @@ def public_answers(name: str) -> dict[str, Any]:
     return {"package_name": f"{name}_bench", "pretrained": False, "wandb_mode": "disabled"}
 
 
+HOLDOUT_FILES = {"classification": "test_labels.csv", "detection": "test_boxes.csv", "segmentation": "masks"}
+SCORERS: dict[str, Scorer] = {
+    "classification": classification_score,
+    "detection": map50_score,
+    "segmentation": dice_score,
+}
+# The template's default model (backbone resnet18; detection Faster R-CNN) in each hand loop's own build, at the
+# image size podium was given (size None).
+HAND_LOOPS = {
+    "classification": (HandLoop("classification", {"backbone": "resnet18", "size": None}), "timm resnet18"),
+    "detection": (HandLoop("detection", {"size": None}), "torchvision Faster R-CNN, ResNet-18 under a 64-channel FPN"),
+    "segmentation": (HandLoop("segmentation", {"encoder": "tu-resnet18", "size": None}), "smp U-Net tu-resnet18"),
+}
+
+
+def public_case(name: str, task: str, writer: Writer) -> Case:
+    """A public dataset rendered with the answers `podium new --from` proposes, against the task's hand loop."""
+    loop, model = HAND_LOOPS[task]
+    return Case(public_answers(name), [], writer, HOLDOUT_FILES[task], SCORERS[task], loop, model, from_data=True)
+
+
 CASES = {
     "digits": Case(
         DEMO_ANSWERS,
@@ -145,46 +166,10 @@ CASES = {
         HandLoop("segmentation", {"encoder": "tu-resnet10t", "size": 64}),
         "smp U-Net tu-resnet10t, 64 px",
     ),
-    **{
-        name: Case(
-            public_answers(name),
-            [],
-            partial(write_classification_competition, name),
-            "test_labels.csv",
-            classification_score,
-            HandLoop("classification", {"backbone": "resnet18", "size": 32}),
-            "timm resnet18, 32 px",
-            from_data=True,
-        )
-        for name in ("mnist", "lfw")
-    },
+    **{name: public_case(name, task, writer) for name, (task, writer) in DEVELOPMENT.items()},
 }
 
-HOLDOUT_FILES = {"classification": "test_labels.csv", "detection": "test_boxes.csv", "segmentation": "masks"}
-SCORERS: dict[str, Scorer] = {
-    "classification": classification_score,
-    "detection": map50_score,
-    "segmentation": dice_score,
-}
-# The template's default model (backbone resnet18; detection Faster R-CNN) in each hand loop's own build.
-HAND_LOOPS = {
-    "classification": (HandLoop("classification", {"backbone": "resnet18", "size": None}), "timm resnet18"),
-    "detection": (HandLoop("detection", {"size": None}), "torchvision Faster R-CNN, ResNet-18 under a 64-channel FPN"),
-    "segmentation": (HandLoop("segmentation", {"encoder": "tu-resnet18", "size": None}), "smp U-Net tu-resnet18"),
-}
-HELD_OUT_CASES = {
-    name: Case(
-        public_answers(name),
-        [],
-        writer,
-        HOLDOUT_FILES[task],
-        SCORERS[task],
-        HAND_LOOPS[task][0],
-        HAND_LOOPS[task][1],
-        from_data=True,
-    )
-    for name, (task, writer) in HELD_OUT.items()
-}
+HELD_OUT_CASES = {name: public_case(name, task, writer) for name, (task, writer) in HELD_OUT.items()}
 SUITES = {"development": CASES, "held_out": HELD_OUT_CASES}
 
 # Ablations only (not in the default list): segmentation of 192 px scenes, shrunk or trained on full-size crops.
@@ -202,6 +187,7 @@ ABLATIONS = {
 
 
 SMOKE_HAND_SECONDS = 2.0
+SMOKE_CASES = "masks_large,lfw"  # a demo-built case and a public one (`podium new --from`, scikit-image's faces)
 HAND_LOOP = """
 import sys
 from pathlib import Path
@@ -246,8 +232,8 @@ def make_project(name: str, case: Case, root: Path, smoke: bool) -> tuple[Path, 
         create_project(project, data=answers, defaults=True, quiet=True)
         with demo_scale(smoke):
             case.write(project / "data", holdout)
-    size = answers.get("image_size") or (512 if answers.get("task") in ("detection", "segmentation") else 224)
-    return project, int(size)
+    rendered = yaml.safe_load((project / "configs" / "default.yaml").read_text())
+    return project, int(rendered["model"]["image_size"])
 
 
 def run_case(
@@ -351,7 +337,7 @@ def main() -> None:
     minutes = 0.03 if args.smoke else args.minutes
     seeds = 1 if args.smoke else args.seeds
     cases = SUITES[args.suite]
-    names = [n.strip() for n in (args.cases or ("masks_large" if args.smoke else ",".join(cases))).split(",")]
+    names = [n.strip() for n in (args.cases or (SMOKE_CASES if args.smoke else ",".join(cases))).split(",")]
     known = {**cases, **ABLATIONS}
     unknown = sorted(set(names) - set(known) - {""})
     if unknown:

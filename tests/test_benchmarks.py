@@ -26,7 +26,7 @@ EXPECTED_SECONDS = {
     "gpu_check.py": 43,
     "toolbox_gains.py": 42,
     "gpu_throughput.py": 34,
-    "vs_hand_loop.py": 27,
+    "vs_hand_loop.py": 34,
     "eda_speed.py": 26,
     "tuning_gains.py": 21,
     "ensembling_gains.py": 19,
