@@ -102,13 +102,49 @@ def dice_score(shell: ProjectShell, submission: Path, holdout: Path) -> float:
     return demo_test_score(shell, "segmentation", submission, holdout)
 
 
-def write_large_masks_competition(data_dir: Path, holdout_dir: Path) -> dict[str, int]:
-    """The digit-masks competition on 192 px scenes (the same 16-24 px digits): for the crop ablation."""
-    saved, demo.SCENE_SIZE = demo.SCENE_SIZE, 192
-    try:
-        return write_masks_competition(data_dir, holdout_dir)
-    finally:
-        demo.SCENE_SIZE = saved
+def demo_variant(writer: Writer, size: int, scenes: dict[str, int], scales: tuple[int, int]) -> Writer:
+    """A demo competition's writer on `size` px scenes, `scenes` train/test counts and digits scaled by `scales`."""
+
+    def write(data_dir: Path, holdout_dir: Path) -> dict[str, int]:
+        saved = demo.SCENE_SIZE, demo.SCENES, demo.DIGIT_SCALES
+        demo.SCENE_SIZE, demo.SCENES, demo.DIGIT_SCALES = size, scenes, scales
+        try:
+            return writer(data_dir, holdout_dir)
+        finally:
+            demo.SCENE_SIZE, demo.SCENES, demo.DIGIT_SCALES = saved
+
+    return write
+
+
+# The digit-masks competition on 192 px scenes (the same 16-24 px digits): for the crop ablation.
+write_large_masks_competition = demo_variant(write_masks_competition, 192, demo.SCENES, demo.DIGIT_SCALES)
+# Development cases shaped like the held-out ones (few images of 384 px, small or large objects), from the demo's
+# own digits: defaults may be chosen on their validation folds.
+SMALL_SETS = {"train": 48, "test": 16}
+
+
+def class_ids_from_one(writer: Writer) -> Writer:
+    """The digit masks with the sample submission's ClassId equal to the mask value (digit k: k + 1), as a
+    competition with masks of class ids states them: `podium new --from` maps mask values to those ids."""
+
+    def write(data_dir: Path, holdout_dir: Path) -> dict[str, int]:
+        counts = writer(data_dir, holdout_dir)
+        sample = pd.read_csv(data_dir / "sample_submission.csv", dtype={"id": str}, keep_default_na=False)
+        sample["ClassId"] = sample["ClassId"].astype(int) + 1
+        sample.to_csv(data_dir / "sample_submission.csv", index=False)
+        return counts
+
+    return write
+
+
+DIGIT_VARIANTS: dict[str, tuple[str, Writer]] = {
+    "digit_boxes_small": ("detection", demo_variant(write_scenes_competition, 384, SMALL_SETS, (2, 3))),
+    "digit_boxes_large": ("detection", demo_variant(write_scenes_competition, 384, SMALL_SETS, (12, 20))),
+    "digit_masks_small": (
+        "segmentation",
+        class_ids_from_one(demo_variant(write_masks_competition, 384, SMALL_SETS, (6, 10))),
+    ),
+}
 
 
 def public_answers(name: str) -> dict[str, Any]:
@@ -166,7 +202,7 @@ CASES = {
         HandLoop("segmentation", {"encoder": "tu-resnet10t", "size": 64}),
         "smp U-Net tu-resnet10t, 64 px",
     ),
-    **{name: public_case(name, task, writer) for name, (task, writer) in DEVELOPMENT.items()},
+    **{name: public_case(name, task, writer) for name, (task, writer) in {**DEVELOPMENT, **DIGIT_VARIANTS}.items()},
 }
 
 HELD_OUT_CASES = {name: public_case(name, task, writer) for name, (task, writer) in HELD_OUT.items()}

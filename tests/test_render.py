@@ -304,3 +304,23 @@ def test_caches_in_the_template_never_reach_projects(tmp_path: Path, template_co
     # Rendering straight from the folder (no store) still drops it: copier.yml's _exclude names it.
     project = create_project(tmp_path / "p", template=str(template_copy), defaults=True, quiet=True, init_git=False)
     assert not [p for p in project.rglob("*") if "__pycache__" in p.parts]
+
+
+@pytest.mark.parametrize(
+    ("pretrained", "expected"),
+    [
+        (True, {"architecture": "fasterrcnn_resnet50_fpn_v2", "fpn_channels": 256, "roi_head_channels": 1024}),
+        (False, {"architecture": "fasterrcnn", "fpn_channels": 64, "roi_head_channels": 256, "roi_batch_size": 64}),
+    ],
+)
+def test_detector_default_follows_pretrained(tmp_path: Path, pretrained: bool, expected: dict) -> None:
+    """From scratch, the default detector is the light Faster R-CNN on the timm backbone; with weights, torchvision's
+    COCO-trained ResNet-50 FPN. An explicit architecture answer wins either way."""
+    answers = {"project_name": "Det", "task": "detection", "data_layout": "coco", "pretrained": pretrained}
+    project = create_project(tmp_path / "p", data=answers, defaults=True, quiet=True)
+    detection = load_rendered_config(project, "det")["detection"]
+    assert {key: detection[key] for key in expected} == expected
+    chosen = create_project(
+        tmp_path / "q", data={**answers, "architecture": "fcos_resnet50_fpn"}, defaults=True, quiet=True
+    )
+    assert load_rendered_config(chosen, "det")["detection"]["architecture"] == "fcos_resnet50_fpn"

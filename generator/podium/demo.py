@@ -145,19 +145,21 @@ DETECTION_FULL = ["train.epochs=8"]
 DETECTION_FAST = ["train.epochs=1", "train.max_steps_per_epoch=8"]
 SCENE_SIZE = 64
 SCENES = {"train": 1000, "test": 300}
+DIGIT_SCALES = (2, 3)  # each 8 px digit is pasted this many times larger (16-24 px)
 
 
 def _place_digits(
     canvas: Any, digit_images: Any, digit_labels: Any, rng: Any, count: int
 ) -> list[tuple[int, int, int, int, int]]:
-    """Paste `count` digits, each scaled 2-3x, where they do not overlap; returns (x, y, w, h, label)."""
+    """Paste `count` digits, each scaled by one of DIGIT_SCALES, where they do not overlap; returns (x, y, w, h,
+    label)."""
     import numpy as np
 
     boxes: list[tuple[int, int, int, int, int]] = []
     size = canvas.shape[0]
     for _ in range(count):
         index = int(rng.integers(len(digit_images)))
-        scale = int(rng.integers(2, 4))
+        scale = int(rng.integers(DIGIT_SCALES[0], DIGIT_SCALES[1] + 1))
         digit = np.kron(digit_images[index], np.ones((scale, scale)))
         side = digit.shape[0]
         for _ in range(30):
