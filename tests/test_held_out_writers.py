@@ -3,12 +3,14 @@ from registries only when the benchmark runs), the hand loop reads their boxes, 
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 from podium.demo_scoring import mask_value_offset
 from podium.discover import inspect_competition
 
@@ -17,8 +19,10 @@ from .conftest import REPO_ROOT
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 
 import hand_loops
+import held_out_datasets
 from held_out_datasets import write_boxes_arrays, write_masks_arrays
-from vs_hand_loop import summarise
+from podium import demo
+from vs_hand_loop import DIGIT_VARIANTS, summarise
 
 
 def test_boxes_are_written_as_a_boxes_csv_competition_the_hand_loop_reads(tmp_path: Path) -> None:
@@ -51,6 +55,37 @@ def test_masks_are_written_with_class_ids_that_are_the_mask_values(tmp_path: Pat
     assert sorted(sample["ClassId"].unique()) == ["1", "2"] and mask_value_offset(sample["ClassId"]) == 0
     assert mask_value_offset(pd.Series(["0", "9"])) == 1  # the digit masks demo: class k is mask value k + 1
     assert len(list((tmp_path / "holdout" / "masks").glob("*.png"))) == sample["id"].nunique() == 2
+
+
+def test_elpv_cells_are_labelled_defective_from_probability_one_half(tmp_path: Path, monkeypatch) -> None:
+    data = tmp_path / "package" / "elpv_dataset" / "data"
+    (data / "images").mkdir(parents=True)
+    probabilities = [0.0, 1 / 3, 2 / 3, 1.0] * 5
+    for k in range(len(probabilities)):
+        Image.fromarray(np.full((30, 30), k, np.uint8)).save(data / "images" / f"cell{k:04d}.png")
+    lines = [f"images/cell{k:04d}.png  {p:.16f}  {'mono' if k % 2 else 'poly'}" for k, p in enumerate(probabilities)]
+    (data / "labels.csv").write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(held_out_datasets, "pip_package", lambda requirement: tmp_path / "package")
+    images, labels = held_out_datasets.fetch_elpv()
+    assert images.shape == (20, 30, 30) and images[7].max() == 7
+    assert labels.tolist() == ["functional", "functional", "defective", "defective"] * 5
+    assert held_out_datasets.write_elpv(tmp_path / "data", tmp_path / "holdout") == {"train": 16, "test": 4}
+    findings = inspect_competition(tmp_path / "data")
+    assert findings.answers["task"] == "classification" and findings.answers["data_layout"] == "csv"
+
+
+def test_development_variants_write_small_sets_of_large_scenes_and_restore_the_demo(tmp_path: Path) -> None:
+    saved = demo.SCENE_SIZE, demo.SCENES, demo.DIGIT_SCALES
+    _, write = DIGIT_VARIANTS["digit_boxes_large"]
+    assert write(tmp_path / "data", tmp_path / "holdout") == {"train": 48, "test": 16}
+    assert saved == (demo.SCENE_SIZE, demo.SCENES, demo.DIGIT_SCALES)
+    assert Image.open(tmp_path / "data" / "train" / "train_0000.png").size == (384, 384)
+    sides = pd.read_csv(tmp_path / "data" / "train.csv")["bbox"].map(lambda b: json.loads(b)[2])
+    assert sides.min() >= 8 * 12 and sides.max() <= 8 * 20
+    _, write_masks = DIGIT_VARIANTS["digit_masks_small"]
+    write_masks(tmp_path / "masks", tmp_path / "masks_holdout")
+    sample = pd.read_csv(tmp_path / "masks" / "sample_submission.csv", dtype=str)
+    assert sorted(sample["ClassId"].unique(), key=int) == [str(k) for k in range(1, 11)]  # the mask values
 
 
 def test_the_summary_gives_mean_and_std_and_whether_podium_holds_the_target() -> None:

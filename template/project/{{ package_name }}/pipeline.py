@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config, load_config, with_overrides
-from .core.run_config import resumed_config, with_run_values_for_auto
+from .core.run_config import resumed_config
 from .core.runs import RunPaths, expand_variants
 from .folds import make_folds
 from .predict import predict
@@ -49,8 +49,9 @@ def run_stages(
     make_fold_files(configs, variants, resume)
     for position, settings in enumerate(variants):
         metrics = train(settings, resume=resume)
-        trained = load_config(base=RunPaths.from_config(settings).config)
-        variants[position] = with_run_values_for_auto(trained, settings)  # with what train took from the data
+        # The run's config.yaml, as the `predict` command reads it: with what train fitted to the data (a budget's
+        # resolution and anchors), which the checkpoints need to see the images as they were trained on.
+        variants[position] = load_config(base=RunPaths.from_config(settings).config)
         predict(variants[position])
     final = variants[0]
     if len(variants) > 1:

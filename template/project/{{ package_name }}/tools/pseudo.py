@@ -51,7 +51,7 @@ def pseudo(config: Config) -> list[dict[str, Any]]:
         }
         round_config = with_overrides(with_overrides(config, changes), labeller.round_overrides(config))
         metrics = train(round_config)
-        round_config = with_run_values_for_auto(load_config(base=round_dir.config), round_config)  # auto anchors
+        round_config = load_config(base=round_dir.config)  # with what train fitted to the data
         predict(round_config)
         rounds.append(
             {
