@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from podium.demo import holdout_accuracy
 from podium.demo_scoring import mask_value_offset
 from podium.discover import inspect_competition
 
@@ -72,6 +73,13 @@ def test_elpv_cells_are_labelled_defective_from_probability_one_half(tmp_path: P
     assert held_out_datasets.write_elpv(tmp_path / "data", tmp_path / "holdout") == {"train": 16, "test": 4}
     findings = inspect_competition(tmp_path / "data")
     assert findings.answers["task"] == "classification" and findings.answers["data_layout"] == "csv"
+    truth = pd.read_csv(tmp_path / "holdout" / "test_labels.csv", dtype=str)
+    truth.to_csv(tmp_path / "right.csv", index=False)
+    truth.assign(label=truth["label"].map({"defective": "functional", "functional": "defective"})).to_csv(
+        tmp_path / "wrong.csv", index=False
+    )
+    assert holdout_accuracy(tmp_path / "right.csv", tmp_path / "holdout" / "test_labels.csv") == 1.0
+    assert holdout_accuracy(tmp_path / "wrong.csv", tmp_path / "holdout" / "test_labels.csv") == 0.0
 
 
 def test_development_variants_write_small_sets_of_large_scenes_and_restore_the_demo(tmp_path: Path) -> None:

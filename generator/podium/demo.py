@@ -103,9 +103,10 @@ def svc_baseline(data_dir: Path, folds_file: Path) -> float:
 def holdout_accuracy(submission: Path, holdout: Path) -> float:
     import pandas as pd
 
-    predicted = pd.read_csv(submission, dtype={"id": str}).set_index("id")["label"]
-    truth = pd.read_csv(holdout, dtype={"id": str}).set_index("id")["label"]
-    return float((predicted.loc[truth.index].astype(int).to_numpy() == truth.to_numpy()).mean())
+    # Labels compared as written (digits, or class names such as a public case's): read as text on both sides.
+    predicted = pd.read_csv(submission, dtype=str).set_index("id")["label"]
+    truth = pd.read_csv(holdout, dtype=str).set_index("id")["label"]
+    return float((predicted.loc[truth.index].to_numpy() == truth.to_numpy()).mean())
 
 
 DETECTION_ANSWERS: dict[str, Any] = {
