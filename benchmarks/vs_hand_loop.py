@@ -103,12 +103,15 @@ def dice_score(shell: ProjectShell, submission: Path, holdout: Path) -> float:
     return demo_test_score(shell, "segmentation", submission, holdout)
 
 
-def demo_variant(writer: Writer, size: int, scenes: dict[str, int], scales: tuple[int, int]) -> Writer:
-    """A demo competition's writer on `size` px scenes, `scenes` train/test counts and digits scaled by `scales`."""
+def demo_variant(
+    writer: Writer, size: int, scenes: dict[str, int] | None = None, scales: tuple[int, int] | None = None
+) -> Writer:
+    """A demo competition's writer on `size` px scenes, `scenes` train/test counts and digits scaled by `scales`
+    (None: the demo's, as they are when it writes: --smoke lowers the counts)."""
 
     def write(data_dir: Path, holdout_dir: Path) -> dict[str, int]:
         saved = demo.SCENE_SIZE, demo.SCENES, demo.DIGIT_SCALES
-        demo.SCENE_SIZE, demo.SCENES, demo.DIGIT_SCALES = size, scenes, scales
+        demo.SCENE_SIZE, demo.SCENES, demo.DIGIT_SCALES = size, scenes or saved[1], scales or saved[2]
         try:
             return writer(data_dir, holdout_dir)
         finally:
@@ -118,7 +121,7 @@ def demo_variant(writer: Writer, size: int, scenes: dict[str, int], scales: tupl
 
 
 # The digit-masks competition on 192 px scenes (the same 16-24 px digits): for the crop ablation.
-write_large_masks_competition = demo_variant(write_masks_competition, 192, demo.SCENES, demo.DIGIT_SCALES)
+write_large_masks_competition = demo_variant(write_masks_competition, 192)
 # Development cases shaped like the held-out ones (few images of 384 px, small or large objects), from the demo's
 # own digits: defaults may be chosen on their validation folds.
 SMALL_SETS = {"train": 48, "test": 16}
