@@ -122,9 +122,6 @@ def demo_variant(
 
 # The digit-masks competition on 192 px scenes (the same 16-24 px digits): for the crop ablation.
 write_large_masks_competition = demo_variant(write_masks_competition, 192)
-# Development cases shaped like the held-out ones (few images of 384 px, small or large objects), from the demo's
-# own digits: defaults may be chosen on their validation folds.
-SMALL_SETS = {"train": 48, "test": 16}
 
 
 def class_ids_from_one(writer: Writer) -> Writer:
@@ -141,6 +138,9 @@ def class_ids_from_one(writer: Writer) -> Writer:
     return write
 
 
+# Development cases shaped like the held-out ones (few images of 384 px, small or large objects), from the demo's
+# own digits: defaults may be chosen on their validation folds.
+SMALL_SETS = {"train": 48, "test": 16}
 DIGIT_VARIANTS: dict[str, tuple[str, Writer]] = {
     "digit_boxes_small": ("detection", demo_variant(write_scenes_competition, 384, SMALL_SETS, (2, 3))),
     "digit_boxes_large": ("detection", demo_variant(write_scenes_competition, 384, SMALL_SETS, (12, 20))),
