@@ -119,7 +119,13 @@ def _fitted_to_data(config: Config, table: LabelledTable) -> list[str]:
         )
     except ProjectError:  # a setting the config checks above already report
         return []
-    return [f"train will fit to the data: {choice.reason}" for choice in choices]
+    notes = [f"train will fit to the data: {choice.reason}" for choice in choices]
+    if config.train.time_budget_minutes is not None and config.train.fit_batch_to_budget:
+        notes.append(
+            "train will time a training step and lower train.batch_size where the budget would buy fewer than "
+            f"train.time_budget_min_steps={config.train.time_budget_min_steps} updates (train.fit_batch_to_budget)"
+        )
+    return notes
 
 
 def _mask_paths(table: LabelledTable) -> list[str]:

@@ -187,6 +187,8 @@ class TrainConfig(StrictModel):
     compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"  # torch.compile mode
     compile_backend: str = "inductor"  # torch.compile backend (eager: trace only, for tests)
     checkpoint_every: int = Field(default=1, ge=1)  # write last.pt (with optimizer state) every N epochs and at the end
+    # ...but no sooner than this after the last one: short epochs would spend their time writing the optimizer state
+    checkpoint_gap_minutes: float | None = Field(default=1.0, ge=0)
     parallel_folds: int = Field(default=1, ge=1)  # folds trained at once, one process each (on GPU k with CUDA)
     # torchrun: a collective waiting this long for a process that stopped answering ends the run (no hang)
     ddp_timeout_minutes: float = Field(default=10, gt=0)
@@ -207,6 +209,9 @@ class TrainConfig(StrictModel):
     # time of the first steady training steps). A prior, not a measured optimum: a few hundred updates are what a
     # fine-tune needs to settle.
     time_budget_min_steps: int = Field(default=500, ge=1)
+    # A budget that cannot give a fold time_budget_min_steps updates at batch_size lowers the batch (down to 8) by
+    # what a timed training step before the run says, so the images the budget affords make more updates.
+    fit_batch_to_budget: bool = True
     eval_every_minutes: float | None = Field(default=None, gt=0)  # also validate once this long has passed
 
     _off_is_text = field_validator("compile", mode="before")(off_as_text)

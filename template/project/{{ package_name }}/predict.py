@@ -14,8 +14,9 @@ from .config import Config
 from .core.augment import InputNormaliser, load_augmentations, start_image_cache
 from .core.data import read_test_table
 from .core.distributed import Runtime, resolve_device
-from .core.engine import autocast_dtype, evaluate, validation_loader
+from .core.engine import autocast_dtype, evaluate
 from .core.errors import DataError, ModelError
+from .core.loaders import validation_loader
 from .core.perf import configure_backends
 from .core.runs import (
     RunPaths,

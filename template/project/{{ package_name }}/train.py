@@ -21,9 +21,8 @@ from .core.distributed import Runtime, barrier, broadcast, init_runtime, lost_pe
 from .core.engine import describe_precision
 from .core.errors import ProjectError
 from .core.fold import FoldRun
-from .core.perf import (
-    Eta,
-)
+from .core.perf import Eta
+from .core.probe import fit_batch_to_budget
 from .core.recipe import fit_to_data
 from .core.run_config import check_same_run_settings
 from .core.runs import (
@@ -249,14 +248,19 @@ def _train_locked(
         parallel = processes > 1 and not runtime.distributed and on_evaluation is None
         # Recorded in the run's config.yaml, so --resume and later stages keep what the data decided.
         copies = processes if parallel else int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # each keeps a RAM cache
+
+        def task_for(settings: Config) -> Task:
+            return create_task(settings, inputs.table.classes)
+
         config, choices = fit_to_data(
-            config,
-            inputs.table,
-            train_images,
-            runtime.world_size,
-            lambda settings: create_task(settings, inputs.table.classes),
-            cache_copies=copies,
+            config, inputs.table, train_images, runtime.world_size, task_for, cache_copies=copies
         )
+        recorded = load_config(base=paths.config) if resume and paths.config.is_file() else None
+        first_train_index = np.flatnonzero(inputs.folds != to_train[0])
+        batch = fit_batch_to_budget(config, task_for, inputs.table, first_train_index, runtime, recorded)
+        if batch is not None:
+            choices.append(batch)
+            config = with_overrides(config, batch.settings)
         if choices:
             inputs.task = create_task(config, inputs.table.classes)
             if runtime.is_main:

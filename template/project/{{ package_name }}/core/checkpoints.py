@@ -1,5 +1,6 @@
 """What a fold writes: last.pt (everything needed to continue after an interruption, saved and resumed by one
-pair of methods over one list of parts), the checkpoints' metadata and the fold's metrics.json (FoldResult)."""
+pair of methods over one list of parts), the checkpoints' metadata, what an epoch tells the loop (EpochResult)
+and the fold's metrics.json (FoldResult)."""
 
 from __future__ import annotations
 
@@ -93,6 +94,17 @@ def checkpoint_meta(config: Config, task: Task, mean: tuple, std: tuple) -> dict
         "mean": list(mean),
         "std": list(std),
     }
+
+
+@dataclass
+class EpochResult:
+    """What one epoch gives the loop: its history row and whether training stops after it."""
+
+    row: dict[str, Any]
+    score: float
+    evaluated: bool
+    improved: bool
+    stopping: bool
 
 
 @dataclass

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from ..config import Config
 from .augment import InputNormaliser
 from .budget import Planner, TimeBudget, fold_time_budget
-from .checkpoints import FoldResult, TrainingParts, checkpoint_meta
+from .checkpoints import EpochResult, FoldResult, TrainingParts, checkpoint_meta
 from .console import epoch_line, seconds_text
 from .data import LabelledTable
 from .distributed import Runtime, all_gather, barrier
@@ -30,10 +30,10 @@ from .engine import (
     create_optimizer,
     create_scheduler,
     evaluate,
-    fold_loaders,
     seed_everything,
     train_one_epoch,
 )
+from .loaders import fold_loaders
 from .perf import (
     EpochBatches,
     EpochTimes,
@@ -51,17 +51,6 @@ from .tracking import create_tracker
 
 if TYPE_CHECKING:
     from ..tasks import Task
-
-
-@dataclass
-class EpochResult:
-    """What one epoch gives the loop: its history row and whether training stops after it."""
-
-    row: dict[str, Any]
-    score: float
-    evaluated: bool
-    improved: bool
-    stopping: bool
 
 
 @dataclass
@@ -87,6 +76,7 @@ class FoldRun:
     utilisation: GpuUtilisation
     budget: TimeBudget | None = None
     last_evaluation: float = field(default_factory=time.perf_counter)
+    last_checkpoint: float = field(default_factory=time.perf_counter)
     first_update: dict[str, float] = field(default_factory=dict)
 
     @classmethod
@@ -290,8 +280,8 @@ class FoldRun:
         )  # fmt: skip
 
     def _save(self, epoch: int, score: float, improved_outputs: tuple | None, last: bool) -> None:
-        """best.pt and the OOF on improvement; last.pt (with the optimizer) every checkpoint_every epochs and at
-        the end; a snapshot at the end of each cosine cycle."""
+        """best.pt and the OOF on improvement; last.pt (with the optimizer) every checkpoint_every epochs (at most
+        every checkpoint_gap_minutes) and at the end; a snapshot at the end of each cosine cycle."""
         train, paths, fold = self.config.train, self.paths, self.fold
         weights = None
         if improved_outputs is not None:
@@ -301,8 +291,10 @@ class FoldRun:
             probabilities, indices = improved_outputs
             ids = self.table.ids[self.valid_index][indices]
             self.task.write_predictions(paths.fold_oof(fold), ids, probabilities, fold)
-        if (epoch + 1) % train.checkpoint_every == 0 or last:
+        gap, due = train.checkpoint_gap_minutes, (epoch + 1) % train.checkpoint_every == 0
+        if last or (due and (gap is None or time.perf_counter() - self.last_checkpoint >= gap * 60)):
             self.parts.save(paths.checkpoint(fold, "last"), self.meta)
+            self.last_checkpoint = time.perf_counter()
         cycle_epochs = math.ceil(train.epochs / train.restarts)
         if train.snapshots and train.scheduler == "cosine_restarts" and (epoch + 1) % cycle_epochs == 0:
             weights = weights or original_module(self.eval_model).state_dict()

@@ -84,6 +84,46 @@ def batch_choice(config: Config, train_images: int, processes: int) -> Choice | 
     return Choice({"train": {"batch_size": fitted, "lr": float(f"{lr:.4g}")}}, reason)
 
 
+def budget_batch_size(
+    batch_size: int, image_seconds: float, budget_seconds: float, min_steps: int, accumulate: int
+) -> int:
+    """`batch_size`, halved while `budget_seconds` at `image_seconds` a training image (one process's share) buy
+    fewer than `min_steps` optimizer updates, down to SMALLEST_FITTED_BATCH (or `batch_size` when that is smaller)."""
+    floor = min(SMALLEST_FITTED_BATCH, batch_size)
+    batch = batch_size
+    while batch // 2 >= floor and budget_updates(batch, image_seconds, budget_seconds, accumulate) < min_steps:
+        batch //= 2
+    return batch
+
+
+def budget_updates(batch_size: int, image_seconds: float, budget_seconds: float, accumulate: int) -> int:
+    """Optimizer updates `budget_seconds` buy at `image_seconds` a training image."""
+    return int(budget_seconds / max(batch_size * image_seconds * accumulate, 1e-9))
+
+
+def budget_batch_choice(config: Config, image_seconds: float) -> Choice | None:
+    """train.fit_batch_to_budget: under a time budget too short to give a fold train.time_budget_min_steps updates
+    at the batch size, a smaller batch (and learning rate), so the same images seen make more updates; None when
+    the batch already gets them."""
+    train = config.train
+    if train.time_budget_minutes is None or not train.fit_batch_to_budget:
+        return None
+    seconds, accumulate = train.time_budget_minutes * 60, train.accumulate_steps
+    fitted = budget_batch_size(train.batch_size, image_seconds, seconds, train.time_budget_min_steps, accumulate)
+    if fitted == train.batch_size:
+        return None
+    lr = scaled_lr(train.lr, train.batch_size, fitted, train.lr_scaling)
+    before = budget_updates(train.batch_size, image_seconds, seconds, accumulate)
+    after = budget_updates(fitted, image_seconds, seconds, accumulate)
+    reason = (
+        f"train.batch_size={fitted} (from {train.batch_size}): a training step took {image_seconds:.3g} s an image, "
+        f"so {train.time_budget_minutes:g} min buy about {after} updates at {fitted}, {before} at {train.batch_size} "
+        f"(train.time_budget_min_steps={train.time_budget_min_steps}); train.lr={lr:.3g} (from {train.lr:g}, "
+        f"train.lr_scaling={train.lr_scaling})"
+    )
+    return Choice({"train": {"batch_size": fitted, "lr": float(f"{lr:.4g}")}}, reason)
+
+
 def auto_crop(image_size: int) -> int | None:
     """segmentation.train_crop=auto: half the side (a multiple of 32, at least SMALLEST_CROP) from CROP_FROM_SIZE up,
     else None (no crop)."""

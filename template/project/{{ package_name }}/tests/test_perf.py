@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ..config import load_config
-from ..core.engine import create_loader
+from ..core.loaders import create_loader
 from ..core.perf import EpochBatches, Eta, compile_model, enable_grad_checkpointing, original_module
 from ..core.runs import RunPaths
 from ..train import train
@@ -56,7 +56,7 @@ def test_fast_dev_run_writes_plain_checkpoints_and_history(overrides: list[str],
     assert (history["fixed_seconds"] - (history["seconds"] - seconds)).abs().max() < 1e-6
 
 
-def test_last_checkpoint_every_n_epochs_and_at_the_end(overrides: list[str], monkeypatch) -> None:
+def test_last_checkpoint_every_n_epochs_not_within_the_gap_and_at_the_end(overrides: list[str], monkeypatch) -> None:
     from ..core import checkpoints
 
     written: list[tuple[str, int]] = []
@@ -68,8 +68,12 @@ def test_last_checkpoint_every_n_epochs_and_at_the_end(overrides: list[str], mon
 
     monkeypatch.setattr(checkpoints, "save_torch", record)
     _folds(overrides)
-    train(load_config([*overrides, "train.epochs=3", "train.checkpoint_every=2"]))
+    every_other = ["train.epochs=3", "train.checkpoint_every=2", "train.checkpoint_gap_minutes=null"]
+    train(load_config([*overrides, *every_other]))
     assert [epoch for name, epoch in written if name == "last.pt"] == [2, 3]
+    written.clear()
+    train(load_config([*overrides, "train.epochs=3", "train.checkpoint_gap_minutes=60"]))  # epochs of a second
+    assert [epoch for name, epoch in written if name == "last.pt"] == [3]
 
 
 def test_compile_falls_back_with_one_line_where_unsupported(capsys) -> None:
@@ -115,7 +119,7 @@ def _batches(config, runtime) -> list:
     import numpy as np
 
     from ..core.augment import start_image_cache
-    from ..core.engine import fold_loaders
+    from ..core.loaders import fold_loaders
     from ..folds import read_folds
     from ..tasks import create_task, read_train_table
 

@@ -73,7 +73,7 @@ def pinned_copies(config: Config, repeats: int = 5) -> dict[str, Any]:
     import numpy as np
 
     from ..core.distributed import resolve_device
-    from ..core.engine import fold_loaders
+    from ..core.loaders import fold_loaders
     from ..tasks import read_train_table
 
     table = read_train_table(config.data)
