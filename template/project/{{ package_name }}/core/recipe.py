@@ -26,6 +26,10 @@ CROP_FROM_SIZE = 384  # segmentation.train_crop=auto crops images the model read
 SMALLEST_CROP = 256
 SMALLEST_FITTED_SIZE = 256  # detection.fit_image_size never goes below (a 5-level FPN's coarsest map is then 8x8)
 SMALL_BOX_SIDE = 16  # px: about the smallest side a stride-8 feature map still detects
+# A budget's batch is halved for more updates only while the half slows a training image by at most this much: a
+# prior, not a fit. On a 2-core CPU, 28-px images take 1.8x longer each at batch 8 than at 32, and the images that
+# cost made MNIST's validation accuracy drop from 0.89 to 0.75-0.79 (benchmarks/vs_hand_loop.py, development suite).
+HALVING_COST = 1.25
 
 
 @dataclass(frozen=True)
@@ -84,14 +88,31 @@ def batch_choice(config: Config, train_images: int, processes: int) -> Choice | 
     return Choice({"train": {"batch_size": fitted, "lr": float(f"{lr:.4g}")}}, reason)
 
 
+def image_seconds_at(times: dict[int, float], batch_size: int) -> float:
+    """An image's training time at `batch_size`, from `times` measured at some batch sizes: geometric between two
+    of them, the nearest one's outside."""
+    sizes = sorted(times)
+    low = max([size for size in sizes if size <= batch_size], default=sizes[0])
+    high = min([size for size in sizes if size >= batch_size], default=sizes[-1])
+    if low == high:
+        return times[low]
+    weight = math.log(batch_size / low) / math.log(high / low)
+    return times[low] ** (1 - weight) * times[high] ** weight
+
+
 def budget_batch_size(
-    batch_size: int, image_seconds: float, budget_seconds: float, min_steps: int, accumulate: int
+    batch_size: int, times: dict[int, float], budget_seconds: float, min_steps: int, accumulate: int
 ) -> int:
-    """`batch_size`, halved while `budget_seconds` at `image_seconds` a training image (one process's share) buy
-    fewer than `min_steps` optimizer updates, down to SMALLEST_FITTED_BATCH (or `batch_size` when that is smaller)."""
+    """`batch_size`, halved while `budget_seconds` buy fewer than `min_steps` optimizer updates at it and the half
+    slows an image (`times`: seconds an image by batch size, one process's) by at most HALVING_COST, down to
+    SMALLEST_FITTED_BATCH (or `batch_size` when that is smaller)."""
     floor = min(SMALLEST_FITTED_BATCH, batch_size)
     batch = batch_size
-    while batch // 2 >= floor and budget_updates(batch, image_seconds, budget_seconds, accumulate) < min_steps:
+    while (
+        batch // 2 >= floor
+        and budget_updates(batch, image_seconds_at(times, batch), budget_seconds, accumulate) < min_steps
+        and image_seconds_at(times, batch // 2) <= HALVING_COST * image_seconds_at(times, batch)
+    ):
         batch //= 2
     return batch
 
@@ -101,23 +122,25 @@ def budget_updates(batch_size: int, image_seconds: float, budget_seconds: float,
     return int(budget_seconds / max(batch_size * image_seconds * accumulate, 1e-9))
 
 
-def budget_batch_choice(config: Config, image_seconds: float) -> Choice | None:
+def budget_batch_choice(config: Config, times: dict[int, float]) -> Choice | None:
     """train.fit_batch_to_budget: under a time budget too short to give a fold train.time_budget_min_steps updates
-    at the batch size, a smaller batch (and learning rate), so the same images seen make more updates; None when
-    the batch already gets them."""
+    at the batch size, a smaller batch (and learning rate) where it costs few images seen (`times`: seconds a
+    training image by batch size); None when the batch already gets them, or a smaller one would not pay."""
     train = config.train
     if train.time_budget_minutes is None or not train.fit_batch_to_budget:
         return None
     seconds, accumulate = train.time_budget_minutes * 60, train.accumulate_steps
-    fitted = budget_batch_size(train.batch_size, image_seconds, seconds, train.time_budget_min_steps, accumulate)
+    fitted = budget_batch_size(train.batch_size, times, seconds, train.time_budget_min_steps, accumulate)
     if fitted == train.batch_size:
         return None
     lr = scaled_lr(train.lr, train.batch_size, fitted, train.lr_scaling)
-    before = budget_updates(train.batch_size, image_seconds, seconds, accumulate)
-    after = budget_updates(fitted, image_seconds, seconds, accumulate)
+    before, after = (
+        budget_updates(size, image_seconds_at(times, size), seconds, accumulate) for size in (train.batch_size, fitted)
+    )
+    timed = ", ".join(f"{times[size]:.3g} s at {size}" for size in sorted(times))
     reason = (
-        f"train.batch_size={fitted} (from {train.batch_size}): a training step took {image_seconds:.3g} s an image, "
-        f"so {train.time_budget_minutes:g} min buy about {after} updates at {fitted}, {before} at {train.batch_size} "
+        f"train.batch_size={fitted} (from {train.batch_size}): a training step took {timed} an image, so "
+        f"{train.time_budget_minutes:g} min buy about {after} updates at {fitted}, {before} at {train.batch_size} "
         f"(train.time_budget_min_steps={train.time_budget_min_steps}); train.lr={lr:.3g} (from {train.lr:g}, "
         f"train.lr_scaling={train.lr_scaling})"
     )

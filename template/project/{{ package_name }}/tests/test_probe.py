@@ -13,7 +13,7 @@ import pytest
 from ..config import load_config
 from ..core import probe
 from ..core.distributed import Runtime, resolve_device
-from ..core.recipe import budget_batch_choice, budget_batch_size, budget_updates
+from ..core.recipe import HALVING_COST, budget_batch_choice, budget_batch_size, budget_updates, image_seconds_at
 from ..core.runs import RunPaths
 from ..folds import make_folds
 from ..tasks import create_task
@@ -21,38 +21,54 @@ from ..train import read_fold_inputs, train
 from .conftest import TASK, WRITERS, task_overrides
 
 
+def test_an_image_s_time_between_two_timed_batches_is_geometric() -> None:
+    times = {8: 0.04, 32: 0.01}
+    assert image_seconds_at(times, 16) == pytest.approx(0.02)
+    assert image_seconds_at(times, 4) == 0.04 and image_seconds_at(times, 64) == 0.01
+    assert image_seconds_at({8: 0.3}, 32) == 0.3
+
+
 @pytest.mark.parametrize(
-    ("batch", "image_seconds", "expected"),
+    ("batch", "times", "expected"),
     [
-        (32, 0.001, 32),  # 60 s buy 1875 updates at 32: enough
-        (32, 0.005, 16),  # 375 at 32, 750 at 16
-        (32, 0.18, 8),  # 10 at 32: as low as the floor, 41 at 8
-        (64, 0.002, 32),
-        (4, 0.5, 4),  # already under the floor
-        (12, 0.5, 12),  # half of 12 is under the floor
+        (32, {8: 0.001, 32: 0.001}, 32),  # 60 s buy 1875 updates at 32: enough
+        (32, {8: 0.005, 32: 0.005}, 16),  # 375 at 32, 750 at 16
+        (32, {8: 0.11, 32: 0.18}, 8),  # 10 at 32, and a smaller batch is faster an image: 68 at 8
+        (32, {8: 0.021, 32: 0.0115}, 32),  # 163 at 32, but each halving slows an image 1.34x
+        (64, {8: 0.002, 64: 0.002}, 32),
+        (4, {4: 0.5}, 4),  # already under the floor
+        (12, {8: 0.5, 12: 0.5}, 12),  # half of 12 is under the floor
     ],
 )
-def test_a_budget_short_of_updates_gets_a_smaller_batch(batch: int, image_seconds: float, expected: int) -> None:
-    assert budget_batch_size(batch, image_seconds, 60, min_steps=500, accumulate=1) == expected
+def test_a_budget_short_of_updates_gets_a_smaller_batch_where_it_costs_few_images(
+    batch: int, times: dict[int, float], expected: int
+) -> None:
+    assert budget_batch_size(batch, times, 60, min_steps=500, accumulate=1) == expected
 
 
-def test_the_budget_fit_lowers_the_batch_only_while_the_updates_fall_short() -> None:
-    for image_seconds in np.geomspace(1e-4, 1.0, 40):
-        batch = budget_batch_size(32, image_seconds, 60, 500, 1)
+def test_the_budget_fit_halves_only_while_updates_fall_short_and_images_stay_cheap() -> None:
+    for small, large in [(a, b) for a in np.geomspace(1e-4, 1.0, 12) for b in np.geomspace(1e-4, 1.0, 12)]:
+        times = {8: float(small), 32: float(large)}
+        batch = budget_batch_size(32, times, 60, 500, 1)
         assert batch in (8, 16, 32)
-        assert batch == 8 or budget_updates(batch, image_seconds, 60, 1) >= 500
-        assert batch == 32 or budget_updates(batch * 2, image_seconds, 60, 1) < 500
+        if batch < 32:
+            assert budget_updates(batch * 2, image_seconds_at(times, batch * 2), 60, 1) < 500
+            assert image_seconds_at(times, batch) <= HALVING_COST * image_seconds_at(times, batch * 2)
+        if batch > 8:  # it stopped: enough updates, or the next half would slow an image too much
+            enough = budget_updates(batch, image_seconds_at(times, batch), 60, 1) >= 500
+            assert enough or image_seconds_at(times, batch // 2) > HALVING_COST * image_seconds_at(times, batch)
     assert budget_updates(32, 0.01, 64, 2) == 100  # accumulation: two steps an update
 
 
 def test_the_budget_batch_choice_says_why_and_scales_the_lr() -> None:
-    assert budget_batch_choice(load_config([]), 0.5) is None  # no budget
+    times = {8: 0.18, 32: 0.18}
+    assert budget_batch_choice(load_config([]), times) is None  # no budget
     budgeted = ["train.time_budget_minutes=1", "train.lr=0.002", "train.batch_size=32"]
-    assert budget_batch_choice(load_config([*budgeted, "train.fit_batch_to_budget=false"]), 0.5) is None
-    assert budget_batch_choice(load_config(budgeted), 1e-4) is None
-    choice = budget_batch_choice(load_config(budgeted), 0.18)
+    assert budget_batch_choice(load_config([*budgeted, "train.fit_batch_to_budget=false"]), times) is None
+    assert budget_batch_choice(load_config(budgeted), {8: 1e-4, 32: 1e-4}) is None
+    choice = budget_batch_choice(load_config(budgeted), times)
     assert choice is not None and choice.settings == {"train": {"batch_size": 8, "lr": 0.001}}
-    assert "train.batch_size=8 (from 32): a training step took 0.18 s an image" in choice.reason
+    assert "train.batch_size=8 (from 32): a training step took 0.18 s at 8, 0.18 s at 32 an image" in choice.reason
     assert "about 41 updates at 8, 10 at 32" in choice.reason
 
 
@@ -64,16 +80,17 @@ def _competition(tmp_path: Path, extra: list[str]) -> tuple[list[str], RunPaths]
     return overrides, RunPaths.from_config(config)
 
 
-def test_a_training_step_is_timed_per_image(tmp_path: Path) -> None:
-    overrides, paths = _competition(tmp_path, [])
+def test_a_training_step_is_timed_per_image_at_8_and_at_the_batch_size(tmp_path: Path) -> None:
+    overrides, paths = _competition(tmp_path, ["train.batch_size=16"])
     config = load_config(overrides)
     inputs = read_fold_inputs(config, paths)
     train_index = np.flatnonzero(inputs.folds != 0)
-    seconds = probe.time_training_image(
+    times = probe.time_training_images(
         config, lambda settings: create_task(settings, inputs.table.classes), inputs.table, train_index,
         resolve_device("cpu"),
     )  # fmt: skip
-    assert 0 < seconds < 10 and math.isfinite(seconds)
+    assert sorted(times) == [8, min(16, len(train_index))] and len(train_index) > 8  # the fold's images at most
+    assert all(0 < seconds < 10 and math.isfinite(seconds) for seconds in times.values())
 
 
 def test_a_budgeted_run_records_the_fitted_batch_and_a_resume_keeps_it(
@@ -81,14 +98,15 @@ def test_a_budgeted_run_records_the_fitted_batch_and_a_resume_keeps_it(
 ) -> None:
     budget = ["train.time_budget_minutes=0.05", "train.batch_size=16", "train.lr=0.002", "train.max_steps_per_epoch=2"]
     overrides, paths = _competition(tmp_path, [*budget, "train.min_updates_per_epoch=null", "folds.train_folds=[0]"])
-    monkeypatch.setattr(probe, "time_training_image", lambda *args: 1.0)  # a slow machine: 3 s buy no update
+    slow = {8: 1.0, 16: 1.0}  # a slow machine: 3 s buy no update
+    monkeypatch.setattr(probe, "time_training_images", lambda *args: slow)
     train(load_config(overrides))
     output = capsys.readouterr().out
-    assert "fitted to the data: train.batch_size=8 (from 16): a training step took 1 s an image" in output
+    assert "fitted to the data: train.batch_size=8 (from 16): a training step took 1 s at 8, 1 s at 16 an" in output
     recorded = load_config(base=paths.config).train
     assert recorded.batch_size == 8 and recorded.lr == pytest.approx(0.002 * math.sqrt(0.5), rel=1e-3)
     assert pd.read_csv(paths.history(0))["updates"].iloc[-1] >= 1
-    monkeypatch.setattr(probe, "time_training_image", lambda *args: 1e-6)  # a new timing would keep 16
+    monkeypatch.setattr(probe, "time_training_images", lambda *args: {8: 1e-6, 16: 1e-6})  # would keep 16
     choice = probe.fit_batch_to_budget(
         load_config(overrides), lambda c: None, None, np.arange(4), Runtime(resolve_device("cpu")),
         recorded=load_config(base=paths.config),
