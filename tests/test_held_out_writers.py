@@ -96,6 +96,19 @@ def test_development_variants_write_small_sets_of_large_scenes_and_restore_the_d
     assert sorted(sample["ClassId"].unique(), key=int) == [str(k) for k in range(1, 11)]  # the mask values
 
 
+def test_the_large_mnist_development_case_is_mnist_upsampled_to_224_px(monkeypatch: pytest.MonkeyPatch) -> None:
+    import public_datasets
+
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (2600, 28, 28)).astype(np.uint8)
+    small[:, 10:18, 10:18] = 255  # a bright square each image keeps when upsampled
+    monkeypatch.setattr(public_datasets, "mnist_5k", lambda: (small, np.arange(2600) % 10))
+    images, labels = public_datasets.mnist_large()
+    assert images.shape == (2500, 224, 224) and images.dtype == np.uint8
+    assert (labels == np.arange(2500) % 10).all()
+    assert images[7, 90:130, 90:130].min() >= 250 and images[7].mean() < 200
+
+
 def test_the_summary_gives_mean_and_std_and_whether_podium_holds_the_target() -> None:
     rows = [
         {"case": "a", "metric": "dice", "podium": podium, "hand_loop": hand}
