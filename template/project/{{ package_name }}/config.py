@@ -209,8 +209,8 @@ class TrainConfig(StrictModel):
     # time of the first steady training steps). A prior, not a measured optimum: a few hundred updates are what a
     # fine-tune needs to settle.
     time_budget_min_steps: int = Field(default=500, ge=1)
-    # A budget that cannot give a fold time_budget_min_steps updates at batch_size lowers the batch (down to 8) by
-    # what a timed training step before the run says, so the images the budget affords make more updates.
+    # A budget that cannot give a fold time_budget_min_steps updates at batch_size halves the batch (down to 8) by
+    # what training steps timed before the run say, while the half slows an image by at most 1.25x (HALVING_COST).
     fit_batch_to_budget: bool = True
     eval_every_minutes: float | None = Field(default=None, gt=0)  # also validate once this long has passed
 

@@ -132,15 +132,19 @@ def train(config: Config, *, resume: bool = False, on_evaluation: EvaluationHook
         return _train_locked(config, paths, resume, on_evaluation)
 
 
-def _prepare_run_folder(config: Config, paths: RunPaths, resume: bool, precision: str) -> None:
-    """--resume continues only with the run's own settings; a new training moves an earlier one aside."""
+def _prepare_run_folder(
+    config: Config, paths: RunPaths, resume: bool, precision: str, budget_batch: dict[str, Any] | None
+) -> None:
+    """--resume continues only with the run's own settings; a new training moves an earlier one aside. run.json
+    keeps what this machine chose: the precision, and the batch and lr fitted to the budget (--resume keeps them)."""
     if resume and paths.config.is_file():
         check_same_run_settings(load_config(base=paths.config), config, paths.config, "--resume")
     if not resume:
         moved = move_previous_training(paths)
         if moved is not None:
             print(f"{paths.root}: an earlier training was there; moved it to {moved}")
-    save_resolved_config(config, paths, "train", precision=precision)
+    facts = {"precision": precision} | ({"budget_batch": budget_batch} if budget_batch is not None else {})
+    save_resolved_config(config, paths, "train", **facts)
 
 
 @dataclass
@@ -255,9 +259,11 @@ def _train_locked(
         config, choices = fit_to_data(
             config, inputs.table, train_images, runtime.world_size, task_for, cache_copies=copies
         )
-        recorded = load_config(base=paths.config) if resume and paths.config.is_file() else None
+        recorded = read_json(paths.run_info).get("train", {}) if resume and paths.run_info.is_file() else {}
         first_train_index = np.flatnonzero(inputs.folds != to_train[0])
-        batch = fit_batch_to_budget(config, task_for, inputs.table, first_train_index, runtime, recorded)
+        batch = fit_batch_to_budget(
+            config, task_for, inputs.table, first_train_index, runtime, resume, recorded.get("budget_batch")
+        )
         if batch is not None:
             choices.append(batch)
             config = with_overrides(config, batch.settings)
@@ -270,7 +276,7 @@ def _train_locked(
         if runtime.is_main:
             precision = describe_precision(config.train.amp, runtime.device)
             print("\n".join(_header(config, inputs, runtime, precision, train_images, to_train)))
-            _prepare_run_folder(config, paths, resume, precision)
+            _prepare_run_folder(config, paths, resume, precision, None if batch is None else batch.settings["train"])
             write_json(paths.classes, inputs.table.classes)
         barrier(runtime)
         if parallel:

@@ -61,8 +61,9 @@ class TrainingParts:
         saved = {name: part.state_dict() if part is not None else None for name, part in self.parts().items()}
         save_torch(path, {**saved, "state": self.state.__dict__, "meta": meta})
 
-    def resume(self, path: Path, device: torch.device, backbone: str) -> None:
-        """Load every part from `path`; one line when it was saved for another model."""
+    def resume(self, path: Path, device: torch.device, backbone: str, best: Path | None = None) -> None:
+        """Load every part from `path`; one line when it was saved for another model. A `best` checkpoint newer
+        than `path` (train.checkpoint_gap_minutes) keeps its score and epoch, as its OOF predictions do."""
         saved = torch.load(path, map_location=device, weights_only=True)
         saved_backbone = saved.get("meta", {}).get("backbone")
         if saved_backbone != backbone:
@@ -81,6 +82,10 @@ class TrainingParts:
                     "resume with the run's settings or train without --resume"
                 ) from error
         self.state = FoldState(**saved["state"])
+        if best is not None and best.is_file():
+            kept = torch.load(best, map_location="cpu", weights_only=True)
+            if kept.get("epoch", 0) > self.state.best_epoch + 1:
+                self.state.best_score, self.state.best_epoch = kept["score"], kept["epoch"] - 1
 
 
 def checkpoint_meta(config: Config, task: Task, mean: tuple, std: tuple) -> dict[str, Any]:

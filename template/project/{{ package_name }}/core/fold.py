@@ -137,7 +137,7 @@ class FoldRun:
             task.balance_classes(table.targets[train_index], device)
         last_path = paths.checkpoint(fold, "last")
         if resume and last_path.is_file():
-            parts.resume(last_path, device, config.model.backbone)
+            parts.resume(last_path, device, config.model.backbone, paths.checkpoint(fold, "best"))
             if runtime.is_main:
                 print(f"fold {fold}: resuming after epoch {parts.state.epoch}")
         if runtime.distributed:

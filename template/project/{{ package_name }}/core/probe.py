@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -15,6 +15,7 @@ from .augment import InputNormaliser
 from .distributed import Runtime, broadcast
 from .engine import autocast_dtype, create_optimizer
 from .loaders import training_loader
+from .perf import enable_grad_checkpointing
 from .recipe import SMALLEST_FITTED_BATCH, Choice, budget_batch_choice
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from ..tasks import Task
     from .data import LabelledTable
 
-TIMED_STEPS = 2  # at the small batch, after one untimed step (allocation, first kernels); one at the large
+TIMED_STEPS = 2  # at the small batch; one at the large (each after an untimed one)
 
 
 def time_training_images(
@@ -47,7 +48,10 @@ def time_training_images(
     task = task_for(settings)
     loader = training_loader(settings, task, table, train_index[: sizes[-1]], runtime=Runtime(device), seed=config.seed)
     images, targets = task.to_device(next(iter(loader)), device)
-    model = task.create_model().to(device).train()
+    model = task.create_model()
+    if config.model.grad_checkpointing:  # as training runs it: a batch that fits only so must fit here too
+        enable_grad_checkpointing(model)
+    model.to(device).train()
     normalise = InputNormaliser(*task.normalisation(model), device)
     optimizer = create_optimizer(model, config.train)
     amp_dtype = autocast_dtype(config.train.amp, device)
@@ -63,7 +67,9 @@ def time_training_images(
             torch.cuda.synchronize(device)
         return time.perf_counter() - started
 
-    step(sizes[0])
+    step(sizes[-1])  # untimed: allocation at the largest shape, first kernels (cuDNN autotuning) at each size
+    if sizes[-1] != sizes[0]:
+        step(sizes[0])
     times = {sizes[0]: sum(step(sizes[0]) for _ in range(TIMED_STEPS)) / TIMED_STEPS / sizes[0]}
     if sizes[-1] != sizes[0]:
         times[sizes[-1]] = step(sizes[-1]) / sizes[-1]
@@ -76,21 +82,25 @@ def fit_batch_to_budget(
     table: LabelledTable,
     train_index: np.ndarray,
     runtime: Runtime,
-    recorded: Config | None = None,
+    resume: bool = False,
+    recorded: dict[str, Any] | None = None,
 ) -> Choice | None:
     """train.fit_batch_to_budget under a time budget: a step timed on this machine (rank 0's for every rank), then
     the batch that gives a fold train.time_budget_min_steps updates; None when no budget or no change. A resumed
-    run (`recorded`: its config.yaml) keeps the batch and learning rate it was fitted to, not a new timing's."""
+    run keeps the batch and learning rate it was fitted to (`recorded`, from run.json), not a new timing's."""
     train = config.train
     if train.time_budget_minutes is None or not train.fit_batch_to_budget:
         return None
-    if recorded is not None:
-        kept = {"batch_size": recorded.train.batch_size, "lr": recorded.train.lr}
-        if kept == {"batch_size": train.batch_size, "lr": train.lr}:
+    if resume:
+        if recorded is None:
             return None
-        reason = f"train.batch_size={kept['batch_size']}, train.lr={kept['lr']:.3g}: as the run fitted them (--resume)"
-        return Choice({"train": kept}, reason)
-    times = broadcast(runtime, time_training_images(config, task_for, table, train_index, runtime.device))
+        reason = f"train.batch_size={recorded['batch_size']}, train.lr={recorded['lr']:.3g}: as the run fitted them"
+        return Choice({"train": recorded}, f"{reason} (--resume)")
+    try:
+        times = time_training_images(config, task_for, table, train_index, runtime.device)
+    except torch.OutOfMemoryError:
+        times = None  # training at this batch will say so itself, with its own advice
+    times = broadcast(runtime, times)
     if runtime.device.type == "cuda":
         torch.cuda.empty_cache()  # the timed model's blocks go back before the fold's model takes them
-    return budget_batch_choice(config, times)
+    return None if times is None else budget_batch_choice(config, times)

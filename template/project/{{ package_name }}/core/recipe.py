@@ -29,7 +29,8 @@ SMALL_BOX_SIDE = 16  # px: about the smallest side a stride-8 feature map still 
 # A budget's batch is halved for more updates only while the half slows a training image by at most this much: a
 # prior, not a fit. In a 1-minute budget on a 2-core CPU (benchmarks/vs_hand_loop.py, development suite, CV of 3
 # seeds), 28-px MNIST images took 1.8x longer each at batch 8 than at 32, and batch 8 lost (0.71-0.79 against
-# 0.89-0.91); at 224 px they took as long, and batch 8's 55-62 updates won (0.39-0.47 against 0.22-0.30 for 13-16).
+# 0.89-0.91); at 224 px (digits 0-4) they took as long, and batch 8's 55-62 updates won (0.39-0.47 against
+# 0.22-0.30 for 13-16 at batch 32).
 HALVING_COST = 1.25
 
 

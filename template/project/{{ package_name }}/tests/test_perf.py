@@ -76,6 +76,23 @@ def test_last_checkpoint_every_n_epochs_not_within_the_gap_and_at_the_end(overri
     assert [epoch for name, epoch in written if name == "last.pt"] == [3]
 
 
+def test_a_resume_keeps_the_score_of_a_best_checkpoint_newer_than_last_pt(tmp_path: Path) -> None:
+    from ..core.checkpoints import FoldState, TrainingParts
+    from ..core.runs import save_torch
+
+    model = torch.nn.Linear(2, 2)
+    parts = TrainingParts(model, torch.optim.AdamW(model.parameters()), state=FoldState(epoch=5, best_score=0.5))
+    parts.state.best_epoch = 4
+    parts.save(tmp_path / "last.pt", {"backbone": "linear"})
+    save_torch(tmp_path / "best.pt", {"model": model.state_dict(), "epoch": 6, "score": 0.7})  # after last.pt
+    resumed = TrainingParts(model, torch.optim.AdamW(model.parameters()))
+    resumed.resume(tmp_path / "last.pt", torch.device("cpu"), "linear", tmp_path / "best.pt")
+    assert (resumed.state.epoch, resumed.state.best_score, resumed.state.best_epoch) == (5, 0.7, 5)
+    save_torch(tmp_path / "best.pt", {"model": model.state_dict(), "epoch": 3, "score": 0.4})  # older: last.pt's
+    resumed.resume(tmp_path / "last.pt", torch.device("cpu"), "linear", tmp_path / "best.pt")
+    assert (resumed.state.best_score, resumed.state.best_epoch) == (0.5, 4)
+
+
 def test_compile_falls_back_with_one_line_where_unsupported(capsys) -> None:
     model = torch.nn.Linear(2, 2)
     assert compile_model(model, "off", "inductor") is model

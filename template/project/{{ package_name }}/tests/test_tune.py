@@ -419,3 +419,11 @@ def test_a_trial_killed_before_its_first_heartbeat_is_failed_and_queued_again(co
     optuna.storages.fail_stale_trials(other)
     states = [trial.state for trial in other.get_trials(deepcopy=False)]
     assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]
+
+
+def test_a_trial_trains_the_batch_and_lr_it_sampled_not_a_budget_s_fit(tmp_path: Path) -> None:
+    config = load_config(["train.time_budget_minutes=1"])
+    sampled = tune_stage.trial_config(config, {"train.batch_size": 16}, 0, tmp_path / "folds.csv", "study")
+    assert sampled.train.batch_size == 16 and sampled.train.fit_batch_to_budget is False
+    other = tune_stage.trial_config(config, {"model.drop_rate": 0.1}, 1, tmp_path / "folds.csv", "study")
+    assert other.train.fit_batch_to_budget is True

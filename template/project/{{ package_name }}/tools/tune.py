@@ -109,11 +109,14 @@ def create_study(config: Config, maximize: bool) -> optuna.Study:
 
 
 def trial_config(config: Config, params: dict[str, Any], number: int, folds_file: Path, study: str) -> Config:
-    """The base config with the trial's parameters, training the tuned folds into <run>/tune/trial_<n>/."""
+    """The base config with the trial's parameters, training the tuned folds into <run>/tune/trial_<n>/. A sampled
+    batch size or learning rate is trained as sampled: a budget's fit would train other values than the study
+    records."""
+    kept = {"train.fit_batch_to_budget": False} if {"train.batch_size", "train.lr"} & set(params) else {}
     return with_overrides(
         config,
         {
-            **merge_nested(params),
+            **merge_nested({**params, **kept}),
             "output_dir": str(tune_dir(config)),
             "experiment": f"trial_{number:03d}",
             "seeds": None,
