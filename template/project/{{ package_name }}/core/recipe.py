@@ -1,6 +1,6 @@
 """Settings fitted to the data at train start: the task's own (crops, resolution, anchors), the batch size that leaves
-an epoch enough optimizer updates with the learning rate following it, and the image cache. Each choice comes with its
-reason; check and train print it, and train keeps it in the run's config.yaml."""
+an epoch (and a time budget, core/probe.py) enough optimizer updates with the learning rate following it, and the
+image cache. Each choice comes with its reason; check and train print it, and train keeps it in config.yaml."""
 
 from __future__ import annotations
 
