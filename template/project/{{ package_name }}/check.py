@@ -15,7 +15,7 @@ from PIL import Image, UnidentifiedImageError
 from .config import Config
 from .core.data import LabelledTable, check_test_ids, listed_train_images, read_sample_submission, read_test_table
 from .core.errors import ProjectError, one_line
-from .core.recipe import fit_to_data
+from .core.recipe import HALVING_COST, budget_can_halve, fit_to_data
 from .core.validate import Problem, problem_from, settings_problems
 from .folds import table_folds
 from .tasks import create_task, read_train_table
@@ -114,16 +114,18 @@ def _fitted_to_data(config: Config, table: LabelledTable) -> list[str]:
     """What train will take from the data (core/recipe.py), with one fold held out, each with its reason."""
     n_splits = config.folds.n_splits
     try:
-        _, choices = fit_to_data(
+        fitted, choices = fit_to_data(
             config, table, len(table.frame) * (n_splits - 1) // n_splits, 1, lambda c: create_task(c, table.classes)
         )
     except ProjectError:  # a setting the config checks above already report
         return []
     notes = [f"train will fit to the data: {choice.reason}" for choice in choices]
-    if config.train.time_budget_minutes is not None and config.train.fit_batch_to_budget:
+    train = fitted.train
+    if train.time_budget_minutes is not None and train.fit_batch_to_budget and budget_can_halve(train.batch_size):
         notes.append(
-            "train will time a training step and lower train.batch_size where the budget would buy fewer than "
-            f"train.time_budget_min_steps={config.train.time_budget_min_steps} updates (train.fit_batch_to_budget)"
+            f"train will time a training step and lower train.batch_size (from {train.batch_size}) where the budget "
+            f"would buy fewer than train.time_budget_min_steps={train.time_budget_min_steps} updates and a smaller "
+            f"batch slows an image by at most {HALVING_COST:g}x (train.fit_batch_to_budget)"
         )
     return notes
 

@@ -16,7 +16,7 @@ from .distributed import Runtime, broadcast
 from .engine import autocast_dtype, create_optimizer
 from .loaders import training_loader
 from .perf import enable_grad_checkpointing
-from .recipe import SMALLEST_FITTED_BATCH, Choice, budget_batch_choice
+from .recipe import SMALLEST_FITTED_BATCH, Choice, budget_batch_choice, budget_can_halve
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -96,6 +96,8 @@ def fit_batch_to_budget(
             return None
         reason = f"train.batch_size={recorded['batch_size']}, train.lr={recorded['lr']:.3g}: as the run fitted them"
         return Choice({"train": recorded}, f"{reason} (--resume)")
+    if not budget_can_halve(train.batch_size):
+        return None
     try:
         times = time_training_images(config, task_for, table, train_index, runtime.device)
     except torch.OutOfMemoryError:

@@ -119,6 +119,12 @@ def budget_batch_size(
     return batch
 
 
+def budget_can_halve(batch_size: int) -> bool:
+    """Whether budget_batch_size could lower `batch_size` at all: a batch under twice SMALLEST_FITTED_BATCH is not
+    timed (the timing would cost steps and change nothing)."""
+    return batch_size // 2 >= min(SMALLEST_FITTED_BATCH, batch_size)
+
+
 def budget_updates(batch_size: int, image_seconds: float, budget_seconds: float, accumulate: int) -> int:
     """Optimizer updates `budget_seconds` buy at `image_seconds` a training image."""
     return int(budget_seconds / max(batch_size * image_seconds * accumulate, 1e-9))

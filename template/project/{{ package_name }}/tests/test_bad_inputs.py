@@ -611,8 +611,12 @@ def test_check_advises_an_image_size_near_small_images(tmp_path: Path) -> None:
     assert report.problems == [] and len(advice) == 1
     assert any(line.startswith("train will fit to the data: data.cache=") for line in fitted)  # data.cache=auto
     assert not any(line.startswith("train will time a training step") for line in report.advice)
-    budgeted = run_check(load_config([*overrides, "train.time_budget_minutes=5"]), workers=1).advice
-    assert any(line.startswith("train will time a training step and lower train.batch_size") for line in budgeted)
+    budget = [*overrides, "train.time_budget_minutes=5", "train.min_updates_per_epoch=null", "train.batch_size=32"]
+    budgeted = run_check(load_config(budget), workers=1).advice
+    timing = "train will time a training step and lower train.batch_size (from 32) where the budget would buy"
+    assert any(line.startswith(timing) and "at most 1.25x" in line for line in budgeted)
+    at_floor = run_check(load_config([*budget, "train.batch_size=8"]), workers=1).advice  # nothing left to halve
+    assert not any(line.startswith("train will time a training step") for line in at_floor)
     side = 24 if TASK == "classification" else 64  # the test competitions' images
     assert advice[0].startswith(f"train images are about {side} px: model.image_size=512 upsamples them")
     assert advice[0].endswith(f"the compute of model.image_size={32 if side == 24 else 64}")

@@ -15,7 +15,14 @@ import torch
 from ..config import load_config
 from ..core import probe
 from ..core.distributed import Runtime, resolve_device
-from ..core.recipe import HALVING_COST, budget_batch_choice, budget_batch_size, budget_updates, image_seconds_at
+from ..core.recipe import (
+    HALVING_COST,
+    budget_batch_choice,
+    budget_batch_size,
+    budget_can_halve,
+    budget_updates,
+    image_seconds_at,
+)
 from ..core.runs import RunPaths
 from ..folds import make_folds
 from ..tasks import create_task
@@ -120,6 +127,18 @@ def test_a_budgeted_run_records_the_fitted_batch_and_a_resume_keeps_it(
         load_config(overrides), lambda c: None, None, np.arange(4), Runtime(resolve_device("cpu")), resume=True
     )
     assert unfitted is None
+
+
+def test_a_batch_with_nothing_to_halve_is_not_timed(monkeypatch: pytest.MonkeyPatch) -> None:
+    def timing(*args: object) -> dict[int, float]:
+        raise AssertionError("timed a batch the fit cannot lower")
+
+    monkeypatch.setattr(probe, "time_training_images", timing)
+    assert [size for size in (4, 8, 12, 16, 32) if budget_can_halve(size)] == [16, 32]
+    for size in (4, 8, 12):
+        config = load_config(["train.time_budget_minutes=1", f"train.batch_size={size}"])
+        runtime = Runtime(resolve_device("cpu"))
+        assert probe.fit_batch_to_budget(config, lambda c: None, None, np.arange(4), runtime) is None
 
 
 def test_a_step_that_runs_out_of_memory_leaves_the_batch_to_training(monkeypatch: pytest.MonkeyPatch) -> None:
