@@ -313,9 +313,10 @@ def _header(
     config: Config, inputs: FoldInputs, runtime: Runtime, precision: str, images: int, folds: list[int]
 ) -> list[str]:
     bare = with_overrides(config, {"model": {"pretrained": False, "weights": None}})
-    parameters = count_parameters(create_task(bare, inputs.table.classes).create_model)
+    task = create_task(bare, inputs.table.classes)
     labelled = int((inputs.folds >= 0).sum())
-    return run_header(config, runtime, precision, parameters, (labelled, images), folds)
+    model = (task.model_name(), count_parameters(task.create_model))
+    return run_header(config, runtime, precision, model, (labelled, images), folds)
 
 
 def _ram_cache_cost(config: Config, inputs: FoldInputs, processes: int) -> str:

@@ -47,10 +47,15 @@ def device_name(device: torch.device) -> str:
 
 
 def run_header(
-    config: Config, runtime: Runtime, precision: str, parameters: int, images: tuple[int, int], folds: list[int]
+    config: Config,
+    runtime: Runtime,
+    precision: str,
+    model: tuple[str, int],
+    images: tuple[int, int],
+    folds: list[int],
 ) -> list[str]:
-    """Three lines: where and how it trains; the model; the data (labelled images, and the fewest any fold
-    trains on), the folds and the length of training."""
+    """Three lines: where and how it trains; the model (name, parameters); the data (labelled images, and the
+    fewest any fold trains on), the folds and the length of training."""
     train, device = config.train, runtime.device
     channels_last = "on" if train.channels_last and device.type == "cuda" else "off"
     processes = f", {runtime.world_size} processes" if runtime.world_size > 1 else ""
@@ -62,7 +67,7 @@ def run_header(
     fold_plan = f"fold(s) {folds} of {config.folds.n_splits}"
     return [
         f"device {device_name(device)}{processes}: {precision}, channels-last {channels_last}, compile {train.compile}",
-        f"model {config.model.backbone}: {parameters / 1e6:.2f} M parameters, input {config.model.image_size} px",
+        f"model {model[0]}: {model[1] / 1e6:.2f} M parameters, input {config.model.image_size} px",
         f"data {images[0]} labelled images, {images[1]} train a fold; {fold_plan}; batch {train.batch_size}; {length}",
     ]
 

@@ -42,6 +42,7 @@ class Task(Protocol):
     views_merge_as_models: bool  # merge_models of per-view outputs equals predict_batch's merge of those views
 
     def create_model(self, pretrained: bool | None = None) -> torch.nn.Module: ...
+    def model_name(self) -> str: ...
     def normalisation(self, model: torch.nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]: ...
     def create_transform(self, augmentations: Any, train: bool) -> Any: ...
     # targets=None: a test set whose items are (image, meta), meta being what predict_batch maps back with.
@@ -86,6 +87,10 @@ class TaskHooks:
 
     def create_mixup(self) -> Any:
         return None
+
+    def model_name(self) -> str:
+        """The model as the run header names it: the backbone, unless the task builds more around it."""
+        return self.config.model.backbone
 
     def balance_classes(self, targets: np.ndarray, device: torch.device) -> np.ndarray | None:
         return None

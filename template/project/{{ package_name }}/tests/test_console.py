@@ -9,6 +9,8 @@ import torch
 from ..config import load_config
 from ..core.console import count_parameters, epoch_line, rate_text, run_header, seconds_text
 from ..core.distributed import Runtime
+from ..tasks import create_task
+from .conftest import TASK
 
 
 def test_small_rates_keep_a_decimal_and_durations_read_as_time() -> None:
@@ -27,10 +29,11 @@ def test_the_epoch_line_gives_the_lr_the_time_and_marks_a_new_best_in_words() ->
 
 def test_the_run_header_is_three_lines_with_the_budget_when_there_is_one() -> None:
     config = load_config(["train.time_budget_minutes=11", "train.time_budget_scope=run", "folds.n_splits=5"])
-    header = run_header(config, Runtime(torch.device("cpu")), "fp32 (x)", 2_500_000, (100, 80), [0, 1])
+    model = (create_task(config, ["a", "b"]).model_name(), 2_500_000)
+    header = run_header(config, Runtime(torch.device("cpu")), "fp32 (x)", model, (100, 80), [0, 1])
     assert len(header) == 3
     assert header[0] == f"device cpu ({torch.get_num_threads()} threads): fp32 (x), channels-last off, compile off"
-    assert header[1].startswith(f"model {config.model.backbone}: 2.50 M parameters, input ")
+    assert header[1].startswith(f"model {model[0]}: 2.50 M parameters, input ")
     assert header[2] == (
         f"data 100 labelled images, 80 train a fold; fold(s) [0, 1] of 5; batch {config.train.batch_size}; "
         "a time budget of 11 min a run"
@@ -60,3 +63,17 @@ def test_the_next_steps_after_run_add_wandb_sync_only_for_an_offline_run(tmp_pat
     assert len(next_steps(load_config(["wandb.mode=disabled"]), tmp_path)) == 3
     monkeypatch.setenv("WANDB_MODE", "disabled")  # the environment wins over the config, as in create_tracker
     assert len(next_steps(load_config(["wandb.mode=offline"]), tmp_path)) == 3
+
+
+def test_the_header_names_the_model_the_task_builds_around_the_backbone() -> None:
+    names = {
+        "classification": {(): "resnet18"},
+        "detection": {
+            ("detection.architecture=retinanet", "detection.fpn_channels=96"): "retinanet on resnet18, 96-channel FPN",
+            ("detection.architecture=ssdlite320_mobilenet_v3_large",): "torchvision ssdlite320_mobilenet_v3_large",
+        },
+        "segmentation": {("segmentation.architecture=FPN",): "smp FPN on resnet18"},
+    }[TASK]
+    for settings, name in names.items():
+        config = load_config(["model.backbone=resnet18", *settings])
+        assert create_task(config, ["a", "b"]).model_name() == name

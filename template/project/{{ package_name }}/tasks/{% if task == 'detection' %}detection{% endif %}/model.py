@@ -246,10 +246,21 @@ DETECTORS: dict[str, Callable[[Config, int, bool], nn.Module]] = {
 }
 
 
+TIMM_DETECTORS = ("fcos", "retinanet", "fasterrcnn")  # heads on a timm FPN of model.backbone
+
+
+def detector_name(config: Config) -> str:
+    """'fasterrcnn on resnet18, 64-channel FPN', or the torchvision builder's name (its own backbone)."""
+    name = config.detection.architecture
+    if name in TIMM_DETECTORS:
+        return f"{name} on {config.model.backbone}, {config.detection.fpn_channels}-channel FPN"
+    return f"torchvision {name}"
+
+
 def create_detector(config: Config, num_classes: int, pretrained: bool) -> nn.Module:
     """A detector for `num_classes` object classes (torchvision adds background as label 0)."""
     name = config.detection.architecture
     build = lookup(DETECTORS, name, "detection.architecture")
-    if name in ("fcos", "retinanet", "fasterrcnn"):
+    if name in TIMM_DETECTORS:
         check_backbone(config.model.backbone)
     return build_model(lambda use: build(config, num_classes + 1, use), config.model, pretrained)

@@ -25,7 +25,7 @@ from ...core.tta import deaugment_boxes, get_view
 from .. import TaskHooks
 from .data import DetectionDataset, collate, flatten_transforms
 from .metric import METRICS
-from .model import ANCHOR_LEVELS, anchor_sizes_for, box_sides, create_detector
+from .model import ANCHOR_LEVELS, anchor_sizes_for, box_sides, create_detector, detector_name
 from .postprocess import (
     autocast_backbone_only,
     detect,
@@ -73,6 +73,9 @@ class DetectionTask(TaskHooks):
     def create_model(self, pretrained: bool | None = None) -> nn.Module:
         use_pretrained = self.config.model.pretrained if pretrained is None else pretrained
         return create_detector(self.config, len(self.classes), use_pretrained)
+
+    def model_name(self) -> str:
+        return detector_name(self.config)
 
     def data_settings(self, table: LabelledTable) -> list[Choice]:
         """Under a time budget, the resolution the small boxes allow (detection.fit_image_size); then

@@ -69,6 +69,9 @@ class SegmentationTask(TaskHooks):
     def create_model(self, pretrained: bool | None = None) -> nn.Module:
         return create_segmenter(self.config.model, self.config.segmentation, self.num_outputs, pretrained)
 
+    def model_name(self) -> str:
+        return f"smp {self.config.segmentation.architecture} on {self.config.model.backbone}"
+
     def normalisation(self, model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
         return encoder_normalisation(self.config.model.backbone)
 
