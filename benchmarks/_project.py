@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from podium.project import create_project
+from podium.render import create_project
 
 BENCHMARKS = Path(__file__).resolve().parent
 ENV = {

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from _project import ENV, demo_scale, one_thread_when, table
 from podium.demo import DEMOS
-from podium.project import create_project
+from podium.render import create_project
 
 SPEED = re.compile(r"(\d+) images decoded in ([\d.]+) s \((\d+) images/s\)")
 

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pandas as pd
 from _project import ENV, one_thread_when
-from podium.project import create_project
+from podium.render import create_project
 
 PACKAGE = "bench_eda"
 

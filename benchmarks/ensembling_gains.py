@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 from _project import SMOKE_TRAINING, ProjectShell, demo_scale, one_thread_when
 from podium.demo import COMMON_OVERRIDES, DEMO_ANSWERS, write_digits_competition
-from podium.project import create_project
+from podium.render import create_project
 
 PACKAGE = DEMO_ANSWERS["package_name"]
 

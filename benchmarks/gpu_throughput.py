@@ -46,7 +46,7 @@ from _project import (
     table,
 )
 from podium.demo import DEMOS
-from podium.project import create_project
+from podium.render import create_project
 
 BARE = """
 import sys

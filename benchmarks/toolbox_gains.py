@@ -18,7 +18,7 @@ from pathlib import Path
 
 from _project import SMOKE_TRAINING, ProjectShell, demo_scale, demo_test_score, one_thread_when
 from podium.demo import DEMOS
-from podium.project import create_project
+from podium.render import create_project
 
 BLENDS = {"detection": ("wbf", "nms"), "segmentation": ("soft", "hard")}
 PSEUDO = {"detection": ["pseudo.threshold=0.7", "pseudo.uncertain=0.3"], "segmentation": ["pseudo.threshold=0.9"]}

@@ -21,7 +21,7 @@ import optuna
 import yaml
 from _project import SMOKE_TRAINING, ProjectShell, demo_scale, one_thread_when
 from podium.demo import DEMOS, Demo
-from podium.project import create_project
+from podium.render import create_project
 
 # Spaces for models trained from scratch on small images (the project's default space assumes ImageNet backbones).
 SPACES = {

@@ -63,7 +63,7 @@ from podium.demo import (
     write_scenes_competition,
 )
 from podium.discover import inspect_competition
-from podium.project import create_project
+from podium.render import create_project
 from podium.sources import place_data
 from public_datasets import DEVELOPMENT, HELD_OUT, Writer
 

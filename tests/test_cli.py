@@ -15,7 +15,7 @@ import pytest
 import yaml
 from podium import __version__
 from podium.cli import app
-from podium.project import create_project
+from podium.render import create_project
 from typer.testing import CliRunner
 
 from .conftest import EXAMPLES_DIR, TEMPLATE_DIR, git
@@ -208,7 +208,7 @@ def test_ctrl_c_during_update_says_how_to_undo(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_during_demo_says_how_to_start_again(tmp_path: Path) -> None:
-    with mock.patch("podium.project.create_project", side_effect=interrupt):
+    with mock.patch("podium.render.create_project", side_effect=interrupt):
         result = runner.invoke(app, ["demo", str(tmp_path / "demo"), "--fast"])
     assert result.exit_code == 130
     assert result.output.strip().splitlines()[-1] == (

@@ -3,6 +3,7 @@ three real competitions of each task (made here, tiny), then a project rendered 
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import stat
@@ -13,16 +14,20 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import copier
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from podium import discover
 from podium.cli import app
 from podium.demo import write_digits_competition, write_masks_competition, write_scenes_competition
 from podium.discover import box_format_from_values, inspect_competition
 from podium.errors import PodiumError
-from podium.project import Rendered
+from podium.render import Rendered
 from typer.testing import CliRunner
+
+from .conftest import TEMPLATE_DIR
 
 runner = CliRunner()
 RNG = np.random.default_rng(0)
@@ -552,7 +557,7 @@ def test_when_the_files_cannot_tell_the_label_column_copier_asks_or_d_answers(tm
         return Rendered(dest, "fake")
 
     source = ["--from", str(tmp_path / "comp")]
-    with mock.patch("podium.project.render_project", side_effect=fake_render) as render:
+    with mock.patch("podium.render.render_project", side_effect=fake_render) as render:
         given = runner.invoke(app, ["new", str(tmp_path / "a"), *source, "--defaults", "-d", "target_columns=site"])
         with mock.patch("podium.cli._stdin_is_a_terminal", return_value=True):
             asked = runner.invoke(app, ["new", str(tmp_path / "b"), *source])
@@ -600,3 +605,41 @@ def test_new_from_a_nested_kaggle_zip_unpacks_the_inner_zips(tmp_path: Path, top
     assert (project / "data" / "test_images" / "2216849948.jpg").is_file()
     assert not list((project / "data").glob("*.zip"))
     assert "podium-from-" not in result.output
+
+
+TEMPLATE_PACKAGE = TEMPLATE_DIR / "project" / "{{ package_name }}"
+
+
+def _template_definitions(relative: str, names: set[str]) -> dict[str, Any]:
+    """The template's own constants and self-contained functions `names`, read from its source (a template module
+    cannot be imported outside a rendered project)."""
+    tree = ast.parse((TEMPLATE_PACKAGE / relative).read_text())
+    kept = [
+        node
+        for node in tree.body
+        if (isinstance(node, ast.FunctionDef) and node.name in names)
+        or (isinstance(node, ast.Assign) and any(getattr(t, "id", None) in names for t in node.targets))
+    ]
+    namespace: dict[str, Any] = {"np": np}
+    exec(compile(ast.Module(body=kept, type_ignores=[]), relative, "exec"), namespace)
+    return namespace
+
+
+def test_discover_reads_suffixes_sizes_and_runs_as_the_template_does(tmp_path: Path) -> None:
+    data = _template_definitions("core/data.py", {"IMAGE_SUFFIXES"})
+    assert data["IMAGE_SUFFIXES"] == discover.IMAGE_SUFFIXES
+    for task, size in discover.DEFAULT_IMAGE_SIZES.items():
+        worker = copier.run_copy(
+            str(TEMPLATE_DIR), tmp_path / task, data={"task": task}, defaults=True, pretend=True, quiet=True
+        )
+        assert worker.answers.combined["image_size"] == size, task
+    labels = _template_definitions(
+        "tasks/{% if task == 'segmentation' %}segmentation{% endif %}/labels.py", {"rle_encode", "rle_decode"}
+    )
+    masks = np.random.default_rng(0).random((6, 7, 9)) < 0.4
+    for mask in masks:
+        for order in ("F", "C"):
+            runs = labels["rle_encode"](mask, order)
+            decoded = labels["rle_decode"](runs, mask.shape, order).astype(bool)
+            assert np.array_equal(discover.rle_mask(runs, 7, 9, order), decoded)
+            assert np.array_equal(decoded, mask)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from podium.project import create_project, load_answers_file
+from podium.answers import load_answers_file
+from podium.render import create_project
 from podium.templates import content_hash
 
 from .conftest import EXAMPLES_DIR, TEMPLATE_DIR

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from podium.project import create_project
+from podium.render import create_project
 
 
 @pytest.mark.slow

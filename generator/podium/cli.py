@@ -19,7 +19,7 @@ from podium.errors import PodiumError, UpdateConflicts
 
 if TYPE_CHECKING:  # imported lazily where used: `podium --help` stays fast
     from podium.discover import Findings
-    from podium.project import Rendered
+    from podium.render import Rendered
 
 TASKS = ("classification", "detection", "segmentation")
 # The rendered project's install command, as its README's "Set up" says (template/project/README.md.jinja).
@@ -179,8 +179,8 @@ def _new(
     copy_data: bool,
     verbose: bool,
 ) -> None:
-    from podium.answers import check_answers
-    from podium.project import load_answers_file, parse_data_pairs, render_project
+    from podium.answers import check_answers, load_answers_file, parse_data_pairs
+    from podium.render import render_project
     from podium.templates import template_questions
 
     questions = template_questions(template)
@@ -307,7 +307,7 @@ def update(
     ] = False,
 ) -> None:
     """Take the installed template's improvements into a project, keeping its own edits (3-way merge)."""
-    from podium.project import update_project
+    from podium.update import update_project
 
     if conflict not in ("inline", "rej"):
         raise PodiumError(f"--conflict {conflict!r}: expected inline or rej")

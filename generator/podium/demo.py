@@ -410,7 +410,7 @@ def write_overlay(project: Path, overrides: list[str]) -> Path:
     path = project / "configs" / "experiment" / f"{OVERLAY}.yaml"
     header = f"# The settings `podium demo` trained with: python -m {project.name} run -e {OVERLAY}\n"
     path.write_text(header + yaml.safe_dump(settings, sort_keys=False))
-    from podium.project import GIT_IDENTITY
+    from podium.git import GIT_IDENTITY
 
     for command in (["add", str(path.relative_to(project))], ["commit", "-q", "-m", "The demo's settings"]):
         subprocess.run(["git", *GIT_IDENTITY, *command], cwd=project, check=True, capture_output=True)
@@ -454,7 +454,7 @@ def _print_line(console: Console, text: str) -> None:
 def _run_demo(dest: Path, *, task: str, fast: bool, force: bool) -> dict[str, Any]:
     from rich.console import Console
 
-    from podium.project import create_project
+    from podium.render import create_project
     from podium.runs_io import write_json_atomic
 
     console = Console()

@@ -7,13 +7,16 @@ import csv
 import json
 import re
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from podium.errors import PodiumError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp"}
+# The template's own (core/data.py): a proposal for files the project would not read is a wrong proposal.
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+DEFAULT_IMAGE_SIZES = {"classification": 224, "detection": 512, "segmentation": 512}  # copier.yml's image_size
 RLE = re.compile(r"^\s*\d+ \d+( \d+ \d+)*\s*$")
 BOX_LIST = re.compile(r"^\s*\[?\s*-?[\d.]+(\s*[,\s]\s*-?[\d.]+){3}\s*\]?\s*$")
 NUMBER = re.compile(r"^\s*-?\d+(\.\d+)?([eE]-?\d+)?\s*$")
@@ -139,14 +142,24 @@ def matching_folder(ids: list[str], folders: dict[str, list[Path]], exclude: str
     return name, share
 
 
-def id_column(table: Table, folders: dict[str, list[Path]]) -> tuple[str, str, float] | None:
-    """(column, image folder, share of its values found as images) for the column naming the images."""
+@dataclass(frozen=True)
+class ImageColumn:
+    """A table's column naming images: the folder holding them and the share of its values found there."""
+
+    table: Table
+    column: str
+    folder: str
+    share: float
+
+
+def id_column(table: Table, folders: dict[str, list[Path]]) -> ImageColumn | None:
+    """The column naming the images, when at least half its values are found in one image folder."""
     best = None
     for column in table.columns:
         match = matching_folder(table.values(column)[:500], folders)
-        if match and (best is None or match[1] > best[2]):
-            best = (column, match[0], match[1])
-    return best if best and best[2] >= 0.5 else None
+        if match and (best is None or match[1] > best.share):
+            best = ImageColumn(table, column, *match)
+    return best if best and best.share >= 0.5 else None
 
 
 def rle_column(table: Table) -> str | None:
@@ -172,10 +185,21 @@ def edge_length(mask: Any) -> int:
     return int((mask[:, 1:] != mask[:, :-1]).sum() + (mask[1:, :] != mask[:-1, :]).sum())
 
 
+def rle_mask(runs: str, height: int, width: int, order: str) -> Any:
+    """The (height, width) bool mask of Kaggle runs ("start length" pairs, pixels numbered from 1) read in `order`
+    (F: column-major, C: row-major), as the template decodes them; runs past the image are cut, not refused."""
+    import numpy as np
+
+    numbers = [int(v) for v in runs.split()]
+    flat = np.zeros(width * height, dtype=bool)
+    for start, length in zip(numbers[0::2], numbers[1::2], strict=True):
+        flat[max(start - 1, 0) : start - 1 + length] = True
+    return flat.reshape((height, width), order=order)  # type: ignore[call-overload]
+
+
 def rle_order(table: Table, rle: str, ids: str, images: list[Path]) -> tuple[str, str]:
     """F (column-major) or C (row-major): the order in which the training runs draw the more compact shapes
     (shorter outlines), over up to 20 encoded images; F, Kaggle's usual, when they cannot tell."""
-    import numpy as np
     from PIL import Image
 
     by_stem = {p.stem: p for p in images}
@@ -184,12 +208,8 @@ def rle_order(table: Table, rle: str, ids: str, images: list[Path]) -> tuple[str
     for row in rows:
         with Image.open(by_stem[stem(row[ids])]) as picture:
             width, height = picture.size
-        runs = [int(v) for v in row[rle].split()]
-        flat = np.zeros(width * height, dtype=bool)
-        for start, length in zip(runs[0::2], runs[1::2], strict=True):
-            flat[max(start - 1, 0) : start - 1 + length] = True
         for order in edges:
-            edges[order] += edge_length(flat.reshape((height, width), order=order))  # type: ignore[call-overload]
+            edges[order] += edge_length(rle_mask(row[rle], height, width, order))
     if edges["C"] < edges["F"]:
         return "C", f"decoded row-major the runs outline shapes {edges['F'] / edges['C']:.1f}x more compactly"
     if edges["F"] < edges["C"]:
@@ -372,7 +392,7 @@ def _image_size(task: str, images: list[Path]) -> tuple[int, str] | None:
     if not sides:
         return None
     median = sorted(sides)[len(sides) // 2]
-    default = 224 if task == "classification" else 512
+    default = DEFAULT_IMAGE_SIZES[task]
     proposed = max(32, -(-median // 32) * 32)
     if proposed >= default:
         return None
@@ -423,21 +443,18 @@ def _sample(found: Findings, table: Table | None, folders: dict[str, list[Path]]
     match = id_column(table, folders)
     if match is None:  # no test images named: its first column is taken as the id, as Kaggle's samples put it
         return Sample(table, table.columns[0] if table.columns else "")
-    column, folder, share = match
-    found.propose("test_dir", folder, f"holds {share:.0%} of the sample submission's {column} values")
-    found.propose("id_column", column, f"{table.path.name}'s column naming the test images")
-    return Sample(table, column)
+    found.propose("test_dir", match.folder, f"holds {match.share:.0%} of the sample submission's {match.column} values")
+    found.propose("id_column", match.column, f"{table.path.name}'s column naming the test images")
+    return Sample(table, match.column)
 
 
-def _train_table(
-    tables: list[Table], folders: dict[str, list[Path]], sample: Sample | None
-) -> tuple[Table, str, str, float] | None:
-    """(table, id column, image folder, share) of the CSV naming the training images; of several, the one holding
-    what the sample asks for (train* names first among equals)."""
-    matches = [(table, *match) for table in tables if (match := id_column(table, folders))]
+def _train_table(tables: list[Table], folders: dict[str, list[Path]], sample: Sample | None) -> ImageColumn | None:
+    """The CSV naming the training images; of several, the one holding what the sample asks for (train* names first
+    among equals)."""
+    matches = [match for table in tables if (match := id_column(table, folders))]
     if not matches:
         return None
-    return max(matches, key=lambda match: _label_evidence(match[0], match[1], sample))
+    return max(matches, key=lambda match: _label_evidence(match.table, match.column, sample))
 
 
 def _label_evidence(table: Table, ids: str, sample: Sample | None) -> int:
@@ -458,45 +475,104 @@ def _column_of_class_names(table: Table, names: list[str], skip: set[str]) -> st
     return None
 
 
-def _layout(found: Findings, folders: dict[str, list[Path]], sample: Sample | None, tables: list[Table]) -> list[Path]:
-    """Set task, layout and the layout's answers; returns the training images."""
-    root = found.root
-    train = _train_table(tables, folders, sample)
-    coco, voc = _coco(root), _voc(root)
+@dataclass
+class Evidence:
+    """What the layout detectors look at: the competition's image folders, its sample submission and the CSV naming
+    its training images (_train_table); each detector proposes into `found`."""
+
+    found: Findings
+    folders: dict[str, list[Path]]
+    sample: Sample | None
+    train: ImageColumn | None
+
+
+def _coco_layout(evidence: Evidence) -> bool:
+    found, folders, sample = evidence.found, evidence.folders, evidence.sample
+    coco = _coco(found.root)
+    if coco is None:
+        return False
+    path, data = coco
+    polygons = bool(sample and sample_rle_column(sample)) and any(
+        a.get("segmentation") for a in data["annotations"][:100]
+    )
+    task, layout = ("segmentation", "coco_polygons") if polygons else ("detection", "coco")
+    found.propose("task", task, f"{path.name} is COCO JSON" + (" and the sample wants RLE masks" if polygons else ""))
+    found.propose("data_layout", layout, "COCO annotations")
+    found.propose("annotations", path.relative_to(found.root).as_posix(), "holds images, annotations and categories")
+    names = {Path(image["file_name"]).stem for image in data["images"][:500]}
+    images = max(folders, key=lambda name: len(names & {p.stem for p in folders[name]}))
+    _set_images(found, images, folders, "holds the JSON's file names")
+    if polygons:
+        _sample_mask_columns(found, sample)
+    return True
+
+
+def _voc_layout(evidence: Evidence) -> bool:
+    found, folders = evidence.found, evidence.folders
+    voc = _voc(found.root)
+    if voc is None:
+        return False
+    shown = voc.relative_to(found.root).as_posix() or "."
+    found.propose("task", "detection", f"{shown} holds Pascal VOC XML files")
+    found.propose("data_layout", "voc", "XML files with <bndbox>")
+    found.propose("annotations", shown, "the XML folder")
+    names = {p.stem for p in voc.glob("*.xml")}
+    images = max(folders, key=lambda name: len(names & {p.stem for p in folders[name]}))
+    _set_images(found, images, folders, "holds the images the XML files name")
+    return True
+
+
+def _train_csv_with_masks(evidence: Evidence) -> bool:
+    train = evidence.train
+    if train is None or (masks := _mask_folder(evidence.folders, train.folder)) is None:
+        return False
+    _masks(evidence.found, evidence.folders, train.table, train.folder, masks, evidence.sample)
+    return True
+
+
+def _train_csv(evidence: Evidence) -> bool:
+    if evidence.train is None:
+        return False
+    _csv_layouts(evidence.found, evidence.folders, evidence.sample, evidence.train)
+    return True
+
+
+def _mask_folders(evidence: Evidence) -> bool:
+    pair = _mask_pair(evidence.folders)
+    if pair is None:
+        return False
+    _masks(evidence.found, evidence.folders, None, pair[0], pair[1], evidence.sample)
+    return True
+
+
+def _class_folders(evidence: Evidence) -> bool:
+    found, folders = evidence.found, evidence.folders
     parent = class_folder_parent(folders)
-    sample_rle = sample_rle_column(sample) if sample else None
-    if coco is not None:
-        path, data = coco
-        polygons = sample_rle is not None and any(a.get("segmentation") for a in data["annotations"][:100])
-        task, layout = ("segmentation", "coco_polygons") if polygons else ("detection", "coco")
-        found.propose(
-            "task", task, f"{path.name} is COCO JSON" + (" and the sample wants RLE masks" if polygons else "")
-        )
-        found.propose("data_layout", layout, "COCO annotations")
-        found.propose("annotations", path.relative_to(root).as_posix(), "holds images, annotations and categories")
-        names = {Path(image["file_name"]).stem for image in data["images"][:500]}
-        images = max(folders, key=lambda name: len(names & {p.stem for p in folders[name]}))
-        _set_images(found, images, folders, "holds the JSON's file names")
-        if polygons:
-            _sample_mask_columns(found, sample)
-    elif voc is not None:
-        found.propose("task", "detection", f"{voc.relative_to(root).as_posix() or '.'} holds Pascal VOC XML files")
-        found.propose("data_layout", "voc", "XML files with <bndbox>")
-        found.propose("annotations", voc.relative_to(root).as_posix() or ".", "the XML folder")
-        names = {p.stem for p in voc.glob("*.xml")}
-        images = max(folders, key=lambda name: len(names & {p.stem for p in folders[name]}))
-        _set_images(found, images, folders, "holds the images the XML files name")
-    elif train is not None and (masks := _mask_folder(folders, train[2])) is not None:
-        _masks(found, folders, train[0], train[2], masks, sample)
-    elif train is not None:
-        _csv_layouts(found, folders, sample, *train)
-    elif (pair := _mask_pair(folders)) is not None:
-        _masks(found, folders, None, pair[0], pair[1], sample)
-    elif parent is not None:
-        found.propose("task", "classification", f"{parent} has one sub-folder of images per class")
-        found.propose("data_layout", "folders", "no train CSV; class folders")
-        _set_images(found, parent, folders, "the class folders' parent")
-    else:
+    if parent is None:
+        return False
+    found.propose("task", "classification", f"{parent} has one sub-folder of images per class")
+    found.propose("data_layout", "folders", "no train CSV; class folders")
+    _set_images(found, parent, folders, "the class folders' parent")
+    return True
+
+
+# Tried in order, the first that fits sets task, layout and the layout's answers: annotation files say the most, a
+# train CSV next (with a masks folder beside its images: segmentation), then masks alone, then class folders.
+LAYOUT_DETECTORS: tuple[Callable[[Evidence], bool], ...] = (
+    _coco_layout,
+    _voc_layout,
+    _train_csv_with_masks,
+    _train_csv,
+    _mask_folders,
+    _class_folders,
+)
+
+
+def _layout(found: Findings, folders: dict[str, list[Path]], sample: Sample | None, tables: list[Table]) -> list[Path]:
+    """Set task, layout and the layout's answers by the first of LAYOUT_DETECTORS that fits; returns the training
+    images."""
+    evidence = Evidence(found, folders, sample, _train_table(tables, folders, sample))
+    if not any(detect(evidence) for detect in LAYOUT_DETECTORS):
         raise PodiumError(
             f"{found.shown}: no layout fits (a train CSV naming the images, COCO JSON, VOC XML, class folders "
             "or a masks folder); answer the questions instead (podium new without --from)"
@@ -587,10 +663,8 @@ def _masks(
         found.note(table.path.name, "not needed: the masks are files")
 
 
-def _csv_layouts(
-    found: Findings, folders: dict[str, list[Path]], sample: Sample | None,
-    table: Table, ids: str, images: str, share: float,
-) -> None:  # fmt: skip
+def _csv_layouts(found: Findings, folders: dict[str, list[Path]], sample: Sample | None, train: ImageColumn) -> None:
+    table, ids, images = train.table, train.column, train.folder
     name = table.path.relative_to(found.root).as_posix()
     rle = rle_column(table)
     boxes = [
@@ -599,7 +673,7 @@ def _csv_layouts(
     named = named_box_columns([c for c in table.columns if c != ids])
     if "id_column" in found.answers and found.answers["id_column"] != ids:
         found.note("id_column", f"{name} calls it {ids}, the sample {found.answers['id_column']}; {ids} kept")
-    found.propose("id_column", ids, f"{name}'s column naming {share:.0%} of the images in {images}")
+    found.propose("id_column", ids, f"{name}'s column naming {train.share:.0%} of the images in {images}")
     found.propose("train_csv", name, "the CSV naming the training images" + (
         f" and holding what {sample.name} asks for" if _label_evidence(table, ids, sample) else ""))  # fmt: skip
     if rle:
