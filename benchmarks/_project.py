@@ -267,3 +267,18 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) 
         return "  ".join(parts).rstrip()
 
     return "\n".join([line(headers), *(line(row) for row in rows)])
+
+
+def print_gains(title: str, rows: list[tuple[str, float]], pseudo: dict, blends: dict[str, dict]) -> None:
+    """The gains table of toolbox_gains.py and ensembling_gains.py: a row per step, the pseudo round, the blends."""
+    width = max(len(name) for name, _ in rows)
+    print(f"\nHeld-out test {title}")
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value:.4f}")
+    print(
+        f"  pseudo round: {pseudo['selected']}/{pseudo['of']} test images labelled, "
+        f"CV {pseudo['cv_before']:.4f} -> {pseudo['cv_after']:.4f}"
+    )
+    for method, report in blends.items():
+        members_oof = ", ".join(f"{value:.4f}" for value in report["member_oof_scores"].values())
+        print(f"  {method}: members' OOF {members_oof}, blend {report['oof_score']:.4f}, params {report['params']}")

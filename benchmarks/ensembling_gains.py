@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from _project import SMOKE_TRAINING, ProjectShell, demo_scale, one_thread_when
+from _project import SMOKE_TRAINING, ProjectShell, demo_scale, one_thread_when, print_gains
 from podium.demo import COMMON_OVERRIDES, DEMO_ANSWERS, write_digits_competition
 from podium.render import create_project
 
@@ -107,14 +107,7 @@ def measure(folds_count: int, epochs: int, dest: Path, smoke: bool, keep: bool) 
     )
     report = json.loads((outputs / "seeds" / "pseudo.json").read_text())[0]
 
-    width = max(len(name) for name, _ in rows)
-    print(f"\nHeld-out test accuracy on digits ({len(truth)} images), {folds_count} folds x {epochs} epochs")
-    for name, value in rows:
-        print(f"  {name:<{width}}  {value:.4f}")
-    print(
-        f"  pseudo round: {report['selected']}/{report['of']} test images labelled, "
-        f"CV {report['cv_before']:.4f} -> {report['cv_after']:.4f}"
-    )
+    print_gains(f"accuracy on digits ({len(truth)} images), {folds_count} folds x {epochs} epochs", rows, report, {})
     kept = f"; runs in {outputs}" if keep else ""
     print(f"  wall time {time.perf_counter() - started:.0f} s{kept}")
     (dest / "gains.json").write_text(json.dumps({"rows": dict(rows), "pseudo": report}, indent=2))

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _project import SMOKE_TRAINING, ProjectShell, demo_scale, demo_test_score, one_thread_when
+from _project import SMOKE_TRAINING, ProjectShell, demo_scale, demo_test_score, one_thread_when, print_gains
 from podium.demo import DEMOS
 from podium.render import create_project
 
@@ -94,17 +94,7 @@ def measure(task: str, epochs: int | None, dest: Path, smoke: bool, keep: bool) 
         pseudo = json.loads((outputs / f"blend-{best}" / "pseudo.json").read_text())[0]
         rows.append((f"+ one pseudo-label round from the {best} blend (seed 0)", test_score(f"blend-{best}-pseudo1")))
 
-    width = max(len(name) for name, _ in rows)
-    print(f"\nHeld-out test {demo.answers['metric']} on {demo.title}, 2 seeds x {len(folds)} folds")
-    for name, value in rows:
-        print(f"  {name:<{width}}  {value:.4f}")
-    print(
-        f"  pseudo round: {pseudo['selected']}/{pseudo['of']} test images labelled, "
-        f"CV {pseudo['cv_before']:.4f} -> {pseudo['cv_after']:.4f}"
-    )
-    for method, report in blends.items():
-        members_oof = ", ".join(f"{value:.4f}" for value in report["member_oof_scores"].values())
-        print(f"  {method}: members' OOF {members_oof}, blend {report['oof_score']:.4f}, params {report['params']}")
+    print_gains(f"{demo.answers['metric']} on {demo.title}, 2 seeds x {len(folds)} folds", rows, pseudo, blends)
     kept = f"; runs in {outputs}" if keep else ""
     print(f"  wall time {time.perf_counter() - started:.0f} s{kept}")
     (dest / "gains.json").write_text(json.dumps({"rows": dict(rows), "pseudo": pseudo, "blends": blends}, indent=2))

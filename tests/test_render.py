@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,7 +36,8 @@ PACKAGE_FILES = {
     "core/checkpoints.py",
     "core/commands.py",
     "core/fold.py",
-    "core/coco.py",
+    "core/fold_file.py",
+    "core/callbacks.py",
     "core/data.py",
     "core/distributed.py",
     "core/engine.py",
@@ -62,7 +64,6 @@ PACKAGE_FILES = {
     "tools/analysis.py",
     "tools/analyze.py",
     "tools/bench.py",
-    "tools/explain.py",
     "tools/ensemble.py",
     "tools/soup.py",
     "tools/pseudo.py",
@@ -118,6 +119,7 @@ TASK_FILES = {
                 "pseudo",
             )
         ),
+        "tools/explain.py",
         "tests/test_data.py",
         "tests/test_ddp.py",
         "tests/test_pipeline.py",
@@ -151,6 +153,7 @@ TASK_FILES = {
                 "pseudo",
             )
         ),
+        "core/coco.py",
         "tests/test_detection.py",
         "tests/test_detection_analysis.py",
         "tests/test_detection_tools.py",
@@ -168,6 +171,7 @@ TASK_FILES = {
                 "labels",
                 "postprocess",
                 "metric",
+                "submission",
                 "eda",
                 "blend",
                 "analysis",
@@ -175,6 +179,8 @@ TASK_FILES = {
                 "pseudo",
             )
         ),
+        "core/coco.py",
+        "tools/explain.py",
         "tests/test_segmentation.py",
         "tests/test_segmentation_analysis.py",
         "tests/test_segmentation_tools.py",
@@ -189,21 +195,27 @@ TOP_FILES = {
     "pyproject.toml",
     "configs/default.yaml",
     "configs/kaggle_image.txt",
-    "configs/aug/light.yaml",
-    "configs/aug/heavy.yaml",
-    "configs/aug/document.yaml",
-    "configs/aug/document_augraphy.yaml",
-    "configs/aug/medium.yaml",
-    "configs/aug/no_flip.yaml",
-    "configs/aug/tv_autoaugment.yaml",
-    "configs/aug/tv_randaugment.yaml",
-    "configs/aug/tv_trivialaugment.yaml",
-    "configs/aug/tv_medium.yaml",
-    "configs/aug/detection.yaml",
-    "configs/aug/detection_no_flip.yaml",
-    "configs/aug/segmentation.yaml",
     "configs/experiment/smoke.yaml",
     "configs/experiment/strong.yaml",
+}
+
+# Each task gets the augmentation presets it can train with (detection's are bbox-safe; torchvision's are
+# classification's only).
+AUG_PRESETS = {
+    "classification": [
+        "light",
+        "medium",
+        "heavy",
+        "document",
+        "document_augraphy",
+        "no_flip",
+        "tv_autoaugment",
+        "tv_randaugment",
+        "tv_trivialaugment",
+        "tv_medium",
+    ],
+    "detection": ["detection", "detection_no_flip"],
+    "segmentation": ["segmentation", "no_flip"],
 }
 
 LAYOUTS = ["csv", "folders"]
@@ -232,6 +244,16 @@ def rendered_files(root: Path) -> set[str]:
     return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and ".git" not in p.parts}
 
 
+def code_map_paths(readme: Path) -> set[str]:
+    """Every file the README's code map ("| what | edit |") names in its last column, relative to the project."""
+    table = readme.read_text().split("| what | edit |", 1)[1].split("\n\n", 1)[0]
+    cells = [row.rsplit("|", 2)[-2] for row in table.splitlines() if row.startswith("|")]
+    named = {name for cell in cells for name in re.findall(r"`([^`]+)`", cell)}
+    assert len(named) > 20, table
+    files = {name for name in named if re.fullmatch(r"[\w/]+\.(py|yaml)", name)}
+    return {name if name.startswith("configs/") else f"matrix/{name}" for name in files}
+
+
 def load_rendered_config(project: Path, package: str) -> dict:
     code = f"from {package}.config import load_config; import json; print(load_config().model_dump_json())"
     result = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True)
@@ -244,12 +266,14 @@ def test_render_matrix(tmp_path: Path, answers: dict) -> None:
     project = create_project(tmp_path / "p", data={"project_name": "Matrix", **answers}, defaults=True, quiet=True)
     data_note = "data/README.md"
     package_files = PACKAGE_FILES | TASK_FILES[answers.get("task", "classification")]
-    expected = TOP_FILES | {f"matrix/{name}" for name in package_files} | {data_note}
+    presets = {f"configs/aug/{name}.yaml" for name in AUG_PRESETS[answers.get("task", "classification")]}
+    expected = TOP_FILES | presets | {f"matrix/{name}" for name in package_files} | {data_note}
     assert rendered_files(project) == expected
     for path in project.rglob("*"):
         if path.is_file() and ".git" not in path.parts:
             text = path.read_text()
             assert "{{" not in text and "{%" not in text, path
+    assert code_map_paths(project / "README.md") - expected == set()  # the code map names files the task has
     config = load_rendered_config(project, "matrix")
     assert config["data"]["layout"] == answers["data_layout"]
     assert config["task"] == answers.get("task", "classification")

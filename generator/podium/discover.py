@@ -27,21 +27,61 @@ NO_MASK = {"", "-1"}  # what sample submissions hold in their RLE column besides
 # Words of column names that describe an image or where it came from, not its class (SIIM melanoma's patient_id,
 # sex, age_approx, anatom_site_general_challenge; Global Wheat's source, width, height).
 METADATA_WORDS = {
-    "patient", "sex", "gender", "age", "site", "source", "width", "height", "split", "fold", "date", "time", "study",
-    "series", "user", "annotator", "rad", "group", "dataset", "domain", "hospital", "institution", "center",
-    "centre", "scanner", "device", "camera", "view", "path", "file", "filename", "url", "size", "id", "uuid",
-}  # fmt: skip
+    "patient",
+    "sex",
+    "gender",
+    "age",
+    "site",
+    "source",
+    "width",
+    "height",
+    "split",
+    "fold",
+    "date",
+    "time",
+    "study",
+    "series",
+    "user",
+    "annotator",
+    "rad",
+    "group",
+    "dataset",
+    "domain",
+    "hospital",
+    "institution",
+    "center",
+    "centre",
+    "scanner",
+    "device",
+    "camera",
+    "view",
+    "path",
+    "file",
+    "filename",
+    "url",
+    "size",
+    "id",
+    "uuid",
+}
 ROWS_READ = 2000  # rows of each CSV looked at: enough to tell columns apart, fast on million-row files
 SIZES_READ = 200  # images whose size is read (headers only) to check box formats against
 FOLLOWS = 0.5  # correlation of (x_min, 3rd number) above which the 3rd number is x_max, not a width
 # Names of four box columns in each format, lower-case (VinBigData: x_min..y_max; YOLO exports: x_center..).
 BOX_NAMES = {
-    "xyxy": [("x_min", "xmin", "x1", "left"), ("y_min", "ymin", "y1", "top"), ("x_max", "xmax", "x2", "right"),
-             ("y_max", "ymax", "y2", "bottom")],
+    "xyxy": [
+        ("x_min", "xmin", "x1", "left"),
+        ("y_min", "ymin", "y1", "top"),
+        ("x_max", "xmax", "x2", "right"),
+        ("y_max", "ymax", "y2", "bottom"),
+    ],
     "cxcywh": [("x_center", "xc", "cx", "x_c"), ("y_center", "yc", "cy", "y_c"), ("width", "w"), ("height", "h")],
-    "xywh": [("x", "x_min", "xmin", "left", "x1", "x0", "bbox_x"), ("y", "y_min", "ymin", "top", "y1", "y0", "bbox_y"),
-             ("width", "w", "bbox_width"), ("height", "h", "bbox_height")],
-}  # fmt: skip
+    "xywh": [
+        ("x", "x_min", "xmin", "left", "x1", "x0", "bbox_x"),
+        ("y", "y_min", "ymin", "top", "y1", "y0", "bbox_y"),
+        ("width", "w", "bbox_width"),
+        ("height", "h", "bbox_height"),
+    ],
+}
 
 
 @dataclass
@@ -247,8 +287,10 @@ def _outside_as_xywh(boxes: list[list[float]], sizes: list[tuple[int, int]], nor
     """How many boxes, read as x y w h, end past their image's right or bottom border (by more than a pixel)."""
     slack = 1e-3 if normalised else 1.0
     limits = [(1.0, 1.0) if normalised else size for size in sizes]
-    return sum(x + w > width + slack or y + h > height + slack for (x, y, w, h), (width, height) in zip(
-        boxes, limits, strict=True))  # fmt: skip
+    return sum(
+        x + w > width + slack or y + h > height + slack
+        for (x, y, w, h), (width, height) in zip(boxes, limits, strict=True)
+    )
 
 
 def _follows(boxes: list[list[float]]) -> float | None:
@@ -580,8 +622,12 @@ def _layout(found: Findings, folders: dict[str, list[Path]], sample: Sample | No
     if found.answers["task"] == "detection":
         _prediction_column(found, sample)
     train_images = found.answers.get("image_dir", ".")
-    return [p for name, files in folders.items() if name == train_images or name.startswith(f"{train_images}/")
-            for p in files]  # fmt: skip
+    return [
+        p
+        for name, files in folders.items()
+        if name == train_images or name.startswith(f"{train_images}/")
+        for p in files
+    ]
 
 
 def _set_images(found: Findings, folder: str, folders: dict[str, list[Path]], reason: str) -> None:
@@ -674,8 +720,12 @@ def _csv_layouts(found: Findings, folders: dict[str, list[Path]], sample: Sample
     if "id_column" in found.answers and found.answers["id_column"] != ids:
         found.note("id_column", f"{name} calls it {ids}, the sample {found.answers['id_column']}; {ids} kept")
     found.propose("id_column", ids, f"{name}'s column naming {train.share:.0%} of the images in {images}")
-    found.propose("train_csv", name, "the CSV naming the training images" + (
-        f" and holding what {sample.name} asks for" if _label_evidence(table, ids, sample) else ""))  # fmt: skip
+    found.propose(
+        "train_csv",
+        name,
+        "the CSV naming the training images"
+        + (f" and holding what {sample.name} asks for" if _label_evidence(table, ids, sample) else ""),
+    )
     if rle:
         _rle_csv(found, table, name, ids, rle, folders[images], sample)
     elif boxes or named:
@@ -686,8 +736,11 @@ def _csv_layouts(found: Findings, folders: dict[str, list[Path]], sample: Sample
         found.propose("box_format", box_format[0], reason)
         found.propose("box_normalized", box_format[1], "every number is at most 1" if box_format[1] else "pixels")
         label, why = class_column(table, {ids, *columns}, ids)
-        found.propose("target_columns", label or "", f"the class of each box: {why}" if label
-                      else f"no class column, one class: {why}")  # fmt: skip
+        found.propose(
+            "target_columns",
+            label or "",
+            f"the class of each box: {why}" if label else f"no class column, one class: {why}",
+        )
     else:
         _classification(found, table, ids, sample)
     _set_images(found, images, folders, f"holds the images {name} names")
@@ -702,11 +755,19 @@ def _rle_csv(
     found.propose("rle_order", *rle_order(table, rle, ids, images))
     sample_rle = sample_rle_column(sample) if sample else None
     if sample is not None and sample_rle is not None and sample_rle[0] != rle:
-        found.note("rle_column", f"warning: {sample.name} calls it {sample_rle[0]}; data.rle_column names the "
-                   "column of both files, so rename one of them")  # fmt: skip
+        found.note(
+            "rle_column",
+            f"warning: {sample.name} calls it {sample_rle[0]}; data.rle_column names the "
+            "column of both files, so rename one of them",
+        )
     shared = [c for c in (sample.columns if sample else []) if c in table.columns and c not in (ids, rle)]
-    found.propose("target_columns", shared[0] if shared else "", "the class column of the train CSV and sample"
-                  if shared else "one row per image: no class column in the sample submission")  # fmt: skip
+    found.propose(
+        "target_columns",
+        shared[0] if shared else "",
+        "the class column of the train CSV and sample"
+        if shared
+        else "one row per image: no class column in the sample submission",
+    )
     mode = "multilabel" if shared else "multiclass"
     found.propose("segmentation_mode", mode, "classes per row may overlap" if shared else "one mask per image")
 
@@ -783,8 +844,11 @@ def _classification(found: Findings, table: Table, ids: str, sample: Sample | No
 def _multi_hot(found: Findings, table: Table, columns: list[str], reason: str) -> None:
     one_hot = all(sum(row[c] in ("1", "1.0") for c in columns) == 1 for row in table.rows)
     found.propose("target_columns", ",".join(columns), reason)
-    found.propose("label_mode", "multi_label", "0/1 columns are read as multi-label"
-                  + (" (here one-hot: exactly one 1 per row)" if one_hot else ""))  # fmt: skip
+    found.propose(
+        "label_mode",
+        "multi_label",
+        "0/1 columns are read as multi-label" + (" (here one-hot: exactly one 1 per row)" if one_hot else ""),
+    )
 
 
 def _label(found: Findings, table: Table, column: str, reason: str) -> None:

@@ -24,7 +24,7 @@ from .core.commands import (
     load_settings,
     metrics_table,
 )
-from .core.console import rate_text
+from .core.console import cv_text, rate_text
 from .core.errors import ProjectError
 
 
@@ -55,8 +55,8 @@ def train(
     if resume:  # each run goes on with its own config.yaml and only this command's overrides
         variants = [resumed_config(variant, explicit_changes(overrides, config)) for variant in variants]
     for settings in variants:
-        metrics = run_training(settings, resume=resume)
-        if metrics:
+        metrics = run_training(settings, resume=resume).metrics
+        if metrics:  # empty on the other ranks of a distributed run
             console.print(metrics_table(metrics, f"{settings.experiment}: cross-validation"))
 
 
@@ -88,8 +88,7 @@ def submit(
 
     settings = load_run_settings(overrides, config, experiment, "submit")
     path, metrics = write_submission(settings, predictions)
-    cv = f"CV {metrics['metric']} {metrics['cv_mean']:.4f} ± {metrics['cv_std']:.4f}" if metrics else "no CV found"
-    console.print(f"submission: {path} ({cv}); latest copy: {path.parent / 'submission.csv'}")
+    console.print(f"submission: {path} ({cv_text(metrics)}); latest copy: {path.parent / 'submission.csv'}")
     if kaggle:
         text = message or kaggle_message(settings, metrics)
         upload_to_kaggle(settings, path, kaggle, text)
@@ -282,9 +281,10 @@ def run(
     configs = load_all_settings(overrides, config, experiment)
     preflight = None if skip_check else (lambda settings: _preflight(settings, settings.data.num_workers or None))
     changes = explicit_changes(overrides, config)
-    final, metrics, submission = run_stages(configs, resume=resume, preflight=preflight, changes=changes)
+    result, submission = run_stages(configs, resume=resume, preflight=preflight, changes=changes)
+    final = result.config
     plots = write_run_plots(final)
-    console.print(metrics_table(metrics, f"{final.experiment}: {final.model.backbone}"))
+    console.print(metrics_table(result.metrics, f"{final.experiment}: {final.model.backbone}"))
     root = RunPaths.from_config(final).root
     # Paths on lines of their own: a table cell would cut them at 80 columns.
     console.print(f"run folder ({time.perf_counter() - started:.0f} s):\n  {root}", soft_wrap=True)

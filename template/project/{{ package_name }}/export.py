@@ -31,9 +31,16 @@ from .kaggle_cli import dataset_exists, dataset_title, push_when_ready, read_dat
 PACKAGE = __name__.split(".")[0]
 # Run files predict and submit read besides the checkpoints.
 RUN_FILES = (
-    "config.yaml", "config.predict.yaml", "classes.json", "metrics.json", "oof.csv", "oof.npz", "tta.json",
-    "postprocess.json", "run.json",
-)  # fmt: skip
+    "config.yaml",
+    "config.predict.yaml",
+    "classes.json",
+    "metrics.json",
+    "oof.csv",
+    "oof.npz",
+    "tta.json",
+    "postprocess.json",
+    "run.json",
+)
 
 
 @dataclass
@@ -255,20 +262,33 @@ def export(
     shutil.copytree(project / "configs", dataset / "configs")
     project_wheel = build_project_wheel(project, dataset / "wheels")
     bundled = bundle_wheels(config, manifest, project_wheel, dataset / "wheels")
-    write_json(dataset / "dataset-metadata.json", {
-        "title": dataset_title(PACKAGE, config.experiment), "id": f"{user}/{dataset_slug}",
-        "licenses": [{"name": "CC0-1.0"}],
-    })  # fmt: skip
+    write_json(
+        dataset / "dataset-metadata.json",
+        {
+            "title": dataset_title(PACKAGE, config.experiment),
+            "id": f"{user}/{dataset_slug}",
+            "licenses": [{"name": "CC0-1.0"}],
+        },
+    )
     cells = notebook_source(config, dataset_slug, members, ensemble, project_wheel.name)
     write_text(notebook / "inference.ipynb", json.dumps(_notebook(cells), indent=1))
     write_json(notebook / WRITTEN, {"inference.ipynb": _digest(notebook / "inference.ipynb")})
-    write_json(notebook / "kernel-metadata.json", {
-        "id": f"{user}/{dataset_slug}-inference", "title": f"{PACKAGE} {config.experiment} inference",
-        "code_file": "inference.ipynb", "language": "python", "kernel_type": "notebook", "is_private": True,
-        "enable_gpu": config.train.device != "cpu", "enable_internet": False,
-        "dataset_sources": [f"{user}/{dataset_slug}"],
-        "competition_sources": [config.export.competition] if config.export.competition else [], "kernel_sources": [],
-    })  # fmt: skip
+    write_json(
+        notebook / "kernel-metadata.json",
+        {
+            "id": f"{user}/{dataset_slug}-inference",
+            "title": f"{PACKAGE} {config.experiment} inference",
+            "code_file": "inference.ipynb",
+            "language": "python",
+            "kernel_type": "notebook",
+            "is_private": True,
+            "enable_gpu": config.train.device != "cpu",
+            "enable_internet": False,
+            "dataset_sources": [f"{user}/{dataset_slug}"],
+            "competition_sources": [config.export.competition] if config.export.competition else [],
+            "kernel_sources": [],
+        },
+    )
     shutil.rmtree(dest, ignore_errors=True)
     staging.rename(dest)
     bundle = Bundle(dest / "dataset", dest / "notebook")
@@ -318,6 +338,11 @@ def push(
     exists = dataset_exists(read_dataset_id(bundle.dataset, required=True))
     upload, push_notebook = kaggle_commands(bundle, message, exists)
     return push_when_ready(
-        read_dataset_id(bundle.dataset), upload, push_notebook, bundle.notebook / "kernel-metadata.json",
-        new_version=exists, timeout_minutes=timeout_minutes, poll_seconds=poll_seconds,
-    )  # fmt: skip
+        read_dataset_id(bundle.dataset),
+        upload,
+        push_notebook,
+        bundle.notebook / "kernel-metadata.json",
+        new_version=exists,
+        timeout_minutes=timeout_minutes,
+        poll_seconds=poll_seconds,
+    )

@@ -88,19 +88,35 @@ def export_onnx(config: Config, dest: Path, check_images: int = CHECK_IMAGES) ->
         path = dest / f"fold_{fold}.onnx"
         batch = torch.export.Dim("batch", min=1)
         torch.onnx.export(
-            deployable, (traced,), str(path), input_names=["images"], output_names=["probabilities"],
-            dynamic_shapes={"images": {0: batch}}, opset_version=OPSET, dynamo=True, verbose=False,
-        )  # fmt: skip
+            deployable,
+            (traced,),
+            str(path),
+            input_names=["images"],
+            output_names=["probabilities"],
+            dynamic_shapes={"images": {0: batch}},
+            opset_version=OPSET,
+            dynamo=True,
+            verbose=False,
+        )
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         with torch.inference_mode():
             expected = deployable(images).numpy()
         found = session.run(None, {"images": images.numpy()})[0]
         exported.append(OnnxModel(path, _check_parity(path, expected, found), len(images)))
-    write_json(dest / "onnx.json", {
-        "input": {"name": "images", "layout": "NCHW", "dtype": "float32", "range": "0-255",
-                  "size": config.model.image_size, "channels": config.model.in_chans},
-        "output": {"name": "probabilities", "classes": task.classes},
-        "check": {"images": len(images), "tolerance": PARITY_TOLERANCE},
-        "folds": {m.path.name: {"max_difference": m.max_difference} for m in exported},
-    })  # fmt: skip
+    write_json(
+        dest / "onnx.json",
+        {
+            "input": {
+                "name": "images",
+                "layout": "NCHW",
+                "dtype": "float32",
+                "range": "0-255",
+                "size": config.model.image_size,
+                "channels": config.model.in_chans,
+            },
+            "output": {"name": "probabilities", "classes": task.classes},
+            "check": {"images": len(images), "tolerance": PARITY_TOLERANCE},
+            "folds": {m.path.name: {"max_difference": m.max_difference} for m in exported},
+        },
+    )
     return exported

@@ -166,8 +166,11 @@ def push_when_ready(
     that Kaggle attached every source; what was done, for the CLI to print."""
     run_kaggle(upload)
     ready = wait_until_ready(
-        dataset_id, new_version=new_version, then=shlex.join(push_notebook), timeout_minutes=timeout_minutes,
+        dataset_id,
+        new_version=new_version,
+        then=shlex.join(push_notebook),
+        timeout_minutes=timeout_minutes,
         poll_seconds=poll_seconds,
-    )  # fmt: skip
+    )
     check_kernel_push(run_kaggle(push_notebook), kernel_metadata)
     return [" ".join(upload[:3]), f"kaggle datasets status {dataset_id}: {ready}", " ".join(push_notebook[:3])]

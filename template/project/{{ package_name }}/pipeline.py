@@ -7,9 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .config import Config, load_config, with_overrides
+from .config import Config, with_overrides
 from .core.run_config import resumed_config
-from .core.runs import RunPaths, expand_variants
+from .core.runs import RunPaths, RunResult, expand_variants
 from .folds import make_folds
 from .predict import predict
 from .submit import submit
@@ -37,9 +37,9 @@ def run_stages(
     resume: bool = False,
     preflight: Callable[[Config], None] | None = None,
     changes: dict[str, Any] | None = None,
-) -> tuple[Config, dict[str, Any], Path]:
+) -> tuple[RunResult, Path]:
     """Train and predict every variant (seeds=[...] or several experiments), blend them when there are several,
-    and submit; returns (the config of what was submitted, its metrics, the submission file). With `resume`, a
+    and submit; returns what was submitted (the last run or the blend) and the submission file. With `resume`, a
     run that started goes on with its own config.yaml and only `changes` (the command's overrides) on top."""
     variants, blend = expand_variants(configs)
     if resume:
@@ -48,18 +48,17 @@ def run_stages(
         preflight(configs[0])
     make_fold_files(configs, variants, resume)
     for position, settings in enumerate(variants):
-        metrics = train(settings, resume=resume)
-        # The run's config.yaml, as the `predict` command reads it: with what train fitted to the data (a budget's
-        # resolution and anchors), which the checkpoints need to see the images as they were trained on.
-        variants[position] = load_config(base=RunPaths.from_config(settings).config)
-        predict(variants[position])
-    final = variants[0]
+        # Predicted with the settings train ran with, as config.yaml has them: what it fitted to the data (a
+        # budget's resolution and anchors) is how the checkpoints saw the images.
+        result = train(settings, resume=resume)
+        variants[position] = result.config
+        predict(result.config)
     if len(variants) > 1:
         from .tools.ensemble import ensemble
 
         members = [str(RunPaths.from_config(variant).root) for variant in variants]
-        final = with_overrides(configs[0], {"experiment": blend, "seeds": None, "ensemble": {"members": members}})
-        result = ensemble(final)
-        metrics = {**result, "cv_mean": result["oof_score"], "cv_std": 0.0}
-    submission, _ = submit(final)
-    return final, metrics, submission
+        result = ensemble(
+            with_overrides(configs[0], {"experiment": blend, "seeds": None, "ensemble": {"members": members}})
+        )
+    submission, _ = submit(result.config)
+    return result, submission

@@ -16,6 +16,7 @@ from .core.data import read_test_table
 from .core.distributed import Runtime, resolve_device
 from .core.engine import autocast_dtype, evaluate
 from .core.errors import DataError, ModelError
+from .core.fold_file import read_folds
 from .core.loaders import validation_loader
 from .core.perf import configure_backends
 from .core.runs import (
@@ -28,7 +29,6 @@ from .core.runs import (
 )
 from .core.tta import select_views
 from .core.validate import require_valid_settings
-from .folds import read_folds
 from .tasks import Task, create_task, read_train_table
 
 
@@ -142,9 +142,15 @@ def choose_views(
 
         def run(selected: list[str]) -> tuple[np.ndarray, np.ndarray]:
             _, found, indices = evaluate(
-                model.to(device), loader, task, runtime=runtime, amp_dtype=amp_dtype, normalise=normalise,
-                views=selected, description=f"TTA choice: fold {fold_names[position]} views {'+'.join(selected)}",
-            )  # fmt: skip
+                model.to(device),
+                loader,
+                task,
+                runtime=runtime,
+                amp_dtype=amp_dtype,
+                normalise=normalise,
+                views=selected,
+                description=f"TTA choice: fold {fold_names[position]} views {'+'.join(selected)}",
+            )
             model.cpu()
             return found, indices
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import pandas as pd
 
 from .config import Config
+from .core.console import cv_text
 from .core.data import check_test_ids, read_sample_submission, read_test_table
 from .core.errors import SubmissionError
-from .core.runs import RunPaths, atomic_path, read_json, run_lock, write_csv
+from .core.runs import RunPaths, atomic_path, read_json, run_lock, validation_score, write_csv
 from .core.validate import require_valid_settings
 from .tasks import create_task
 
@@ -101,8 +102,7 @@ def _kaggle(*words: str, extras: tuple[str, ...] = ()) -> str:
 
 def kaggle_message(config: Config, metrics: dict) -> str:
     """What the leaderboard shows beside a submission: the run and its CV."""
-    cv = f"CV {metrics['metric']} {metrics['cv_mean']:.4f} ± {metrics['cv_std']:.4f}" if metrics else "no CV"
-    return f"{config.experiment}: {config.model.backbone}, {cv}"
+    return f"{config.experiment}: {config.model.backbone}, {cv_text(metrics)}"
 
 
 def upload_to_kaggle(config: Config, path: Path, competition: str, message: str) -> None:
@@ -145,8 +145,9 @@ def kaggle_submissions(competition: str, max_pages: int = 50) -> pd.DataFrame:
     pages, token = [], None
     for _ in range(max_pages):
         extras = (f"--page-size={PAGE_SIZE}", *((f"--page-token={token}",) if token else ()))
-        page, token = _submissions_page(_kaggle("competitions", "submissions", "-c", competition, "--csv",
-                                                extras=extras), competition)  # fmt: skip
+        page, token = _submissions_page(
+            _kaggle("competitions", "submissions", "-c", competition, "--csv", extras=extras), competition
+        )
         pages.append(page)
         if not token or page.empty:
             break
@@ -223,7 +224,7 @@ def _submit_locked(config: Config, paths: RunPaths, predictions: Path | None) ->
             "file": str(path),
             "time": datetime.now().isoformat(timespec="seconds"),
             "experiment": config.experiment,
-            "cv": metrics.get("cv_mean"),
+            "cv": validation_score(metrics),
             "public_lb": None,
         },
     )

@@ -1,4 +1,4 @@
-"""Training: `train(config) -> metrics` runs each fold, keeps checkpoints, history and OOF predictions in the
+"""Training: `train(config) -> RunResult` runs each fold, keeps checkpoints, history and OOF predictions in the
 run folder, and reports CV mean ± std. The loop knows nothing of the task: the task object does."""
 
 from __future__ import annotations
@@ -21,12 +21,14 @@ from .core.distributed import Runtime, barrier, broadcast, init_runtime, lost_pe
 from .core.engine import describe_precision
 from .core.errors import ProjectError
 from .core.fold import FoldRun
+from .core.fold_file import check_fold_count, folds_to_train, read_folds
 from .core.perf import Eta
 from .core.probe import fit_batch_to_budget
 from .core.recipe import fit_to_data
 from .core.run_config import check_same_run_settings
 from .core.runs import (
     RunPaths,
+    RunResult,
     move_previous_training,
     read_json,
     run_lock,
@@ -35,7 +37,6 @@ from .core.runs import (
 )
 from .core.tracking import create_tracker
 from .core.validate import require_valid_settings
-from .folds import check_fold_count, folds_to_train, read_folds
 from .tasks import Task, create_task, read_train_table, task_module
 
 EvaluationHook = Callable[[int, int, float], None]  # (fold, epoch, score) after each validation
@@ -82,10 +83,18 @@ def train_fold(
     validation always scores against the table's own labels. `budget_seconds`: train against the clock;
     `run_budget`: this is the run's first fold, which plans early in its first epoch how many folds the run trains."""
     run = FoldRun.build(
-        config, task, table, folds, fold, runtime=runtime, paths=paths, resume=resume,
-        training_targets=training_targets, budget_seconds=budget_seconds,
+        config,
+        task,
+        table,
+        folds,
+        fold,
+        runtime=runtime,
+        paths=paths,
+        resume=resume,
+        training_targets=training_targets,
+        budget_seconds=budget_seconds,
         budget_planner=None if run_budget is None else fold_planner(run_budget, runtime, config),
-    )  # fmt: skip
+    )
     for epoch in range(run.parts.state.epoch, run.epoch_limit):
         result = run.epoch(epoch, eta)
         if on_evaluation is not None and result.evaluated and runtime.is_main:
@@ -124,8 +133,9 @@ def summarise(config: Config, task: Task, table: LabelledTable, results: list[Fo
     }
 
 
-def train(config: Config, *, resume: bool = False, on_evaluation: EvaluationHook | None = None) -> dict[str, Any]:
-    """Train every fold of the fold file; return (and save as metrics.json) CV mean ± std and OOF score."""
+def train(config: Config, *, resume: bool = False, on_evaluation: EvaluationHook | None = None) -> RunResult:
+    """Train every fold of the fold file; returns the settings it trained with (what it fitted to the data
+    included) and the metrics it saved as metrics.json: CV mean ± std and OOF score (empty on other ranks)."""
     require_valid_settings(config)
     paths = RunPaths.from_config(config)
     with run_lock(paths, "train"):
@@ -239,9 +249,7 @@ def train_folds(
     return results
 
 
-def _train_locked(
-    config: Config, paths: RunPaths, resume: bool, on_evaluation: EvaluationHook | None
-) -> dict[str, Any]:
+def _train_locked(config: Config, paths: RunPaths, resume: bool, on_evaluation: EvaluationHook | None) -> RunResult:
     runtime = init_runtime(config.train.device, config.train.ddp_timeout_minutes)
     try:
         # Everything that can be refused is read before the run folder changes.
@@ -296,7 +304,7 @@ def _train_locked(
             tracker.summary({key: value for key, value in metrics.items() if isinstance(value, float)})
             tracker.finish()
         barrier(runtime)
-        return metrics
+        return RunResult(config, metrics)
     except RuntimeError as error:
         reason = lost_peer(runtime, error)
         if reason is None:

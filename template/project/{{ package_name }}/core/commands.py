@@ -4,7 +4,6 @@ into one red line and Ctrl-C into a resume hint. Stage commands live in cli.py, 
 from __future__ import annotations
 
 import functools
-import importlib.util
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..config import Config, load_config
+from .console import cv_value
 from .errors import ProjectError, one_line
 from .validate import require_valid_settings
 
@@ -76,18 +76,6 @@ def command(func: F) -> F:
     return func
 
 
-def tool_rendered(tool: str) -> bool:
-    """Tools are rendered only for the tasks they support; their commands exist only where they are."""
-    return importlib.util.find_spec(f"{PACKAGE}.tools.{tool}") is not None
-
-
-def tool_command(tool: str) -> Callable[[F], F]:
-    def register(func: F) -> F:
-        return command(func) if tool_rendered(tool) else func
-
-    return register
-
-
 def load_settings(
     overrides: list[str] | None, config_files: list[Path] | None, experiment: str | None, *, validate: bool = True
 ) -> Config:
@@ -126,7 +114,8 @@ def metrics_table(metrics: dict[str, Any], title: str) -> Table:
     for member, score in metrics.get("member_oof_scores", {}).items():
         table.add_row(member, f"{score:.4f}", f"{metrics['weights'][member]:.3f}")
     table.add_section()
-    table.add_row("CV", f"{metrics['cv_mean']:.4f} ± {metrics['cv_std']:.4f}", "")
+    if metrics.get("cv_mean") is not None:  # a blend has no folds of its own
+        table.add_row("CV", cv_value(metrics), "")
     table.add_row("OOF", f"{metrics['oof_score']:.4f}", "")
     return table
 

@@ -28,6 +28,23 @@ def seconds_text(seconds: float) -> str:
     return f"{minutes} min {rest:02d} s"
 
 
+def cv_text(metrics: dict[str, Any]) -> str:
+    """'CV dice 0.8123 ± 0.0210' over folds, 'CV dice 0.8123 (1 fold)', or a blend's 'OOF dice 0.8301 (blend)'."""
+    if not metrics:
+        return "no CV"
+    metric = metrics.get("metric", "score")
+    if metrics.get("cv_mean") is None:
+        return f"OOF {metric} {metrics['oof_score']:.4f} (blend)"
+    return f"CV {metric} {cv_value(metrics)}"
+
+
+def cv_value(metrics: dict[str, Any]) -> str:
+    """'0.8123 ± 0.0210' over folds; one fold has no spread to show: '0.8123 (1 fold)'."""
+    if len(metrics.get("folds", {})) == 1:
+        return f"{metrics['cv_mean']:.4f} (1 fold)"
+    return f"{metrics['cv_mean']:.4f} ± {metrics['cv_std']:.4f}"
+
+
 def count_parameters(create_model: Callable[[], torch.nn.Module]) -> int:
     """A model's parameter count, from a copy built on the meta device (no memory used, no weights read)."""
     try:

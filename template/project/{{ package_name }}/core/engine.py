@@ -9,7 +9,8 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
@@ -138,39 +139,86 @@ def create_scheduler(
 PROGRESS_EVERY = 10  # steps between progress-bar refreshes
 
 
+@dataclass
+class TrainStep:
+    """What every training step of a fold uses: the model and its task, the optimizer and (outside SWA) its
+    schedule, and the optional AMP scaler, EMA, Mixup and on-device input normalisation."""
+
+    model: torch.nn.Module
+    task: Task
+    optimizer: torch.optim.Optimizer
+    runtime: Runtime
+    config: TrainConfig
+    scheduler: Any = None
+    scaler: torch.amp.GradScaler | None = None
+    ema: ModelEmaV3 | None = None
+    mixup: Any = None
+    amp_dtype: torch.dtype | None = None
+    normalise: InputNormaliser | None = None
+
+    def inputs(self, batch: Any) -> tuple[torch.Tensor, Any]:
+        """A batch on the device, normalised, channels-last on CUDA when asked, mixed when Mixup/CutMix is on."""
+        images, targets = self.task.to_device(batch, self.runtime.device)
+        if self.normalise is not None:
+            images = self.normalise(images)
+        if self.config.channels_last and self.runtime.device.type == "cuda":
+            images = images.contiguous(memory_format=torch.channels_last)
+        if self.mixup is not None and len(images) % 2 == 0:  # timm mixes a batch with its reverse: even sizes only
+            images, targets = self.mixup(images, targets)
+        return images, targets
+
+    def backward(self, images: torch.Tensor, targets: Any, update_now: bool) -> torch.Tensor:
+        """The loss (autocast when AMP is on) and its gradient, scaled for accumulation; DDP all-reduces gradients
+        only on the step that updates the weights."""
+        device = self.runtime.device
+        sync = nullcontext() if update_now or not self.runtime.distributed else self.model.no_sync()
+        with sync:
+            with torch.autocast(device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+                loss = self.task.training_loss(self.model, images, targets)
+            scaled = loss / self.config.accumulate_steps
+            (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+        return loss.detach()
+
+    def update(self) -> None:
+        """Clip (after unscaling), step the optimizer (through the scaler under fp16) and clear the gradients."""
+        if self.config.grad_clip is not None:
+            if self.scaler is not None:
+                self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+
+class TrainedEpoch(NamedTuple):
+    loss: float  # mean training loss
+    updates: int  # optimizer updates so far
+    images: int
+    seconds: float  # from the first batch's arrival to the end: the steps' time, without the loader's start-up
+
+
 def train_one_epoch(
-    model: torch.nn.Module,
+    step: TrainStep,
     loader: DataLoader,
-    task: Task,
-    optimizer: torch.optim.Optimizer,
     *,
-    runtime: Runtime,
-    config: TrainConfig,
-    scheduler: Any = None,
-    scaler: torch.amp.GradScaler | None = None,
-    ema: ModelEmaV3 | None = None,
-    mixup: Any = None,
-    amp_dtype: torch.dtype | None = None,
     num_updates: int = 0,
     description: str = "train",
     on_first_update: Callable[[], None] | None = None,
-    normalise: InputNormaliser | None = None,
     batches: Iterator[Any] | None = None,
     budget: TimeBudget | None = None,
-) -> tuple[float, int, int, float]:
-    """One pass over `loader` (or `batches`, its epoch already started) with accumulation, clipping, AMP, EMA;
-    returns (mean loss, updates so far, images, seconds from the first batch's arrival to the end: the steps'
-    time, without the loader's start-up).
+) -> TrainedEpoch:
+    """One pass over `loader` (or `batches`, its epoch already started) with accumulation, clipping, AMP, EMA.
     With a time budget the schedule follows the clock, and the epoch ends early once the budget is spent (at
     least one step; under DDP only at epoch ends, where every rank agrees). The progress bar shows loss, learning
     rate and images/s, refreshed every few steps (reading the loss waits for the GPU, so not every step)."""
-    model.train()
-    device = runtime.device
-    channels_last = config.channels_last and device.type == "cuda"
+    step.model.train()
+    config, runtime = step.config, step.runtime
     total_steps = len(loader) if config.max_steps_per_epoch is None else min(len(loader), config.max_steps_per_epoch)
-    accumulate = config.accumulate_steps
-    running_loss = torch.zeros((), device=device)
-    optimizer.zero_grad(set_to_none=True)
+    running_loss = torch.zeros((), device=runtime.device)
+    step.optimizer.zero_grad(set_to_none=True)
     progress = tqdm(
         loader if batches is None else batches,
         total=total_steps,
@@ -178,56 +226,33 @@ def train_one_epoch(
         leave=False,
         disable=True if not runtime.is_main else None,
     )
-    step, seen, started = 0, 0, None
-    for step, batch in enumerate(progress):
-        if step >= total_steps or (step > 0 and budget is not None and not runtime.distributed and budget.spent()):
+    index, seen, started = 0, 0, None
+    for index, batch in enumerate(progress):
+        if index >= total_steps or (index > 0 and budget is not None and not runtime.distributed and budget.spent()):
             break
         started = started or time.perf_counter()
-        images, targets = task.to_device(batch, device)
+        images, targets = step.inputs(batch)
         seen += len(images)
-        if normalise is not None:
-            images = normalise(images)
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        if mixup is not None and len(images) % 2 == 0:  # timm mixes a batch with its reverse: even sizes only
-            images, targets = mixup(images, targets)
-        update_now = (step + 1) % accumulate == 0 or step + 1 == total_steps
-        # DDP all-reduces gradients only on the step that updates the weights.
-        sync = nullcontext() if update_now or not runtime.distributed else model.no_sync()
-        with sync:
-            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                loss = task.training_loss(model, images, targets)
-            scaled = loss / accumulate
-            (scaler.scale(scaled) if scaler is not None else scaled).backward()
-        running_loss += loss.detach()
+        update_now = (index + 1) % config.accumulate_steps == 0 or index + 1 == total_steps
+        running_loss += step.backward(images, targets, update_now)
         if update_now:
-            if config.grad_clip is not None:
-                if scaler is not None:
-                    scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            step.update()
             num_updates += 1
             if on_first_update is not None and num_updates == 1:
                 on_first_update()
             if budget is not None:
-                budget.observe(step + 1, total_steps, time.perf_counter() - started)
-            if scheduler is not None:
-                scheduler.step_update(num_updates=num_updates if budget is None else budget.schedule_step())
-            if ema is not None:
-                ema.update(model, step=num_updates)
-        if (step + 1) % PROGRESS_EVERY == 0 and not progress.disable:
-            rate, lr = seen / max(time.perf_counter() - started, 1e-9), optimizer.param_groups[0]["lr"]
+                budget.observe(index + 1, total_steps, time.perf_counter() - started)
+            if step.scheduler is not None:
+                step.scheduler.step_update(num_updates=num_updates if budget is None else budget.schedule_step())
+            if step.ema is not None:
+                step.ema.update(step.model, step=num_updates)
+        if (index + 1) % PROGRESS_EVERY == 0 and not progress.disable:
+            rate, lr = seen / max(time.perf_counter() - started, 1e-9), step.optimizer.param_groups[0]["lr"]
             speed = f"{rate:.{1 if rate < 10 else 0}f}"  # 0.4 img/s, not 0
-            progress.set_postfix(loss=f"{running_loss.item() / (step + 1):.4f}", lr=f"{lr:.2e}", img_s=speed)
-    loss = float(running_loss.item()) / max(step + 1, 1)  # .item() waits for the GPU: the steps are done
-    seconds = time.perf_counter() - started if started is not None else 0.0
+            progress.set_postfix(loss=f"{running_loss.item() / (index + 1):.4f}", lr=f"{lr:.2e}", img_s=speed)
+    loss = float(running_loss.item()) / max(index + 1, 1)  # .item() waits for the GPU: the steps are done
     progress.close()
-    return loss, num_updates, seen, seconds
+    return TrainedEpoch(loss, num_updates, seen, time.perf_counter() - started if started is not None else 0.0)
 
 
 @torch.inference_mode()

@@ -1,5 +1,6 @@
 """One fold's training, in three steps: `FoldRun.build` (model, loaders, optimizer, schedule, resume),
-`FoldRun.epoch` (train, validate, save, report) and `FoldRun.finish` (SWA, metrics.json). Task-agnostic."""
+`FoldRun.epoch` (train, validate, schedule, then the callbacks: stop, save, budget, report) and `FoldRun.finish`
+(SWA, metrics.json). Task-agnostic."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import torch
 from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
@@ -20,11 +20,12 @@ from torch.utils.data import DataLoader
 from ..config import Config
 from .augment import InputNormaliser
 from .budget import Planner, TimeBudget, fold_time_budget
+from .callbacks import Callback, EpochEnd, Evaluation, default_callbacks
 from .checkpoints import EpochResult, FoldResult, TrainingParts, checkpoint_meta
-from .console import epoch_line, seconds_text
 from .data import LabelledTable
 from .distributed import Runtime, all_gather, barrier
 from .engine import (
+    TrainStep,
     autocast_dtype,
     create_grad_scaler,
     create_optimizer,
@@ -46,7 +47,7 @@ from .perf import (
     peak_memory_mb,
     reset_peak_memory,
 )
-from .runs import RunPaths, save_torch, write_csv, write_json
+from .runs import RunPaths, save_torch, write_json
 from .tracking import create_tracker
 
 if TYPE_CHECKING:
@@ -76,8 +77,8 @@ class FoldRun:
     utilisation: GpuUtilisation
     budget: TimeBudget | None = None
     last_evaluation: float = field(default_factory=time.perf_counter)
-    last_checkpoint: float = field(default_factory=time.perf_counter)
     first_update: dict[str, float] = field(default_factory=dict)
+    callbacks: list[Callback] = field(default_factory=default_callbacks)
 
     @classmethod
     def build(
@@ -103,9 +104,15 @@ class FoldRun:
         mean, std = task.normalisation(model)
         device = runtime.device
         train_loader, valid_loader = fold_loaders(
-            config, task, table, train_index, valid_index, runtime=runtime,
-            training_targets=training_targets, seed=config.seed + fold,
-        )  # fmt: skip
+            config,
+            task,
+            table,
+            train_index,
+            valid_index,
+            runtime=runtime,
+            training_targets=training_targets,
+            seed=config.seed + fold,
+        )
         configure_backends(
             device,
             tf32=train.tf32,
@@ -185,140 +192,115 @@ class FoldRun:
         return self.parts.ema.module if self.parts.ema is not None else self.model
 
     def epoch(self, epoch: int, eta: Eta | None = None) -> EpochResult:
-        """Train one epoch, validate when due, step the schedule, save checkpoints and report."""
-        train, parts, state, device = self.config.train, self.parts, self.parts.state, self.runtime.device
-        times = EpochTimes()
-        reset_peak_memory(device)
+        """Train one epoch, validate when due and step the schedule; the callbacks then decide whether to stop,
+        save checkpoints, keep time for validation in the budget and report."""
+        state, times = self.parts.state, EpochTimes()
+        reset_peak_memory(self.runtime.device)
         self.utilisation.start()
-        in_swa = parts.swa is not None and epoch >= train.swa_start_epoch
-        train_loss, state.num_updates, times.images, times.train = train_one_epoch(
-            self.model,
-            self.train_loader,
-            self.task,
-            parts.optimizer,
-            runtime=self.runtime,
-            config=train,
-            scheduler=None if in_swa else parts.scheduler,
-            scaler=parts.scaler,
-            ema=parts.ema,
-            mixup=self.mixup,
-            amp_dtype=self.amp_dtype,
-            num_updates=state.num_updates,
-            description=f"fold {self.fold} epoch {epoch + 1}" + (f"/{train.epochs}" if self.budget is None else ""),
-            on_first_update=lambda: self.first_update.setdefault("unix", time.time()),
-            normalise=self.normalise,
-            batches=self.batches.take(epoch),
-            budget=self.budget,
-        )
+        in_swa = self.parts.swa is not None and epoch >= self.config.train.swa_start_epoch
+        train_loss = self._train(epoch, in_swa, times)
         out_of_time = self.budget is not None and self.budget.spent()
         if self.runtime.distributed:  # every rank stops with rank 0's clock
             out_of_time = bool(all_gather(self.runtime, out_of_time)[0])
         if epoch + 1 < self.epoch_limit and not out_of_time:
             self.batches.start(epoch + 1)  # the next epoch's first batches are decoded during validation and saving
-        # Evaluation can cost as much as training (detection): every eval_every epochs (or eval_every_minutes)
-        # and always the last, also when the time budget ends training.
-        minutes = train.eval_every_minutes
-        evaluate_now = (
-            (epoch + 1) % train.eval_every == 0
-            or epoch + 1 == self.epoch_limit
-            or out_of_time
-            or (minutes is not None and time.perf_counter() - self.last_evaluation >= minutes * 60)
-        )
-        valid_loss, score, improved, outputs = math.nan, math.nan, False, None
-        if evaluate_now:
-            valid_started = time.perf_counter()
-            valid_loss, probabilities, indices = self._validate(self.eval_model, train.max_eval_batches)
-            outputs = (probabilities, indices)
-            score = self.task.score(self.table.targets[self.valid_index][indices], probabilities)
-            times.valid = time.perf_counter() - valid_started
-            self.last_evaluation = time.perf_counter()
-            improved = self.task.metric.is_improvement(score, state.best_score)
-            state.stale_epochs = 0 if improved else state.stale_epochs + 1
-            if improved:
-                state.best_score, state.best_epoch = score, epoch
-        if in_swa:
-            parts.swa.update_parameters(original_module(self.model))
-            self.swa_scheduler.step()
-        elif parts.scheduler is not None and (evaluate_now or train.scheduler != "plateau"):
-            parts.scheduler.step(epoch + 1, score)
+        evaluation = self._evaluate(epoch, times) if self._evaluation_due(epoch, out_of_time) else Evaluation()
+        self._step_schedule(epoch, in_swa, evaluation)
         state.epoch = epoch + 1
-        patience = train.early_stopping_patience
-        stopping = (patience is not None and state.stale_epochs >= patience) or out_of_time
         if self.budget is not None:
             state.elapsed_seconds = self.budget.elapsed()
         row = {
             "epoch": epoch + 1,
             "updates": state.num_updates,  # optimizer updates so far
-            "lr": parts.optimizer.param_groups[0]["lr"],
+            "lr": self.parts.optimizer.param_groups[0]["lr"],
             "train_loss": train_loss,
-            "valid_loss": valid_loss,
-            self.config.metric: score,
-            "peak_mem_mb": peak_memory_mb(device),
+            "valid_loss": evaluation.loss,
+            self.config.metric: evaluation.score,
+            "peak_mem_mb": peak_memory_mb(self.runtime.device),
             "gpu_util": self.utilisation.stop(),
             **times.columns(),
         }
         state.history.append(row)
-        if self.runtime.is_main:
-            checkpoint_started = time.perf_counter()
-            self._save(epoch, score, outputs if improved else None, last=stopping or epoch + 1 == self.epoch_limit)
-            times.checkpoint = time.perf_counter() - checkpoint_started
-        if self.budget is not None and evaluate_now:
-            self.budget.keep_for(times.valid + times.checkpoint)
-        row.update(times.columns())  # now with the checkpoint write; last.pt keeps the row as it was before it
-        if eta is not None:
-            eta.add(row["seconds"])
-        result = EpochResult(row, score, evaluate_now, improved, stopping)
-        if self.runtime.is_main:
-            self._report(result, eta)
-        return result
+        end = EpochEnd(epoch, row, evaluation, times, out_of_time, eta)
+        for callback in self.callbacks:
+            callback.on_epoch_end(self, end)
+        return EpochResult(row, evaluation.score, evaluation.evaluated, evaluation.improved, end.stopping)
+
+    def _train(self, epoch: int, in_swa: bool, times: EpochTimes) -> float:
+        """One pass over the training loader (outside SWA on the schedule); returns the mean training loss."""
+        train, parts = self.config.train, self.parts
+        step = TrainStep(
+            self.model,
+            self.task,
+            parts.optimizer,
+            self.runtime,
+            train,
+            scheduler=None if in_swa else parts.scheduler,
+            scaler=parts.scaler,
+            ema=parts.ema,
+            mixup=self.mixup,
+            amp_dtype=self.amp_dtype,
+            normalise=self.normalise,
+        )
+        trained = train_one_epoch(
+            step,
+            self.train_loader,
+            num_updates=parts.state.num_updates,
+            description=f"fold {self.fold} epoch {epoch + 1}" + (f"/{train.epochs}" if self.budget is None else ""),
+            on_first_update=lambda: self.first_update.setdefault("unix", time.time()),
+            batches=self.batches.take(epoch),
+            budget=self.budget,
+        )
+        parts.state.num_updates, times.images, times.train = trained.updates, trained.images, trained.seconds
+        return trained.loss
+
+    def _evaluation_due(self, epoch: int, out_of_time: bool) -> bool:
+        """Evaluation can cost as much as training (detection): every eval_every epochs (or eval_every_minutes)
+        and always the last, also when the time budget ends training."""
+        train = self.config.train
+        minutes = train.eval_every_minutes
+        return (
+            (epoch + 1) % train.eval_every == 0
+            or epoch + 1 == self.epoch_limit
+            or out_of_time
+            or (minutes is not None and time.perf_counter() - self.last_evaluation >= minutes * 60)
+        )
+
+    def _evaluate(self, epoch: int, times: EpochTimes) -> Evaluation:
+        """Validate the evaluation model (EMA's when on) and track the best score and the epochs since it."""
+        state, started = self.parts.state, time.perf_counter()
+        loss, probabilities, indices = self._validate(self.eval_model, self.config.train.max_eval_batches)
+        score = self.task.score(self.table.targets[self.valid_index][indices], probabilities)
+        times.valid = time.perf_counter() - started
+        self.last_evaluation = time.perf_counter()
+        improved = self.task.metric.is_improvement(score, state.best_score)
+        state.stale_epochs = 0 if improved else state.stale_epochs + 1
+        if improved:
+            state.best_score, state.best_epoch = score, epoch
+        return Evaluation(loss, score, improved, (probabilities, indices), evaluated=True)
+
+    def _step_schedule(self, epoch: int, in_swa: bool, evaluation: Evaluation) -> None:
+        """SWA averages the epoch's weights on its own schedule; otherwise timm's scheduler steps at the epoch's
+        end (plateau only on a validated epoch, with its score)."""
+        parts = self.parts
+        if in_swa:
+            parts.swa.update_parameters(original_module(self.model))
+            self.swa_scheduler.step()
+        elif parts.scheduler is not None and (evaluation.evaluated or self.config.train.scheduler != "plateau"):
+            parts.scheduler.step(epoch + 1, evaluation.score)
 
     def _validate(self, model: torch.nn.Module, max_batches: int | None) -> tuple[float, np.ndarray, np.ndarray]:
         channels_last = self.config.train.channels_last and self.runtime.device.type == "cuda"
         return evaluate(
-            model, self.valid_loader, self.task, runtime=self.runtime, amp_dtype=self.amp_dtype,
-            channels_last=channels_last, max_batches=max_batches, normalise=self.normalise,
-        )  # fmt: skip
-
-    def _save(self, epoch: int, score: float, improved_outputs: tuple | None, last: bool) -> None:
-        """best.pt and the OOF on improvement; last.pt (with the optimizer) every checkpoint_every epochs (at most
-        every checkpoint_gap_minutes) and at the end; a snapshot at the end of each cosine cycle."""
-        train, paths, fold = self.config.train, self.paths, self.fold
-        weights = None
-        if improved_outputs is not None:
-            weights = original_module(self.eval_model).state_dict()
-            best = {"model": weights, "meta": self.meta, "epoch": epoch + 1, "score": score}
-            save_torch(paths.checkpoint(fold, "best"), best)
-            probabilities, indices = improved_outputs
-            ids = self.table.ids[self.valid_index][indices]
-            self.task.write_predictions(paths.fold_oof(fold), ids, probabilities, fold)
-        gap, due = train.checkpoint_gap_minutes, (epoch + 1) % train.checkpoint_every == 0
-        if last or (due and (gap is None or time.perf_counter() - self.last_checkpoint >= gap * 60)):
-            self.parts.save(paths.checkpoint(fold, "last"), self.meta)
-            self.last_checkpoint = time.perf_counter()
-        cycle_epochs = math.ceil(train.epochs / train.restarts)
-        if train.snapshots and train.scheduler == "cosine_restarts" and (epoch + 1) % cycle_epochs == 0:
-            weights = weights or original_module(self.eval_model).state_dict()
-            snapshot = {"model": weights, "meta": self.meta, "epoch": epoch + 1, "score": score}
-            save_torch(paths.checkpoint(fold, f"snapshot_{(epoch + 1) // cycle_epochs}"), snapshot)
-
-    def _report(self, result: EpochResult, eta: Eta | None) -> None:
-        row, epoch = result.row, result.row["epoch"]
-        write_csv(self.paths.history(self.fold), pd.DataFrame(self.parts.state.history))
-        self.tracker.log({key: value for key, value in row.items() if not math.isnan(value)}, step=epoch)
-        if self.budget is not None:  # the clock, not the epoch count, decides when training ends
-            left = max(self.budget.seconds - self.budget.elapsed(), 0.0)
-            tail = f", {seconds_text(left)} of the fold's time budget left"
-        else:
-            tail = f", ETA {eta.text()}" if eta is not None else ""
-        metric = self.config.metric
-        print(epoch_line(self.fold, row, metric, evaluated=result.evaluated, improved=result.improved, tail=tail))
-        if result.stopping and self.budget is not None and self.budget.spent():
-            train = self.config.train
-            whole = f"the run's {train.time_budget_minutes:g} min" if train.time_budget_scope == "run" else "its budget"
-            print(f"fold {self.fold}: its {seconds_text(self.budget.seconds)} of {whole} spent after {epoch} epochs")
-        elif result.stopping:
-            patience = self.config.train.early_stopping_patience
-            print(f"fold {self.fold}: early stop after {patience} epochs without improvement")
+            model,
+            self.valid_loader,
+            self.task,
+            runtime=self.runtime,
+            amp_dtype=self.amp_dtype,
+            channels_last=channels_last,
+            max_batches=max_batches,
+            normalise=self.normalise,
+        )
 
     def finish(self) -> FoldResult:
         """SWA's batch-norm update and score, then metrics.json: the fold's best score and epoch."""

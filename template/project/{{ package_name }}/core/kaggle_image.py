@@ -34,10 +34,16 @@ class ImageManifest:
         """What the image's interpreter answers to environment markers (Linux, CPython)."""
         machine = "x86_64" if self.platform.endswith("x86_64") else self.platform.rsplit("_", 1)[-1]
         return {
-            "python_version": self.python, "python_full_version": f"{self.python}.0", "sys_platform": "linux",
-            "platform_system": "Linux", "os_name": "posix", "platform_machine": machine,
-            "implementation_name": "cpython", "platform_python_implementation": "CPython", "extra": "",
-        }  # fmt: skip
+            "python_version": self.python,
+            "python_full_version": f"{self.python}.0",
+            "sys_platform": "linux",
+            "platform_system": "Linux",
+            "os_name": "posix",
+            "platform_machine": machine,
+            "implementation_name": "cpython",
+            "platform_python_implementation": "CPython",
+            "extra": "",
+        }
 
 
 def read_manifest(path: Path) -> ImageManifest:
@@ -160,8 +166,11 @@ def platform_tags(platform: str) -> list[str]:
 
 def _pure_python(name: str) -> bool:
     distribution = importlib.metadata.distribution(name)
-    tags = [line.split(":", 1)[1].strip() for line in (distribution.read_text("WHEEL") or "").splitlines()
-            if line.startswith("Tag:")]  # fmt: skip
+    tags = [
+        line.split(":", 1)[1].strip()
+        for line in (distribution.read_text("WHEEL") or "").splitlines()
+        if line.startswith("Tag:")
+    ]
     return bool(tags) and all(tag.endswith("-none-any") for tag in tags)
 
 
@@ -169,10 +178,24 @@ def download_command(wheel: BundledWheel, manifest: ImageManifest, folder: Path)
     abi = f"cp{manifest.python.replace('.', '')}"
     platforms = [argument for tag in platform_tags(manifest.platform) for argument in ("--platform", tag)]
     return [
-        sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "--python-version",
-        manifest.python, "--implementation", "cp", "--abi", abi, *platforms, "--dest", str(folder),
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--python-version",
+        manifest.python,
+        "--implementation",
+        "cp",
+        "--abi",
+        abi,
+        *platforms,
+        "--dest",
+        str(folder),
         f"{wheel.name}=={wheel.version}",
-    ]  # fmt: skip
+    ]
 
 
 def fetch_wheel(wheel: BundledWheel, manifest: ImageManifest, folder: Path) -> Path:

@@ -208,6 +208,21 @@ def expand_variants(configs: list[Config]) -> tuple[list[Config], str]:
     return variants, blend
 
 
+@dataclass(frozen=True)
+class RunResult:
+    """What `train` or a blend leaves in its run folder: the settings it ran with (what it fitted to the data
+    included, as config.yaml has them) and metrics.json. A blend has no folds of its own: its CV is None."""
+
+    config: Config
+    metrics: dict[str, Any]
+
+
+def validation_score(metrics: dict[str, Any]) -> float | None:
+    """The score a run is judged by: its CV mean, or a blend's score on the OOF predictions of its members."""
+    score = metrics.get("cv_mean")
+    return metrics.get("oof_score") if score is None else score
+
+
 def trained_folds(paths: RunPaths) -> list[int]:
     """The folds that the run's last training produced, as recorded in metrics.json."""
     if not paths.metrics.is_file():

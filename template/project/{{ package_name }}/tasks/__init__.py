@@ -121,14 +121,6 @@ class TaskHooks:
         return []
 
 
-def require_task(config: Config, stage: str, supported: tuple[str, ...] = ("classification",)) -> None:
-    """Stop a stage that does not handle this project's task with one clear line."""
-    if config.task not in supported:
-        raise ConfigError(
-            f"the {stage} command supports {' and '.join(supported)} only; this project's task is {config.task}"
-        )
-
-
 def task_module(task: str, module: str) -> Any:
     """`tasks/<task>/<module>.py`; one line when the project was rendered for another task."""
     if task not in TASKS:

@@ -68,8 +68,14 @@ def build_image_environment(root: Path, manifest_path: Path, requirements: list[
     manifest = read_manifest(manifest_path)
     subprocess.run([sys.executable, "-m", "venv", str(root)], check=True, capture_output=True)
     python = root / ("Scripts" if os.name == "nt" else "bin") / "python"
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())  # fmt: skip
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     for distribution in _closure_here(STAND_INS):
         base = Path(str(distribution.locate_file("")))
         for top in {file.parts[0] for file in distribution.files or [] if ".." not in file.parts}:
@@ -79,8 +85,15 @@ def build_image_environment(root: Path, manifest_path: Path, requirements: list[
     # The packages the project takes from the image at the image's versions; what they need in turn resolves
     # freely (some of the image's Python 3.12 pins have no release for this interpreter).
     wanted = sorted(name for name in provided if name not in STAND_INS)
-    command = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-               *(f"{name}=={manifest.packages[name]}" for name in wanted)]  # fmt: skip
+    command = [
+        str(python),
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        *(f"{name}=={manifest.packages[name]}" for name in wanted),
+    ]
     installed = subprocess.run(command, capture_output=True, text=True)
     assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
     return python

@@ -112,9 +112,17 @@ def test_a_budgeted_run_stops_in_time_ends_at_min_lr_and_resume_continues_the_bu
     from ..core.distributed import Runtime
 
     run = FoldRun.build(
-        config, inputs.task, inputs.table, inputs.folds, 0, runtime=Runtime(torch.device("cpu")), paths=paths,
-        resume=True, training_targets=None, budget_seconds=budget_minutes * 60,
-    )  # fmt: skip
+        config,
+        inputs.task,
+        inputs.table,
+        inputs.folds,
+        0,
+        runtime=Runtime(torch.device("cpu")),
+        paths=paths,
+        resume=True,
+        training_targets=None,
+        budget_seconds=budget_minutes * 60,
+    )
     assert run.budget is not None and run.budget.elapsed() >= spent  # continues, does not restart
 
 
@@ -198,7 +206,10 @@ def test_a_short_run_budget_trains_the_folds_it_can_afford(tmp_path: Path, capsy
     ]
     config = load_config(overrides)
     make_folds(config)
-    metrics = train(config)
+    result = train(config)
+    metrics = result.metrics
+    # What `run` predicts with is config.yaml as train wrote it (with what it fitted to the data).
+    assert result.config == load_config(base=RunPaths.from_config(config).config)
     assert list(metrics["folds"]) == ["0"]  # 3 s cannot give 100,000 updates to more than one fold
     output = capsys.readouterr().out
     assert "time budget: folds [1, 2] left out" in output

@@ -7,8 +7,9 @@ import math
 import torch
 
 from ..config import load_config
-from ..core.console import count_parameters, epoch_line, rate_text, run_header, seconds_text
+from ..core.console import count_parameters, cv_text, epoch_line, rate_text, run_header, seconds_text
 from ..core.distributed import Runtime
+from ..core.runs import validation_score
 from ..tasks import create_task
 from .conftest import TASK
 
@@ -18,9 +19,25 @@ def test_small_rates_keep_a_decimal_and_durations_read_as_time() -> None:
     assert [seconds_text(s) for s in (0.84, 42.4, 125)] == ["0.8 s", "42 s", "2 min 05 s"]
 
 
+def test_cv_shows_a_spread_only_over_folds_and_a_blend_by_its_oof_score() -> None:
+    over_folds = {"metric": "dice", "cv_mean": 0.81234, "cv_std": 0.021, "folds": {"0": 0.79, "1": 0.83}}
+    assert cv_text(over_folds) == "CV dice 0.8123 ± 0.0210"
+    assert cv_text({**over_folds, "cv_std": 0.0, "folds": {"0": 0.81234}}) == "CV dice 0.8123 (1 fold)"
+    blend = {"metric": "dice", "cv_mean": None, "cv_std": None, "oof_score": 0.83011}
+    assert cv_text(blend) == "OOF dice 0.8301 (blend)" and cv_text({}) == "no CV"
+    assert validation_score(blend) == 0.83011 and validation_score(over_folds) == 0.81234
+
+
 def test_the_epoch_line_gives_the_lr_the_time_and_marks_a_new_best_in_words() -> None:
-    row = {"epoch": 3, "train_loss": 0.41234, "valid_loss": math.nan, "score": 0.9, "lr": 2.4e-4,
-           "seconds": 31.2, "images_per_s": 0.44}  # fmt: skip
+    row = {
+        "epoch": 3,
+        "train_loss": 0.41234,
+        "valid_loss": math.nan,
+        "score": 0.9,
+        "lr": 2.4e-4,
+        "seconds": 31.2,
+        "images_per_s": 0.44,
+    }
     line = epoch_line(0, row, "score", evaluated=True, improved=True, tail=", ETA 1m00s")
     assert line == "fold 0 epoch 3: train_loss 0.4123 score 0.9000 (best so far) lr 2.4e-04 31 s, 0.4 img/s, ETA 1m00s"
     quiet = epoch_line(1, {**row, "valid_loss": 0.5}, "score", evaluated=False, improved=False, tail="")

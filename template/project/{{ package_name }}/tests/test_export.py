@@ -84,8 +84,14 @@ def test_the_notebook_reproduces_the_local_submission_in_the_image_and_a_missing
     Without one of those wheels the first cell stops with one line naming the package."""
     overrides, paths = trained
     environment, manifest = image
-    settings = [*overrides, "export.fp16=false", "export.competition=tiny-comp", "export.user=tester",
-                f"export.dest={tmp_path / 'export'}", "export.time_limit_hours=0.000001"]  # fmt: skip
+    settings = [
+        *overrides,
+        "export.fp16=false",
+        "export.competition=tiny-comp",
+        "export.user=tester",
+        f"export.dest={tmp_path / 'export'}",
+        "export.time_limit_hours=0.000001",
+    ]
     monkeypatch.chdir(PROJECT_ROOT)
     result = CliRunner().invoke(app, ["export", *settings, "--image-manifest", str(manifest)])
     assert result.exit_code == 0, result.output
@@ -280,8 +286,11 @@ def push_bundle(tmp_path: Path, dataset_sources: tuple[str, ...] = (DATASET_ID,)
     bundle.dataset.mkdir(parents=True)
     bundle.notebook.mkdir()
     (bundle.dataset / "dataset-metadata.json").write_text(json.dumps({"title": "ab x bundle", "id": DATASET_ID}))
-    kernel = {"id": f"{DATASET_ID}-inference", "dataset_sources": list(dataset_sources),
-              "competition_sources": ["tiny-comp"]}  # fmt: skip
+    kernel = {
+        "id": f"{DATASET_ID}-inference",
+        "dataset_sources": list(dataset_sources),
+        "competition_sources": ["tiny-comp"],
+    }
     (bundle.notebook / "kernel-metadata.json").write_text(json.dumps(kernel))
     return bundle
 
@@ -296,8 +305,13 @@ def test_push_waits_until_kaggle_has_processed_the_dataset_then_pushes_the_noteb
     status, upload = f"datasets status {DATASET_ID}", f"-p {bundle.dataset} --dir-mode zip"
     done = push(bundle, "first", poll_seconds=0)
     assert calls.read_text().splitlines() == [
-        status, f"datasets create {upload}", status, status, status, f"kernels push -p {bundle.notebook}"
-    ]  # fmt: skip
+        status,
+        f"datasets create {upload}",
+        status,
+        status,
+        status,
+        f"kernels push -p {bundle.notebook}",
+    ]
     assert [done[0], done[2]] == ["kaggle datasets create", "kaggle kernels push"]
     assert re.fullmatch(rf"kaggle datasets status {DATASET_ID}: ready after \d+ s", done[1])
     assert json.loads(state.read_text())["attached"] == 1
@@ -307,9 +321,14 @@ def test_push_waits_until_kaggle_has_processed_the_dataset_then_pushes_the_noteb
     calls.unlink()
     push(bundle, "second", poll_seconds=0)
     assert calls.read_text().splitlines() == [
-        status, f"datasets version -p {bundle.dataset} -m second --dir-mode zip", status, status, status, status,
+        status,
+        f"datasets version -p {bundle.dataset} -m second --dir-mode zip",
+        status,
+        status,
+        status,
+        status,
         f"kernels push -p {bundle.notebook}",
-    ]  # fmt: skip
+    ]
     assert json.loads(state.read_text())["attached"] == 2
     # A version processed before the first poll: "ready" alone counts once it held for VERSION_SETTLE_SECONDS.
     behaviour.write_text(json.dumps({"processing": [], "joined": ["tiny-comp"]}))
@@ -317,8 +336,11 @@ def test_push_waits_until_kaggle_has_processed_the_dataset_then_pushes_the_noteb
     calls.unlink()
     push(bundle, "third", poll_seconds=0)
     assert [line.split(" -")[0] for line in calls.read_text().splitlines()] == [
-        status, "datasets version", status, "kernels push"
-    ]  # fmt: skip
+        status,
+        "datasets version",
+        status,
+        "kernels push",
+    ]
     assert json.loads(state.read_text())["attached"] == 3
 
 
@@ -394,8 +416,10 @@ def test_export_push_prints_what_it_did_or_one_error_line(tmp_path: Path, monkey
     result = CliRunner().invoke(app, command)
     assert result.exit_code != 0
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: kaggle datasets status {DATASET_ID}: Kaggle could not process the upload (error); "
-                      f"see https://www.kaggle.com/datasets/{DATASET_ID}; the notebook was not pushed"]  # fmt: skip
+    assert errors == [
+        f"error: kaggle datasets status {DATASET_ID}: Kaggle could not process the upload (error); "
+        f"see https://www.kaggle.com/datasets/{DATASET_ID}; the notebook was not pushed"
+    ]
 
 
 def test_dataset_title_keeps_within_kaggles_6_to_50_characters() -> None:

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from ..core.errors import DataError
-from ..folds import SPLITTERS, assign_folds, make_folds, read_folds
+from ..core.fold_file import read_folds
+from ..folds import SPLITTERS, assign_folds, make_folds
 from ..tasks import read_train_table
 from .conftest import TASK
 

@@ -59,8 +59,10 @@ def test_the_closure_bundles_what_the_image_lacks_or_has_at_a_refused_version_wi
     provided: set[str] = set()
     wheels = wheels_to_bundle(
         ["numpy>=2.1", "pillow>=10", "optuna>=4.9", "iterative-stratification>=0.1.9", "pywin32 ; os_name == 'nt'"],
-        image, HERE.get, provided,
-    )  # fmt: skip
+        image,
+        HERE.get,
+        provided,
+    )
     assert [(w.name, w.version, w.reason) for w in wheels] == [
         ("alembic", "1.16.0", "not on the image"),
         ("iterative-stratification", "0.1.9", "not on the image"),

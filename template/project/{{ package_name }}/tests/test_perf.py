@@ -136,8 +136,8 @@ def _batches(config, runtime) -> list:
     import numpy as np
 
     from ..core.augment import start_image_cache
+    from ..core.fold_file import read_folds
     from ..core.loaders import fold_loaders
-    from ..folds import read_folds
     from ..tasks import create_task, read_train_table
 
     random.seed(0)
@@ -237,7 +237,7 @@ def test_parallel_folds_write_what_a_serial_run_writes(tmp_path: Path) -> None:
     for name, extra in (("serial", []), ("parallel", ["train.parallel_folds=2"])):
         settings = [*task_overrides(tmp_path / "data", tmp_path / name), "train.epochs=1", *extra]
         _folds(settings)
-        metrics = train(load_config(settings))
+        metrics = train(load_config(settings)).metrics
         runs[name] = (RunPaths.from_config(load_config(settings)).root, metrics)
     (serial, serial_metrics), (parallel, parallel_metrics) = runs["serial"], runs["parallel"]
 

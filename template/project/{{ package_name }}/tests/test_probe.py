@@ -95,9 +95,12 @@ def test_a_training_step_is_timed_per_image_at_8_and_at_the_batch_size(tmp_path:
     inputs = read_fold_inputs(config, paths)
     train_index = np.flatnonzero(inputs.folds != 0)
     times = probe.time_training_images(
-        config, lambda settings: create_task(settings, inputs.table.classes), inputs.table, train_index,
+        config,
+        lambda settings: create_task(settings, inputs.table.classes),
+        inputs.table,
+        train_index,
         resolve_device("cpu"),
-    )  # fmt: skip
+    )
     assert sorted(times) == sorted({min(8, len(train_index)), min(16, len(train_index))})  # the fold's at most
     assert all(0 < seconds < 10 and math.isfinite(seconds) for seconds in times.values())
 

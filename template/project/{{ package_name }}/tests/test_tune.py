@@ -20,6 +20,7 @@ import yaml
 
 from ..config import Config, SearchDimension, load_config
 from ..core.errors import ConfigError
+from ..core.runs import RunResult
 from ..tools import tune as tune_stage
 from .conftest import PACKAGE, PROJECT_ROOT, TASK, WRITERS, task_overrides
 
@@ -70,11 +71,11 @@ def test_a_trial_that_lags_is_pruned(competition_root: Path, monkeypatch) -> Non
     """Scores made certain: trial 0 validates at 1.0 each epoch, later trials at 0.0, so the median pruner stops
     them at their second report (tune.prune_after=2)."""
 
-    def fake_train(config: Config, *, on_evaluation) -> dict:
+    def fake_train(config: Config, *, on_evaluation) -> RunResult:
         score = 1.0 if config.experiment == "trial_000" else 0.0
         for epoch in (1, 2, 3):
             on_evaluation(0, epoch, score)
-        return {"cv_mean": score}
+        return RunResult(config, {"cv_mean": score})
 
     monkeypatch.setattr(tune_stage, "train", fake_train)
     result = tune_stage.tune(tune_config(competition_root, "tune.n_trials=3", "tune.sampler=random"))
@@ -90,10 +91,10 @@ def test_a_smoke_tune_gives_an_overlay_that_trains_in_full(competition_root: Pat
     the trials ran with besides), names the real command, and each trial says itself in one line, not Optuna's."""
     ran = []
 
-    def fake_train(config: Config, *, on_evaluation) -> dict:
+    def fake_train(config: Config, *, on_evaluation) -> RunResult:
         ran.append((config.train.max_steps_per_epoch, config.train.max_eval_batches, config.train.epochs))
         on_evaluation(0, 1, config.train.lr)
-        return {"cv_mean": config.train.lr}  # the largest learning rate wins
+        return RunResult(config, {"cv_mean": config.train.lr})  # the largest learning rate wins
 
     monkeypatch.setattr(tune_stage, "train", fake_train)
     overrides = [*task_overrides(competition_root / "data", competition_root / "outputs"), "model.drop_rate=0.1"]
@@ -127,8 +128,9 @@ def test_the_overlay_in_configs_experiment_is_run_by_its_name(tmp_path: Path, mo
     monkeypatch.setattr(tune_stage, "EXPERIMENT_DIR", tmp_path)
     study = optuna.create_study(study_name="s", direction="maximize")
     distribution = optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)
-    study.add_trial(optuna.trial.create_trial(params={"train.lr": 3.1e-4}, distributions={"train.lr": distribution},
-                                              value=0.9))  # fmt: skip
+    study.add_trial(
+        optuna.trial.create_trial(params={"train.lr": 3.1e-4}, distributions={"train.lr": distribution}, value=0.9)
+    )
     config = load_config(["train.max_steps_per_epoch=5", "train.epochs=2"])
     text = tune_stage.write_tuned_overlay(config, study, tmp_path / "tuned.yaml").read_text()
     assert f"python -m {PACKAGE} run -e tuned\n" in text
@@ -274,8 +276,11 @@ def postgres_url() -> Iterator[str]:
     port = _free_port()
     data = folder / "data"
     run = [*as_server, str(programs / "pg_ctl"), "-D", str(data)]
-    subprocess.run([*as_server, str(programs / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [*as_server, str(programs / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"],
+        check=True,
+        capture_output=True,
+    )
     options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
     subprocess.run([*run, "-o", options, "-l", str(folder / "log"), "-w", "start"], check=True, capture_output=True)
     try:
@@ -294,8 +299,9 @@ def test_three_workers_share_a_postgres_study_and_retry_a_killed_trial(
     exactly tune.n_trials finish, no number twice, the killed trial runs again once, and one worker writes
     tuned.yaml naming the best trial."""
     budget = 5
-    workers = [_tune_process(competition_root, f"tune.storage={postgres_url}", f"tune.n_trials={budget}")
-               for _ in range(3)]  # fmt: skip
+    workers = [
+        _tune_process(competition_root, f"tune.storage={postgres_url}", f"tune.n_trials={budget}") for _ in range(3)
+    ]
     victim, killed = workers[0], None
     deadline = time.monotonic() + 120
     while killed is None and time.monotonic() < deadline:

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import Config
+from ..core.console import cv_text
 from ..core.data import LabelledTable, read_image
 from ..core.errors import DataError
 from ..core.runs import RunPaths
@@ -58,8 +59,7 @@ def headline(metrics: dict[str, Any]) -> str:
     """'CV map50 0.9441 ± 0.0117 over 2 folds (fold 0: 0.9324, fold 1: 0.9559)' from metrics.json."""
     folds = metrics.get("folds", {})
     per_fold = ", ".join(f"fold {k}: {float(v):.4f}" for k, v in folds.items())
-    text = f"CV {metrics.get('metric', 'score')} {metrics['cv_mean']:.4f} ± {metrics.get('cv_std', 0.0):.4f}"
-    return text + (f" over {len(folds)} folds ({per_fold})" if folds else "")
+    return cv_text(metrics) + (f" over {len(folds)} folds ({per_fold})" if len(folds) > 1 else "")
 
 
 def read_histories(root: Path) -> dict[int, pd.DataFrame]:

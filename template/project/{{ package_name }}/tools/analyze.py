@@ -29,7 +29,7 @@ def _training_sections(analysis: Analysis) -> str:
     """Learning curves from each fold's history.csv; returns the headline (CV ± std from metrics.json)."""
     paths, report = analysis.paths, analysis.report
     metrics = read_json(paths.metrics) if paths.metrics.is_file() else {}
-    if "cv_mean" not in metrics:
+    if metrics.get("cv_mean") is None:
         return f"no CV in {paths.metrics.name} (an ensemble or a run still training): OOF score below"
     analysis.numbers.update({k: metrics[k] for k in ("cv_mean", "cv_std", "folds") if k in metrics})
     histories = read_histories(paths.root)

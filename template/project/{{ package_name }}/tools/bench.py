@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from ..config import Config, load_config, with_overrides
 from ..core.distributed import Runtime
-from ..core.engine import create_optimizer, create_scheduler, train_one_epoch
+from ..core.engine import TrainStep, create_optimizer, create_scheduler, train_one_epoch
 from ..core.run_config import load_run_config
 from ..tasks import create_task
 
@@ -201,7 +201,7 @@ def main() -> None:
     scheduler = create_scheduler(ours_optimizer, config.train, args.steps, maximize=True)
 
     def ours() -> None:
-        train_one_epoch(model, batches, task, ours_optimizer, runtime=runtime, config=config.train, scheduler=scheduler)
+        train_one_epoch(TrainStep(model, task, ours_optimizer, runtime, config.train, scheduler), batches)
 
     def bare() -> None:
         bare_loop(model, batches, bare_optimizer)

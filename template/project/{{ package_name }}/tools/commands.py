@@ -1,5 +1,5 @@
-"""Commands of the tools (ensembles, soups, pseudo-labels, tuning, EDA, augmentation preview, analysis); those a
-task does not support are not rendered, and their commands do not exist."""
+"""Commands of the tools (ensembles, soups, pseudo-labels, tuning, EDA, augmentation preview, analysis), on the
+stage commands' app."""
 
 from __future__ import annotations
 
@@ -18,14 +18,13 @@ from ..core.commands import (
     load_run_settings,
     load_settings,
     metrics_table,
-    tool_command,
 )
 from ..core.errors import ProjectError
 from ..core.runs import read_json
 from ..core.validate import require_valid_settings
 
 
-@tool_command("ensemble")
+@command
 def ensemble(overrides: Overrides = None, config: ConfigFiles = None, experiment: Experiment = None) -> None:
     """Blend prediction files of several runs (ensemble.members) into outputs/<experiment>/, weights on OOF."""
     from ..config import deep_merge, experiment_overlay, explicit_changes
@@ -37,14 +36,14 @@ def ensemble(overrides: Overrides = None, config: ConfigFiles = None, experiment
     settings = blend_config(load_settings(overrides, config, experiment, validate=False), asked)
     require_valid_settings(settings)
     with run_lock(RunPaths.from_config(settings), "ensemble"):
-        result = run_ensemble(settings)
-    console.print(metrics_table({**result, "cv_mean": result["oof_score"], "cv_std": 0.0}, settings.experiment))
+        result = run_ensemble(settings).metrics
+    console.print(metrics_table(result, settings.experiment))
     chosen = " ".join(f"{key}={value:g}" for key, value in result["params"].items())
     tuned = f"; after re-tuning post-processing {result['oof_score_tuned']:.4f}" if "oof_score_tuned" in result else ""
     console.print(f"blend: {result['method']} {chosen}".rstrip() + tuned)
 
 
-@tool_command("soup")
+@command
 def soup(overrides: Overrides = None, config: ConfigFiles = None, experiment: Experiment = None) -> None:
     """Average checkpoints of one architecture per fold (uniform or greedy soup) into fold_K/soup.pt."""
     from ..core.runs import RunPaths, run_lock
@@ -56,7 +55,7 @@ def soup(overrides: Overrides = None, config: ConfigFiles = None, experiment: Ex
     console.print("predict with the soups: predict.checkpoints=[soup]")
 
 
-@tool_command("pseudo")
+@command
 def pseudo(overrides: Overrides = None, config: ConfigFiles = None, experiment: Experiment = None) -> None:
     """Label confident test predictions and retrain with them in every fold's training part."""
     from .pseudo import pseudo as run_pseudo
@@ -101,7 +100,7 @@ def tune(overrides: Overrides = None, config: ConfigFiles = None, experiment: Ex
         console.print(f"overlay and report written by {result['finished_by']}, which finished the study")
 
 
-@tool_command("eda")
+@command
 def eda(
     overrides: Overrides = None,
     config: ConfigFiles = None,
@@ -142,7 +141,7 @@ def augment_preview(
     console.print(f"augmentation preview of aug.train = {pipeline_name(settings.aug.train)}:\n  {path}")
 
 
-@tool_command("analyze")
+@command
 def analyze(overrides: Overrides = None, config: ConfigFiles = None, experiment: Experiment = None) -> None:
     """Report on a run's predictions (HTML + W&B): errors, distributions, correlations, Grad-CAM, CV vs LB.
     Name the run as a folder (analyze outputs/blend), with -e NAME, or with experiment=NAME."""

@@ -17,8 +17,8 @@ import pandas as pd
 from ..check import propose_image_size
 from ..config import Config
 from ..core.data import IMAGE_SUFFIXES, LabelledTable
+from ..core.fold_file import read_folds
 from ..core.runs import RunPaths, atomic_path, read_json, write_json, write_text
-from ..folds import read_folds
 from ..tasks import read_train_table, task_module
 from .eda_figures import box_positions, labelled_samples
 from .eda_stats import FEATURES, NEAR_DUPLICATE_BITS, compare, duplicate_groups, median_side, parallel_map, scan
@@ -225,6 +225,19 @@ def shared_findings(stats: dict[str, Any]) -> list[str]:
     return lines
 
 
+def write_suggested_augmentations(pipeline: list[tuple[Any, str]], suggested: Path, stats: dict[str, Any]) -> dict:
+    """Save the proposed transforms as an albumentations file (stats gain them and the file); returns the proposal
+    that points aug.train at it."""
+    import albumentations as A
+
+    stats["recommendations"] = [{"transform": type(t).__name__, "reason": r} for t, r in pipeline]
+    with atomic_path(suggested) as temporary:
+        A.save(A.Compose([t for t, _ in pipeline]), str(temporary), data_format="yaml")
+    stats["suggested_aug"] = str(suggested)
+    reason = "; ".join(dict.fromkeys(r for _, r in pipeline if not r.startswith("already in")))
+    return {"override": f"aug.train={suggested}", "reason": f"augmentations written to {suggested}: {reason}"}
+
+
 def eda(
     config: Config,
     output_dir: Path = Path("reports"),
@@ -233,8 +246,6 @@ def eda(
 ) -> Path:
     """Write reports/eda.html and reports/eda.json (and configs/aug/suggested.yaml when augmentations are
     proposed); returns the HTML path."""
-    import albumentations as A
-
     workers = workers if workers is not None else max(os.cpu_count() or 1, 1)
     table, names_note = run_class_names(config, read_train_table(config.data, check_images=False))
     test_dir = config.data.root / config.data.test_images
@@ -296,14 +307,7 @@ def eda(
     proposals = [{"override": o, "reason": r} for o, r in found.get("proposals", [])]
     pipeline = augmentation_pipeline(config, found.get("augmentations"), stats)
     if pipeline:
-        stats["recommendations"] = [{"transform": type(t).__name__, "reason": r} for t, r in pipeline]
-        with atomic_path(suggested) as temporary:
-            A.save(A.Compose([t for t, _ in pipeline]), str(temporary), data_format="yaml")
-        stats["suggested_aug"] = str(suggested)
-        reason = "; ".join(dict.fromkeys(r for _, r in pipeline if not r.startswith("already in")))
-        proposals.append(
-            {"override": f"aug.train={suggested}", "reason": f"augmentations written to {suggested}: {reason}"}
-        )
+        proposals.append(write_suggested_augmentations(pipeline, suggested, stats))
         sections.append(
             {
                 "heading": "Proposed augmentations",

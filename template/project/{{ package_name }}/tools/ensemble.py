@@ -13,7 +13,7 @@ from ..config import ENSEMBLE_METHODS, Config, deep_merge, validate_config
 from ..core.blend import Combiner, choose_weights, normalised_weights
 from ..core.errors import ConfigError, DataError
 from ..core.run_config import resolved_config_file
-from ..core.runs import RunPaths, read_json, save_resolved_config, write_json
+from ..core.runs import RunPaths, RunResult, read_json, save_resolved_config, write_json
 from ..core.tracking import create_tracker
 from ..tasks import Task, create_task, read_train_table, task_module
 
@@ -129,7 +129,7 @@ def search(
     return params, weights, combine, trials if len(trials) > 1 else []
 
 
-def ensemble(config: Config) -> dict:
+def ensemble(config: Config) -> RunResult:
     """Combine `ensemble.members` into `outputs/<experiment>/`: OOF, test predictions, weights, scores."""
     settings = config.ensemble
     blend = task_module(config.task, "blend")
@@ -175,12 +175,13 @@ def ensemble(config: Config) -> dict:
         combined_test = combine(blend.stack(aligned, names, "test"), weights)
         written = task.write_predictions(paths.test_predictions, test_ids, combined_test)
         task.write_prediction_extras(written, test_ids, combined_test)
-    # metrics.json in the training layout so that `submit` reports the ensemble's CV.
-    write_json(paths.metrics, {**result, "cv_mean": result["oof_score"], "cv_std": 0.0, "folds": {}})
+    # metrics.json in the training layout, for `submit` and the ledger; a blend has no folds, so no CV of its own.
+    metrics = {**result, "cv_mean": None, "cv_std": None}
+    write_json(paths.metrics, metrics)
     write_json(paths.root / "ensemble.json", result)
     save_resolved_config(config, paths, "ensemble")  # config.ensemble.yaml; run.json gets the code's revision
     log_blend(config, paths, result)
-    return result
+    return RunResult(config, metrics)
 
 
 def log_blend(config: Config, paths: RunPaths, result: dict[str, Any]) -> None:

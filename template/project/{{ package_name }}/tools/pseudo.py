@@ -10,7 +10,7 @@ from ..config import Config, load_config, with_overrides
 from ..core.data import read_test_table
 from ..core.errors import DataError
 from ..core.run_config import with_run_values_for_auto
-from ..core.runs import RunPaths, read_json, write_json
+from ..core.runs import RunPaths, read_json, validation_score, write_json
 from ..predict import predict
 from ..tasks import create_task, task_module
 from ..train import train
@@ -36,7 +36,7 @@ def pseudo(config: Config) -> list[dict[str, Any]]:
     source = Path(config.pseudo.source or paths.test_predictions)
     test = read_test_table(config.data)
     image_paths = dict(zip(test["id"].astype(str), test["path"], strict=True))
-    cv_before = read_json(paths.metrics)["cv_mean"]
+    cv_before = validation_score(read_json(paths.metrics))
     source_config = source_settings(paths)
     if source_config is not None:  # settings train took from the data (auto anchors) stay: only the data changes
         config = with_run_values_for_auto(source_config, config)
@@ -50,9 +50,9 @@ def pseudo(config: Config) -> list[dict[str, Any]]:
             "folds": {"path": str(paths.folds)},  # the same folds: CV before and after compare
         }
         round_config = with_overrides(with_overrides(config, changes), labeller.round_overrides(config))
-        metrics = train(round_config)
-        round_config = load_config(base=round_dir.config)  # with what train fitted to the data
-        predict(round_config)
+        trained = train(round_config)
+        metrics = trained.metrics
+        predict(trained.config)  # with what train fitted to the data
         rounds.append(
             {
                 "round": round_number,

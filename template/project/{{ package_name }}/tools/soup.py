@@ -21,9 +21,9 @@ from ..core.augment import InputNormaliser
 from ..core.distributed import Runtime, resolve_device
 from ..core.engine import evaluate
 from ..core.errors import ModelError
+from ..core.fold_file import folds_to_train, read_folds
 from ..core.loaders import fold_loaders
 from ..core.runs import RunPaths, read_json, save_torch, write_json
-from ..folds import folds_to_train, read_folds
 from ..tasks import create_task, read_train_table
 
 StateDict = dict[str, torch.Tensor]

@@ -153,7 +153,7 @@ def create_objective(
                 print(f"tune: trial {trial.number} pruned at {where}", flush=True)
                 raise optuna.TrialPruned(where)
 
-        metrics = train(settings, on_evaluation=report)
+        metrics = train(settings, on_evaluation=report).metrics
         tracker = create_tracker(settings, RunPaths.from_config(settings).root, "trial", "tune")
         tracker.summary({"value": metrics["cv_mean"], **params})
         tracker.finish()

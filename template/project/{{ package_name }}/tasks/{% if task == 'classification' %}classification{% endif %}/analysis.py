@@ -14,9 +14,9 @@ from ...core.augment import InputNormaliser, create_transform, load_augmentation
 from ...core.data import ImageDataset, read_image
 from ...core.distributed import resolve_device
 from ...core.errors import DataError
+from ...core.fold_file import read_folds
 from ...core.runs import read_json
 from ...core.tta import get_view
-from ...folds import read_folds
 from ...predict import fold_checkpoints, load_checkpoint
 from ...tools.analysis import (
     Analysis,
@@ -212,46 +212,69 @@ def _distributions(analysis: Analysis, targets: np.ndarray, predicted: np.ndarra
 
 def analyze_run(analysis: Analysis) -> None:
     """Every classification section of the report, in reading order."""
-    config, report, classes, table = analysis.config, analysis.report, analysis.task.classes, analysis.table
+    config, table = analysis.config, analysis.table
     oof, rows, probabilities = _read_oof(analysis)
     targets, multi = table.targets[rows], config.data.multi_label
     analysis.numbers["oof_score"] = analysis.task.score(targets, probabilities)
     predicted = (probabilities >= config.submit.threshold).astype(int) if multi else probabilities.argmax(axis=1)
     _distributions(analysis, targets, predicted, multi)
+    _per_class(analysis, targets, predicted)
+    if not multi:
+        _confusions(analysis, rows, targets, probabilities, predicted)
+    _correlations(analysis)
+    _errors_by_attribute(analysis, rows, targets, predicted)
+    if not multi:
+        _label_noise(analysis, oof, rows, targets, probabilities, predicted)
+    if not analysis.has_checkpoints:
+        analysis.report.section(
+            "Model-based sections", "skipped: this run has no fold checkpoints (an ensemble of files?)"
+        )
+    elif not multi:
+        _model_sections(analysis, probabilities, rows)
 
-    per_class = per_class_report(targets, predicted, classes)
+
+def _per_class(analysis: Analysis, targets: np.ndarray, predicted: np.ndarray) -> None:
+    per_class = per_class_report(targets, predicted, analysis.task.classes)
     analysis.numbers["per_class"] = per_class.to_dict("records")
     worst = per_class.sort_values("f1").iloc[0]
     analysis.findings.append(f"weakest class: {worst['class']} (F1 {worst['f1']:.3f}, {int(worst['support'])} images)")
-    report.section("Per-class precision, recall and F1 (OOF)")
-    report.table("per_class", per_class)
-    image_paths = table.frame["path"].to_numpy()
-    if not multi:
-        matrix = confusion(targets, predicted, len(classes))
-        analysis.numbers["confusion_matrix"] = matrix.tolist()
-        analysis.confusion = (targets, predicted, classes)
-        off = matrix - np.diag(np.diag(matrix))
-        if off.max() > 0:
-            t, p = np.unravel_index(off.argmax(), off.shape)
-            analysis.findings.append(
-                f"most frequent confusion: {classes[t]} predicted as {classes[p]} ({off[t, p]} images)"
-            )
-        report.section("Confusion matrix (rows: truth, columns: prediction)")
-        report.image(
-            "confusion_matrix", heatmap(matrix, classes, "confusion", "{:.0f}", 0, None, ("true", "predicted"))
-        )
-        wrong, right = rank_errors(targets, probabilities, config.analyze.examples)
-        for name, picked in (("most confident wrong", wrong), ("least confident right", right)):
-            report.section(f"Validation images: {name} (true class, predicted class and its probability)")
-            if not len(picked):
-                report.parts.append("<p><em>none</em></p>")
-                continue
-            titles = [
-                f"true {classes[targets[i]]}\npredicted {classes[predicted[i]]} {probabilities[i, predicted[i]]:.2f}"
-                for i in picked
-            ]
-            report.image(name.replace(" ", "_"), image_grid(image_paths[rows[picked]].tolist(), titles))
+    analysis.report.section("Per-class precision, recall and F1 (OOF)")
+    analysis.report.table("per_class", per_class)
 
+
+def _confusions(
+    analysis: Analysis, rows: np.ndarray, targets: np.ndarray, probabilities: np.ndarray, predicted: np.ndarray
+) -> None:
+    """The confusion matrix, its most frequent confusion, and the most confident wrong and least confident right
+    validation images (single-label)."""
+    report, classes = analysis.report, analysis.task.classes
+    matrix = confusion(targets, predicted, len(classes))
+    analysis.numbers["confusion_matrix"] = matrix.tolist()
+    analysis.confusion = (targets, predicted, classes)
+    off = matrix - np.diag(np.diag(matrix))
+    if off.max() > 0:
+        t, p = np.unravel_index(off.argmax(), off.shape)
+        confused = f"{classes[t]} predicted as {classes[p]} ({off[t, p]} images)"
+        analysis.findings.append(f"most frequent confusion: {confused}")
+    report.section("Confusion matrix (rows: truth, columns: prediction)")
+    report.image("confusion_matrix", heatmap(matrix, classes, "confusion", "{:.0f}", 0, None, ("true", "predicted")))
+    image_paths = analysis.table.frame["path"].to_numpy()
+    wrong, right = rank_errors(targets, probabilities, analysis.config.analyze.examples)
+    for name, picked in (("most confident wrong", wrong), ("least confident right", right)):
+        report.section(f"Validation images: {name} (true class, predicted class and its probability)")
+        if not len(picked):
+            report.parts.append("<p><em>none</em></p>")
+            continue
+        titles = [
+            f"true {classes[targets[i]]}\npredicted {classes[predicted[i]]} {probabilities[i, predicted[i]]:.2f}"
+            for i in picked
+        ]
+        report.image(name.replace(" ", "_"), image_grid(image_paths[rows[picked]].tolist(), titles))
+
+
+def _correlations(analysis: Analysis) -> None:
+    """How alike the folds' test predictions are, and an ensemble's members on OOF."""
+    report, classes = analysis.report, analysis.task.classes
     fold_files = sorted(analysis.paths.predictions.glob("test_fold_*.csv"))
     if len(fold_files) > 1:
         matrix = np.corrcoef(np.stack([pd.read_csv(f)[classes].to_numpy().ravel() for f in fold_files]))
@@ -264,23 +287,19 @@ def analyze_run(analysis: Analysis) -> None:
         names = [Path(n).name for n in blend["weights"]]
         report.image("member_correlation", correlation_map(np.array(blend["correlation"]), names))
 
-    sample = np.arange(len(rows))[: config.analyze.max_images]
+
+def _errors_by_attribute(analysis: Analysis, rows: np.ndarray, targets: np.ndarray, predicted: np.ndarray) -> None:
+    image_paths = analysis.table.frame["path"].to_numpy()
+    sample = np.arange(len(rows))[: analysis.config.analyze.max_images]
     errors = predicted[sample] != targets[sample]
-    errors = errors.any(axis=1) if multi else errors
+    errors = errors.any(axis=1) if analysis.config.data.multi_label else errors
     attributes = pd.DataFrame([image_attributes(image_paths[rows[i]]) for i in sample])
     by_attribute = errors_by_attributes(attributes, errors)
     analysis.numbers["error_rate_by_attribute"] = by_attribute.to_dict("records")
     if finding := worst_attribute(by_attribute, float(errors.mean())):
         analysis.findings.append(finding)
-    report.section("Error rate by image attribute (quantile bins of OOF images)")
-    report.table("error_rate_by_attribute", by_attribute)
-    if not multi:
-        _label_noise(analysis, oof, rows, targets, probabilities, predicted)
-
-    if not analysis.has_checkpoints:
-        report.section("Model-based sections", "skipped: this run has no fold checkpoints (an ensemble of files?)")
-    elif not multi:
-        _model_sections(analysis, probabilities, rows)
+    analysis.report.section("Error rate by image attribute (quantile bins of OOF images)")
+    analysis.report.table("error_rate_by_attribute", by_attribute)
 
 
 def _label_noise(

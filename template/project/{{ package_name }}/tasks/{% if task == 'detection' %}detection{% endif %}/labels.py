@@ -134,7 +134,6 @@ def read_boxes_csv(config: DataConfig, check_images: bool = True) -> LabelledTab
                     f"{source}: row {row + 2}: class '{label.strip()}' is not in data.classes {config.classes}"
                 )
     classes = check_classes(sorted_labels(found), config, source)
-    class_index = {name: i for i, name in enumerate(classes)}
     image_ids = sorted(set(ids) | set(on_disk))
     by_image: dict[str, list[int]] = {image_id: [] for image_id in image_ids}
     for row, (image_id, empty) in enumerate(zip(ids, empty_box, strict=True)):
@@ -148,21 +147,10 @@ def read_boxes_csv(config: DataConfig, check_images: bool = True) -> LabelledTab
     for image_id in image_ids:
         path = on_disk.get(image_id, image_path(folder, image_id, config.image_ext))
         width, height = read_image_size(path, source)
-        raw, labels, where = [], [], []
-        for row in by_image[image_id]:
-            here = f"{source}: row {row + 2}"
-            try:
-                numbers = _row_box(frame.iloc[row], config.box_columns, here)
-            except DataError as error:
-                malformed.append(str(error).removeprefix(f"{source}: "))
-                continue
-            label = frame.iloc[row][class_column].strip()
-            if label not in class_index:
-                malformed.append(f"row {row + 2}: class '{label}' is not in data.classes {classes}")
-                continue
-            raw.append(numbers)
-            labels.append(class_index[label])
-            where.append(here)
+        raw, labels, where, wrong = _image_rows(
+            frame, by_image[image_id], config.box_columns, class_column, classes, source
+        )
+        malformed.extend(wrong)
         boxes = np.array(raw, dtype=np.float64).reshape(-1, 4)
         if config.box_normalized:
             boxes = boxes * np.array([width, height, width, height])
@@ -180,6 +168,29 @@ def read_boxes_csv(config: DataConfig, check_images: bool = True) -> LabelledTab
         rows = "row" if len(malformed) == 1 else "rows"
         raise DataError(f"{source}: {len(malformed)} malformed {rows}: {'; '.join(malformed[:SHOWN])}{more}")
     return _table(rows, targets, classes, source, audit, format_hint(pixels, config.box_format, audit))
+
+
+def _image_rows(
+    frame: pd.DataFrame, rows: list[int], box_columns: list[str], class_column: str, classes: list[str], source: Path
+) -> tuple[list[list[float]], list[int], list[str], list[str]]:
+    """One image's boxes and class indices from its CSV rows, where each came from ("<csv>: row N"), and what was
+    wrong with each malformed row (a box that is not four numbers, an unknown class)."""
+    raw, labels, where, malformed = [], [], [], []
+    for row in rows:
+        here = f"{source}: row {row + 2}"
+        try:
+            numbers = _row_box(frame.iloc[row], box_columns, here)
+        except DataError as error:
+            malformed.append(str(error).removeprefix(f"{source}: "))
+            continue
+        label = frame.iloc[row][class_column].strip()
+        if label not in classes:
+            malformed.append(f"row {row + 2}: class '{label}' is not in data.classes {classes}")
+            continue
+        raw.append(numbers)
+        labels.append(classes.index(label))
+        where.append(here)
+    return raw, labels, where, malformed
 
 
 def _row_box(values: pd.Series, columns: list[str], here: str) -> list[float]:

@@ -197,6 +197,32 @@ def _read_oof(analysis: Analysis) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return ids, outputs, folds
 
 
+def _boundary_section(analysis: Analysis, predicted: np.ndarray, targets: np.ndarray) -> None:
+    """Wrong pixels near true edges against those away from them, and what each points to."""
+    report, width = analysis.report, analysis.config.analyze.boundary_width
+    edges = boundary_errors(predicted, targets, width)
+    analysis.numbers["boundary_errors"] = edges
+    errors = edges["boundary_errors"] + edges["interior_errors"]
+    share = edges["boundary_errors"] / max(errors, 1)
+    report.section(
+        f"Boundary versus interior errors (within {width} px of a true edge, analyze.boundary_width)",
+        f"{share:.0%} of the {errors} wrong pixels lie in the boundary band, which is "
+        f"{edges['boundary_pixels'] / max(edges['boundary_pixels'] + edges['interior_pixels'], 1):.0%} "
+        "of all pixels",
+    )
+    report.table("boundary_errors", pd.DataFrame([edges]))
+    if errors and share > 0.6:
+        analysis.findings.append(f"{share:.0%} of wrong pixels are within {width} px of a true edge")
+        analysis.advice.append(
+            "edges are the error: a boundary-aware loss (segmentation.losses.lovasz) or a larger model.image_size"
+        )
+    elif errors:
+        analysis.findings.append(
+            f"{1 - share:.0%} of wrong pixels are away from true edges: whole objects are missed "
+            "or invented (see errors by size)"
+        )
+
+
 def analyze_run(analysis: Analysis) -> None:
     """Every segmentation section of the report, in reading order."""
     config, report, task = analysis.config, analysis.report, analysis.task
@@ -221,28 +247,7 @@ def analyze_run(analysis: Analysis) -> None:
     )
     report.table("per_class", by_class)
 
-    width = config.analyze.boundary_width
-    edges = boundary_errors(predicted, targets, width)
-    analysis.numbers["boundary_errors"] = edges
-    errors = edges["boundary_errors"] + edges["interior_errors"]
-    share = edges["boundary_errors"] / max(errors, 1)
-    report.section(
-        f"Boundary versus interior errors (within {width} px of a true edge, analyze.boundary_width)",
-        f"{share:.0%} of the {errors} wrong pixels lie in the boundary band, which is "
-        f"{edges['boundary_pixels'] / max(edges['boundary_pixels'] + edges['interior_pixels'], 1):.0%} "
-        "of all pixels",
-    )
-    report.table("boundary_errors", pd.DataFrame([edges]))
-    if errors and share > 0.6:
-        analysis.findings.append(f"{share:.0%} of wrong pixels are within {width} px of a true edge")
-        analysis.advice.append(
-            "edges are the error: a boundary-aware loss (segmentation.losses.lovasz) or a larger model.image_size"
-        )
-    elif errors:
-        analysis.findings.append(
-            f"{1 - share:.0%} of wrong pixels are away from true edges: whole objects are missed "
-            "or invented (see errors by size)"
-        )
+    _boundary_section(analysis, predicted, targets)
 
     by_size = errors_by_size(predicted, targets)
     analysis.numbers["errors_by_size"] = by_size.to_dict("records")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import albumentations as A
 import cv2
@@ -12,9 +12,6 @@ from torch.utils.data import Dataset
 
 from ...core.data import load_image
 from .labels import decode_target
-
-if TYPE_CHECKING:
-    from .task import SegmentationTask
 
 
 def copy_paste(
@@ -37,18 +34,30 @@ def copy_paste(
     return image, mask
 
 
+@dataclass(frozen=True)
+class MaskSamples:
+    """What a dataset needs to read samples: image channels, how masks decode, and Copy-Paste's probability (the
+    dataset goes to every loader worker: it carries these, not the task and its model settings)."""
+
+    in_chans: int
+    num_classes: int
+    multilabel: bool
+    copy_paste_p: float = 0.0
+
+
 class SegmentationDataset(Dataset):
     """(image, mask) for training and validation, (image, original width and height) for test images."""
 
     def __init__(
-        self, paths: list[str], targets: np.ndarray | None, transform: A.Compose, task: SegmentationTask, train: bool
+        self, paths: list[str], targets: np.ndarray | None, transform: A.Compose, samples: MaskSamples, train: bool
     ) -> None:
-        self.paths, self.targets, self.transform, self.task, self.train = list(paths), targets, transform, task, train
+        self.paths, self.targets, self.transform = list(paths), targets, transform
+        self.samples, self.train = samples, train
 
     def _sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        image = load_image(self.paths[index], self.task.config.model.in_chans)
+        image = load_image(self.paths[index], self.samples.in_chans)
         height, width = image.shape[:2]
-        mask = decode_target(self.targets[index], height, width, len(self.task.classes), self.task.multilabel)
+        mask = decode_target(self.targets[index], height, width, self.samples.num_classes, self.samples.multilabel)
         return image, mask
 
     def __len__(self) -> int:
@@ -56,14 +65,14 @@ class SegmentationDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self.targets is None:
-            image = load_image(self.paths[index], self.task.config.model.in_chans)
+            image = load_image(self.paths[index], self.samples.in_chans)
             height, width = image.shape[:2]
             return self.transform(image=image)["image"], torch.tensor([width, height], dtype=torch.float64)
         image, mask = self._sample(index)
-        probability = self.task.config.segmentation.copy_paste_p
+        probability = self.samples.copy_paste_p
         rng = np.random.default_rng((torch.initial_seed() + index) % 2**32)  # per worker and epoch, repeatable
         if self.train and probability > 0 and rng.random() < probability:
             image, mask = copy_paste(image, mask, *self._sample(int(rng.integers(len(self.paths)))))
         out = self.transform(image=image, mask=mask)
         target = out["mask"]
-        return out["image"], target.float() if self.task.multilabel else target.long()
+        return out["image"], target.float() if self.samples.multilabel else target.long()

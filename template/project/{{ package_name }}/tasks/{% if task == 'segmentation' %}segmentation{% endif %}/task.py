@@ -23,12 +23,13 @@ from ...core.recipe import Choice, crop_choice
 from ...core.runs import atomic_path, write_json
 from ...core.tta import map_probabilities
 from .. import TaskHooks
-from .data import SegmentationDataset
-from .labels import decode_target, rle_encode, write_mask_png
+from .data import MaskSamples, SegmentationDataset
+from .labels import decode_target, write_mask_png
 from .loss import create_loss
 from .metric import per_image_scores, target_channels
 from .model import create_segmenter, encoder_normalisation
 from .postprocess import binarise, quantise
+from .submission import build_submission, check_sample, validate_submission
 
 
 class SegmentationTask(TaskHooks):
@@ -99,7 +100,10 @@ class SegmentationTask(TaskHooks):
     def create_dataset(
         self, paths: list[str], targets: np.ndarray | None, transform: Any, train: bool = False
     ) -> SegmentationDataset:
-        return SegmentationDataset(paths, targets, transform, self, train)
+        samples = MaskSamples(
+            self.config.model.in_chans, len(self.classes), self.multilabel, self.config.segmentation.copy_paste_p
+        )
+        return SegmentationDataset(paths, targets, transform, samples, train)
 
     def to_device(self, batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         images, targets = batch
@@ -264,50 +268,22 @@ class SegmentationTask(TaskHooks):
         return binarise(resized, self.multilabel, self.post["thresholds"], areas)
 
     def submission(self, sample: pd.DataFrame, predictions: Path) -> pd.DataFrame:
-        """The sample's rows, RLE per (image) or per (image, class) when the sample has a class column; an
-        empty mask is an empty string."""
+        """The sample's rows with the RLE of each image's (or image and class's) post-processed mask, checked."""
         data = self.config.data
-        self.check_sample(sample)
+        check_sample(sample, data)
         ids, outputs = self.read_predictions(predictions)
         by_id = {id_stem(image_id): output for image_id, output in zip(ids, outputs, strict=True)}
-        class_column = next((c for c in (data.target_columns or []) if c in sample.columns), None)
-        cache: dict[str, np.ndarray] = {}
-        encoded = []
-        for row in sample.itertuples(index=False):
-            image_id = id_stem(getattr(row, data.id_column))  # sample ids may carry the image extension
-            if image_id not in by_id:
-                raise SubmissionError(f"{predictions.with_suffix('.npz')}: no prediction for sample id '{image_id}'")
-            if image_id not in cache:
-                cache = {image_id: self.original_masks(by_id[image_id])}  # rows of one image come together
-            masks = cache[image_id]
-            if class_column is not None:
-                label = str(getattr(row, class_column))
-                if label not in self.classes:
-                    raise SubmissionError(f"sample submission: class '{label}' is not one of {self.classes}")
-                mask = masks[self.classes.index(label)]
-            else:
-                mask = masks.max(axis=0)
-            encoded.append(rle_encode(mask, data.rle_order, data.rle_start))
-        submission = sample.copy()
-        submission[data.rle_column] = encoded
+        sizes = {image_id: (int(o["size"][1]), int(o["size"][0])) for image_id, o in by_id.items()}  # (h, w)
+
+        def masks_of(image_id: str) -> np.ndarray | None:
+            return self.original_masks(by_id[image_id]) if image_id in by_id else None
+
+        submission = build_submission(sample, data, self.classes, masks_of)
+        validate_submission(submission, sample, data, sizes)
         return submission
 
     def check_sample(self, sample: pd.DataFrame) -> str:
-        """The RLE column (data.rle_column) and, for a row per image and class, the class column must be the
-        sample's; returns what the submission will hold."""
-        data = self.config.data
-        found = ", ".join(map(str, sample.columns))
-        if data.rle_column not in sample.columns:
-            raise SubmissionError(
-                f"sample submission lacks the RLE column '{data.rle_column}' (data.rle_column); its columns: {found}"
-            )
-        missing = [c for c in data.target_columns if c not in sample.columns]
-        if missing:
-            raise SubmissionError(
-                f"sample submission lacks the class column '{missing[0]}' (data.target_columns); its columns: {found}"
-            )
-        per = f"per image and {data.target_columns[0]}" if data.target_columns else "per image"
-        return f"run-length masks in column '{data.rle_column}', {per} ({data.rle_order}-order, from {data.rle_start})"
+        return check_sample(sample, self.config.data)
 
     def write_submission_extras(self, predictions: Path, folder: Path) -> list[Path]:
         """segmentation.submission=png: index PNGs of the masks in `folder`/masks."""
