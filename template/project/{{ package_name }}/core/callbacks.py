@@ -136,4 +136,6 @@ class Reporting:
 
 
 def default_callbacks() -> list[Callback]:
+    """The order matters: EarlyStopping decides whether this epoch is the fold's last, which Checkpointing reads
+    (last.pt is always written then); BudgetReserve and Reporting use the checkpoint's time."""
     return [EarlyStopping(), Checkpointing(), BudgetReserve(), Reporting()]

@@ -4,6 +4,7 @@ class), and a last check of what a competition would reject, before anything is 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -36,10 +37,15 @@ def class_column(sample: pd.DataFrame, data: DataConfig) -> str | None:
 
 
 def build_submission(
-    sample: pd.DataFrame, data: DataConfig, classes: list[str], masks_of: Callable[[str], np.ndarray | None]
+    sample: pd.DataFrame,
+    data: DataConfig,
+    classes: list[str],
+    masks_of: Callable[[str], np.ndarray | None],
+    source: Path,
 ) -> pd.DataFrame:
     """The sample's rows with the RLE of each: the class's mask, or all classes' union for a row per image; an
-    empty mask is an empty string. `masks_of(image id)` gives (K, H, W) 0/1 masks at the image's size, or None."""
+    empty mask is an empty string. `masks_of(image id)` gives (K, H, W) 0/1 masks at the image's size, or None
+    when `source` (the prediction file) has none."""
     by_class = class_column(sample, data)
     image_id, masks, encoded = None, np.zeros(0), []
     for row in sample.itertuples(index=False):
@@ -47,7 +53,7 @@ def build_submission(
         if row_id != image_id:  # rows of one image come together: one image's masks in memory at a time
             image_id, found = row_id, masks_of(row_id)
             if found is None:
-                raise SubmissionError(f"test predictions: no prediction for sample id '{row_id}'")
+                raise SubmissionError(f"{source}: no prediction for sample id '{row_id}'")
             masks = found
         if by_class is None:
             encoded.append(rle_encode(masks.max(axis=0), data.rle_order, data.rle_start))

@@ -278,7 +278,7 @@ class SegmentationTask(TaskHooks):
         def masks_of(image_id: str) -> np.ndarray | None:
             return self.original_masks(by_id[image_id]) if image_id in by_id else None
 
-        submission = build_submission(sample, data, self.classes, masks_of)
+        submission = build_submission(sample, data, self.classes, masks_of, predictions.with_suffix(".npz"))
         validate_submission(submission, sample, data, sizes)
         return submission
 
