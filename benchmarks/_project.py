@@ -8,6 +8,7 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -57,10 +58,20 @@ def cpu_threads() -> int:
     return int(ENV.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
 
 
+PROJECT_BENCH = Path(__file__).resolve().parent / "in_project" / "bench.py"
+
+
+def add_project_bench(project: Path) -> None:
+    """Podium's in-project benchmarks (in_project/bench.py), which no rendered project carries, copied into
+    `project` as <package>/tools/bench.py: they import the project's own modules."""
+    shutil.copyfile(PROJECT_BENCH, project / project.name / "tools" / "bench.py")
+
+
 def run_in_project(module: str, arguments: list[str], package: str = "bench") -> None:
     """`python -m <package>.<module> arguments` in a project rendered with the template's defaults."""
     with tempfile.TemporaryDirectory() as folder:
         project = create_project(Path(folder) / package, data={"project_name": package}, defaults=True, quiet=True)
+        add_project_bench(project)
         subprocess.run([sys.executable, "-m", f"{package}.{module}", *arguments], cwd=project, env=ENV, check=True)
 
 

@@ -39,6 +39,7 @@ from _project import (
     ENV,
     SMOKE_TRAINING,
     ProjectShell,
+    add_project_bench,
     cpu_threads,
     demo_scale,
     last_line,
@@ -107,6 +108,7 @@ def render_demo(task: str, folder: Path, smoke: bool) -> Path:
     """The task's demo project with its competition written in (SMOKE_SCENES scenes with `smoke`)."""
     demo = DEMOS[task]
     project = create_project(folder / demo.answers["package_name"], data=dict(demo.answers), defaults=True, quiet=True)
+    add_project_bench(project)
     with demo_scale(smoke):
         demo.write(project / "data", folder / "holdout")
     return project

@@ -3,7 +3,6 @@ parallel, truncated files included) are checked, and every problem found is repo
 
 from __future__ import annotations
 
-import math
 import os
 import statistics
 import time
@@ -15,10 +14,10 @@ from PIL import Image, UnidentifiedImageError
 from .config import Config
 from .core.data import LabelledTable, check_test_ids, listed_train_images, read_sample_submission, read_test_table
 from .core.errors import ProjectError, one_line
-from .core.recipe import HALVING_COST, budget_can_halve, fit_to_data
-from .core.validate import Problem, problem_from, settings_problems
+from .core.recipe import HALVING_COST, budget_can_halve, fit_to_data, propose_image_size
 from .folds import table_folds
-from .tasks import create_task, read_train_table
+from .settings import Problem, problem_from, settings_problems
+from .tasks import SPEC, create_task, read_train_table
 
 
 @dataclass
@@ -62,21 +61,6 @@ def scan_images(paths: list[str], workers: int) -> tuple[list[Problem], list[flo
     return problems, [side for _, side in results]
 
 
-def propose_image_size(median_side: float, image_size: int) -> tuple[int, str] | None:
-    """model.image_size for small images: upsampling 28 px to 224 costs 64x the compute and adds no detail, so
-    propose the multiple of 32 at or above their side when model.image_size is more than twice it."""
-    if median_side <= 0 or image_size <= 2 * median_side:
-        return None
-    proposed = max(32, math.ceil(median_side / 32) * 32)
-    if proposed >= image_size:  # 8 px digits at 32 px: nothing smaller to propose
-        return None
-    return proposed, (
-        f"train images are about {median_side:.0f} px: model.image_size={image_size} upsamples them "
-        f"{image_size / median_side:.0f}x for {(image_size / proposed) ** 2:.0f}x the compute of "
-        f"model.image_size={proposed}"
-    )
-
-
 def check_folds(config: Config, table: LabelledTable) -> list[Problem]:
     """The fold strategy against the labels, as `folds` would split them."""
     try:
@@ -97,7 +81,7 @@ def check_test(config: Config, classes: list[str] | None, report: CheckReport) -
         report.problems.append(problem_from(error, str(data.root / data.test_images)))
         return []
     try:
-        sample = read_sample_submission(data, per_class=config.task == "segmentation")
+        sample = read_sample_submission(data, per_class=SPEC.sample_rows_per_class)
         check_test_ids(sample, test["id"], data.id_column, data.root / data.sample_submission)
     except ProjectError as error:
         report.problems.append(problem_from(error, source))
@@ -134,19 +118,6 @@ def _mask_paths(table: LabelledTable) -> list[str]:
     return [target["mask"] for target in table.targets if isinstance(target, dict) and "mask" in target]
 
 
-def propose_crop(median_side: float, image_size: int) -> list[str]:
-    """Segmentation on images more than twice model.image_size: shrinking them erases thin structures, so propose
-    training at their own size on crops (predictions still see whole images)."""
-    if median_side < 2 * image_size:
-        return []
-    full = math.ceil(median_side / 32) * 32
-    return [
-        f"train images are about {median_side:.0f} px: model.image_size={image_size} shrinks them "
-        f"{median_side / image_size:.0f}x and thin structures vanish; train at full size on crops: "
-        f"model.image_size={full} segmentation.train_crop={image_size}"
-    ]
-
-
 def run_check(config: Config, workers: int | None = None) -> CheckReport:
     """Every check; the report lists all problems (an empty list: ready to train)."""
     report = CheckReport(problems=settings_problems(config))
@@ -174,6 +145,5 @@ def run_check(config: Config, workers: int | None = None) -> CheckReport:
     proposal = propose_image_size(median_side, config.model.image_size)
     if proposal is not None:
         report.advice.append(proposal[1])
-    if config.task == "segmentation" and not isinstance(config.segmentation.train_crop, int):
-        report.advice.extend(propose_crop(median_side, config.model.image_size))
+    report.advice.extend(SPEC.image_advice(config, median_side))
     return report

@@ -19,13 +19,11 @@ from .core.commands import (
     app,
     command,
     console,
-    load_all_settings,
-    load_run_settings,
-    load_settings,
     metrics_table,
 )
 from .core.console import cv_text, rate_text
 from .core.errors import ProjectError
+from .settings import load_all_settings, load_run_settings, load_settings
 
 
 @command
@@ -166,7 +164,7 @@ def lb(
 
 def _ledger_table(path: Path) -> Table:
     """The ledger as a table: the file name `lb` takes (never cut), its run, CV and LB; blanks where none."""
-    from .submit import ledger_rows, read_ledger
+    from .core.ledger import ledger_rows, read_ledger
 
     columns, rows = ledger_rows(read_ledger(path.parent))
     table = Table(title=f"{path}: {len(rows)} submission(s)")

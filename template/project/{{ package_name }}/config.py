@@ -245,7 +245,7 @@ class SubmitConfig(StrictModel):
 
 class EnsembleConfig(StrictModel):
     members: list[Path] = Field(default_factory=list)  # run folders (or folders with oof.csv, predictions/test.csv)
-    method: str = "auto"  # see ENSEMBLE_METHODS; auto: the task's first
+    method: str = "auto"  # the task's blend_methods (tasks/<task>/__init__.py); auto: the task's first
     weights: Literal["equal", "fit", "greedy"] | list[float] = "equal"  # fit: scipy on OOF; greedy: Caruana
     greedy_iterations: int = Field(default=20, ge=1)
     # Detection: the IoU that fuses (WBF, NMW) or suppresses (NMS, soft-NMS) boxes of different members, and the
@@ -344,27 +344,6 @@ class WandbConfig(StrictModel):
     tags: list[str] = Field(default_factory=list)
 
 
-TASK_METRICS = {
-    "classification": ["accuracy", "f1_macro", "log_loss", "roc_auc", "qwk"],
-    "detection": ["map", "map50", "kaggle_map"],
-    "segmentation": ["dice", "iou"],
-}
-TASK_LAYOUTS = {
-    "classification": ["csv", "folders"],
-    "detection": ["coco", "boxes_csv", "voc"],
-    "segmentation": ["masks", "rle_csv", "coco_polygons"],
-}
-# TTA views each task can map its outputs back from (scale_<factor> works for all); a task not listed takes every view.
-TASK_VIEWS: dict[str, tuple[str, ...]] = {"detection": ("identity", "hflip", "vflip")}
-# How `ensemble` merges members' predictions: voting over probabilities, box fusion (ensemble-boxes), or
-# per-pixel soft (weighted mean of probabilities) and hard (weighted vote of each member's mask) voting.
-ENSEMBLE_METHODS: dict[str, tuple[str, ...]] = {
-    "classification": ("mean", "geometric", "rank", "majority"),
-    "detection": ("wbf", "nms", "soft_nms", "nmw"),
-    "segmentation": ("soft", "hard"),
-}
-
-
 class Config(StrictModel):
     task: Literal["classification", "detection", "segmentation"] = "classification"
     experiment: str = "baseline"  # run folder name under output_dir
@@ -402,37 +381,13 @@ class Config(StrictModel):
         return value
 
     @model_validator(mode="after")
-    def _fits_task(self) -> Config:
-        """Options the task cannot use fail when the config loads, not after training."""
-        if self.metric not in TASK_METRICS[self.task]:
-            raise ValueError(
-                f"metric={self.metric} is not a {self.task} metric; expected one of {TASK_METRICS[self.task]}"
-            )
-        if self.data.layout not in TASK_LAYOUTS[self.task]:
-            expected = ", ".join(TASK_LAYOUTS[self.task])
-            raise ValueError(f"data.layout={self.data.layout} is not a {self.task} layout; expected one of {expected}")
+    def _fits_together(self) -> Config:
+        """Settings that contradict each other fail when the config loads, not after training (what the task cannot
+        use is its TaskSpec.check, run wherever a command's settings load)."""
         if self.train.time_budget_minutes is not None and self.train.scheduler == "plateau":
             raise ValueError(
                 "train.scheduler=plateau follows validation scores, not the clock: with train.time_budget_minutes "
                 "use cosine, cosine_restarts, poly, step, multistep or none"
-            )
-        allowed = TASK_VIEWS.get(self.task)
-        unmappable = [v for v in self.predict.tta if allowed and v not in allowed and not v.startswith("scale_")]
-        if unmappable:
-            raise ValueError(
-                f"predict.tta view '{unmappable[0]}' has no inverse for {self.task}; "
-                f"expected {', '.join(allowed)} or scale_<factor>"
-            )
-        methods = ENSEMBLE_METHODS[self.task]
-        if self.task != "classification" and self.ensemble.method == "mean":
-            self.ensemble.method = "auto"  # the default of every task before boxes and masks could blend
-        if self.ensemble.method != "auto" and self.ensemble.method not in methods:
-            raise ValueError(f"ensemble.method={self.ensemble.method}: {self.task} blends with {' | '.join(methods)}")
-        crop = self.segmentation.train_crop
-        if self.task == "segmentation" and isinstance(crop, int) and crop >= self.model.image_size:
-            raise ValueError(
-                f"segmentation.train_crop={crop} is not smaller than model.image_size={self.model.image_size}: "
-                "it would crop nothing"
             )
         return self
 
@@ -575,7 +530,7 @@ def unknown_key_message(key: str, keys: list[str] | None = None) -> str:
 
 def _describe(error: dict[str, Any]) -> str:
     key = ".".join(str(part) for part in error["loc"])
-    if not key:  # a check across several keys (Config._fits_task): its message names them
+    if not key:  # a check across several keys (Config._fits_together): its message names them
         return str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         return unknown_key_message(key)

@@ -15,6 +15,7 @@ import torch
 
 from .config import Config, load_config
 from .core.errors import ProjectError
+from .core.kaggle_cli import dataset_exists, dataset_title, push_when_ready, read_dataset_id
 from .core.kaggle_image import (
     BundledWheel,
     ImageManifest,
@@ -26,7 +27,6 @@ from .core.kaggle_image import (
 )
 from .core.runs import RunPaths, read_json, save_torch, trained_folds, write_json, write_text
 from .core.wheels import build_project_wheel
-from .kaggle_cli import dataset_exists, dataset_title, push_when_ready, read_dataset_id
 
 PACKAGE = __name__.split(".")[0]
 # Run files predict and submit read besides the checkpoints.

@@ -13,13 +13,12 @@ from torch.utils.data import DataLoader
 
 from .config import Config
 from .core.augment import InputNormaliser, load_augmentations
+from .core.checkpoints import fold_checkpoints, load_checkpoint
 from .core.data import read_test_table
 from .core.errors import ConfigError, ProjectError
 from .core.runs import RunPaths, read_json, trained_folds, write_json
-from .predict import fold_checkpoints, load_checkpoint
-from .tasks import Task, create_task
+from .tasks import SPEC, Task, create_task
 
-SUPPORTED = ("classification", "segmentation")
 OPSET = 18
 TRACE_BATCH = 2  # random images (pixels 0-255) the export traces; the batch axis stays dynamic
 CHECK_IMAGES = 3  # test images (repeated when there are fewer) onnxruntime and PyTorch are compared on
@@ -72,8 +71,8 @@ def export_onnx(config: Config, dest: Path, check_images: int = CHECK_IMAGES) ->
     every fold matches PyTorch within PARITY_TOLERANCE on `check_images` test images (not the traced batch)."""
     import onnxruntime
 
-    if config.task not in SUPPORTED:
-        raise ConfigError(f"export --format onnx: covers {' and '.join(SUPPORTED)} models, not {config.task}")
+    if not SPEC.exports_onnx:
+        raise ConfigError(f"export --format onnx: covers classification and segmentation models, not {config.task}")
     paths = RunPaths.from_config(config)
     task = create_task(config, read_json(paths.classes))
     checkpoints = fold_checkpoints(paths, config.predict.checkpoints[:1])

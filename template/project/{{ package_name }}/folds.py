@@ -22,7 +22,7 @@ from .core.data import LabelledTable
 from .core.errors import DataError
 from .core.registry import lookup
 from .core.runs import RunPaths, run_lock, write_csv
-from .core.validate import require_valid_settings
+from .settings import require_valid_settings
 from .tasks import read_train_table
 
 HOLDOUT_TRAIN = -1  # rows never validated: always in the training part

@@ -12,10 +12,11 @@ from tqdm.auto import tqdm
 
 from .config import Config
 from .core.augment import InputNormaliser, load_augmentations, start_image_cache
+from .core.checkpoints import fold_checkpoints, load_checkpoint
 from .core.data import read_test_table
 from .core.distributed import Runtime, resolve_device
 from .core.engine import autocast_dtype, evaluate
-from .core.errors import DataError, ModelError
+from .core.errors import DataError
 from .core.fold_file import read_folds
 from .core.loaders import validation_loader
 from .core.perf import configure_backends
@@ -24,43 +25,11 @@ from .core.runs import (
     read_json,
     run_lock,
     save_resolved_config,
-    trained_folds,
     write_json,
 )
 from .core.tta import select_views
-from .core.validate import require_valid_settings
+from .settings import require_valid_settings
 from .tasks import Task, create_task, read_train_table
-
-
-def fold_checkpoints(paths: RunPaths, names: list[str]) -> dict[int, list[Path]]:
-    """The checkpoint files named in `names` of each fold the run's last training produced (metrics.json), never
-    of stale fold folders left by an earlier training."""
-    found: dict[int, list[Path]] = {}
-    for fold in trained_folds(paths):
-        files = [paths.checkpoint(fold, name) for name in names]
-        missing = [path for path in files if not path.is_file()]
-        if missing:
-            raise ModelError(f"{missing[0]}: checkpoint not found (predict.checkpoints={names})")
-        found[fold] = files
-    if not found:
-        raise ModelError(f"{paths.metrics}: lists no trained folds; run the `train` command first")
-    return found
-
-
-def load_checkpoint(task: Task, path: Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
-    """A model with the checkpoint's weights (read with weights_only=True) and its metadata."""
-    saved = torch.load(path, map_location=device, weights_only=True)
-    meta = saved.get("meta", {})
-    if meta.get("backbone") != task.config.model.backbone:
-        raise ModelError(
-            f"{path}: checkpoint is a '{meta.get('backbone')}' but model.backbone is '{task.config.model.backbone}'"
-        )
-    model = task.create_model(pretrained=False)
-    try:
-        model.load_state_dict(saved["model"])
-    except RuntimeError as error:
-        raise ModelError(f"{path}: weights do not fit the model ({str(error).splitlines()[0]})") from error
-    return model.to(device).eval(), meta
 
 
 @torch.inference_mode()

@@ -14,39 +14,10 @@ from .config import Config
 from .core.console import cv_text
 from .core.data import check_test_ids, read_sample_submission, read_test_table
 from .core.errors import SubmissionError
+from .core.ledger import read_ledger
 from .core.runs import RunPaths, atomic_path, read_json, run_lock, validation_score, write_csv
-from .core.validate import require_valid_settings
-from .tasks import create_task
-
-LEDGER_COLUMNS = ["file", "time", "experiment", "cv", "public_lb", "kaggle", "message"]
-
-
-def read_ledger(output_dir: Path) -> pd.DataFrame:
-    """`output_dir/submissions.csv`: every submission written, its CV, and its public LB once recorded."""
-    path = output_dir / "submissions.csv"
-    if not path.is_file():
-        return pd.DataFrame(columns=LEDGER_COLUMNS)
-    ledger = pd.read_csv(path, dtype={"file": str, "experiment": str, "kaggle": str, "message": str})
-    return ledger.reindex(columns=[*LEDGER_COLUMNS, *(c for c in ledger.columns if c not in LEDGER_COLUMNS)])
-
-
-def ledger_rows(ledger: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """The ledger as text for a table: the file name `lb` takes, its run, CV and public LB (and the Kaggle upload
-    columns once any submission was uploaded); blanks where nothing is recorded, never NaN."""
-
-    def text(value: object, number: bool = False) -> str:
-        if value is None or pd.isna(value):
-            return ""
-        return f"{float(value):.4f}" if number else str(value)
-
-    uploaded = bool(ledger["kaggle"].notna().any() or ledger["message"].notna().any())
-    columns = ["submission", "experiment", "CV", "public LB", *(["kaggle", "message"] if uploaded else [])]
-    rows = [
-        [Path(str(row.file)).name, text(row.experiment), text(row.cv, True), text(row.public_lb, True)]
-        + ([text(row.kaggle), text(row.message)] if uploaded else [])
-        for row in ledger.itertuples(index=False)
-    ]
-    return columns, rows
+from .settings import require_valid_settings
+from .tasks import SPEC, create_task
 
 
 def _append_ledger(output_dir: Path, row: dict) -> None:
@@ -203,7 +174,7 @@ def _submit_locked(config: Config, paths: RunPaths, predictions: Path | None) ->
     if not source.is_file() and not source.with_suffix(".npz").is_file():  # segmentation keeps maps in .npz
         raise SubmissionError(f"{source}: predictions not found; run the `predict` command first")
     data = config.data
-    sample = read_sample_submission(data, per_class=config.task == "segmentation")
+    sample = read_sample_submission(data, per_class=SPEC.sample_rows_per_class)
     check_test_ids(sample, read_test_table(data)["id"], data.id_column, data.root / data.sample_submission)
     if paths.classes.is_file():
         classes = read_json(paths.classes)

@@ -36,8 +36,8 @@ from .core.runs import (
     write_json,
 )
 from .core.tracking import create_tracker
-from .core.validate import require_valid_settings
-from .tasks import Task, create_task, read_train_table, task_module
+from .settings import require_valid_settings
+from .tasks import SPEC, Task, create_task, read_train_table
 
 EvaluationHook = Callable[[int, int, float], None]  # (fold, epoch, score) after each validation
 
@@ -174,7 +174,7 @@ def read_fold_inputs(config: Config, paths: RunPaths) -> FoldInputs:
     task = create_task(config, table.classes)
     training_targets = None
     if config.data.pseudo_labels is not None:
-        labeller = task_module(config.task, "pseudo")
+        labeller = SPEC.parts.pseudo()
         table, folds, training_targets = labeller.with_pseudo_labels(table, folds, config.data.pseudo_labels, config)
     return FoldInputs(table, folds, task, training_targets)
 

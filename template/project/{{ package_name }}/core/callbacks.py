@@ -16,7 +16,36 @@ from .perf import EpochTimes, Eta, original_module
 from .runs import save_torch, write_csv
 
 if TYPE_CHECKING:
-    from .fold import FoldRun
+    import torch
+
+    from ..config import Config
+    from .budget import TimeBudget
+    from .checkpoints import TrainingParts
+    from .data import LabelledTable
+    from .distributed import Runtime
+    from .runs import RunPaths
+    from .task import Task
+
+
+class FoldLoop(Protocol):
+    """What a callback reads of the fold being trained (core/fold.py's FoldRun)."""
+
+    config: Config
+    task: Task
+    table: LabelledTable
+    fold: int
+    valid_index: np.ndarray
+    runtime: Runtime
+    paths: RunPaths
+    parts: TrainingParts
+    meta: dict[str, Any]
+    tracker: Any
+    budget: TimeBudget | None
+
+    @property
+    def epoch_limit(self) -> int: ...
+    @property
+    def eval_model(self) -> torch.nn.Module: ...
 
 
 @dataclass
@@ -46,13 +75,13 @@ class EpochEnd:
 
 
 class Callback(Protocol):
-    def on_epoch_end(self, run: FoldRun, end: EpochEnd) -> None: ...
+    def on_epoch_end(self, run: FoldLoop, end: EpochEnd) -> None: ...
 
 
 class EarlyStopping:
     """Stop after train.early_stopping_patience validations without improvement, or when the time budget is spent."""
 
-    def on_epoch_end(self, run: FoldRun, end: EpochEnd) -> None:
+    def on_epoch_end(self, run: FoldLoop, end: EpochEnd) -> None:
         patience = run.config.train.early_stopping_patience
         end.stopping = (patience is not None and run.parts.state.stale_epochs >= patience) or end.out_of_time
         end.last = end.stopping or end.epoch + 1 == run.epoch_limit
@@ -65,7 +94,7 @@ class Checkpointing:
 
     last_written: float = field(default_factory=time.perf_counter)
 
-    def on_epoch_end(self, run: FoldRun, end: EpochEnd) -> None:
+    def on_epoch_end(self, run: FoldLoop, end: EpochEnd) -> None:
         if not run.runtime.is_main:
             return
         started = time.perf_counter()
@@ -93,7 +122,7 @@ class Checkpointing:
 class BudgetReserve:
     """Under a time budget, keep the time a validation and its checkpoint took for the last epoch's own."""
 
-    def on_epoch_end(self, run: FoldRun, end: EpochEnd) -> None:
+    def on_epoch_end(self, run: FoldLoop, end: EpochEnd) -> None:
         if run.budget is not None and end.evaluation.evaluated:
             run.budget.keep_for(end.times.valid + end.times.checkpoint)
 
@@ -102,7 +131,7 @@ class Reporting:
     """The epoch's times in its row (last.pt keeps the row as it was before the checkpoint write), the ETA, and on
     rank 0 history.csv, the tracker and the epoch line; the reason when training stops."""
 
-    def on_epoch_end(self, run: FoldRun, end: EpochEnd) -> None:
+    def on_epoch_end(self, run: FoldLoop, end: EpochEnd) -> None:
         end.row.update(end.times.columns())
         if end.eta is not None:
             end.eta.add(end.row["seconds"])

@@ -15,11 +15,11 @@ from torch.optim.swa_utils import AveragedModel
 
 from .errors import ModelError
 from .perf import original_module
-from .runs import save_torch
+from .runs import RunPaths, save_torch, trained_folds
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..tasks import Task
+    from .task import Task
 
 
 @dataclass
@@ -129,3 +129,34 @@ class FoldResult:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FoldResult:
         return cls(**{item.name: data.get(item.name) for item in fields(cls)})
+
+
+def fold_checkpoints(paths: RunPaths, names: list[str]) -> dict[int, list[Path]]:
+    """The checkpoint files named in `names` of each fold the run's last training produced (metrics.json), never
+    of stale fold folders left by an earlier training."""
+    found: dict[int, list[Path]] = {}
+    for fold in trained_folds(paths):
+        files = [paths.checkpoint(fold, name) for name in names]
+        missing = [path for path in files if not path.is_file()]
+        if missing:
+            raise ModelError(f"{missing[0]}: checkpoint not found (predict.checkpoints={names})")
+        found[fold] = files
+    if not found:
+        raise ModelError(f"{paths.metrics}: lists no trained folds; run the `train` command first")
+    return found
+
+
+def load_checkpoint(task: Task, path: Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
+    """A model with the checkpoint's weights (read with weights_only=True) and its metadata."""
+    saved = torch.load(path, map_location=device, weights_only=True)
+    meta = saved.get("meta", {})
+    if meta.get("backbone") != task.config.model.backbone:
+        raise ModelError(
+            f"{path}: checkpoint is a '{meta.get('backbone')}' but model.backbone is '{task.config.model.backbone}'"
+        )
+    model = task.create_model(pretrained=False)
+    try:
+        model.load_state_dict(saved["model"])
+    except RuntimeError as error:
+        raise ModelError(f"{path}: weights do not fit the model ({str(error).splitlines()[0]})") from error
+    return model.to(device).eval(), meta

@@ -16,10 +16,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..config import Config, load_config
+from ..config import Config
 from .console import cv_value
 from .errors import ProjectError, one_line
-from .validate import require_valid_settings
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -74,34 +73,6 @@ def command(func: F) -> F:
 
     app.command()(wrapper)
     return func
-
-
-def load_settings(
-    overrides: list[str] | None, config_files: list[Path] | None, experiment: str | None, *, validate: bool = True
-) -> Config:
-    """The command's config; with `validate`, settings no stage could run with stop here, before any file is
-    touched (`check` lists them all instead)."""
-    config = load_config(overrides or [], config_files=config_files, experiment=experiment)
-    if validate:
-        require_valid_settings(config)
-    return config
-
-
-def load_run_settings(
-    overrides: list[str] | None, config_files: list[Path] | None, experiment: str | None, stage: str
-) -> Config:
-    """A stage after `train`: the run's own resolved config, with this command's overlays and overrides on top."""
-    from .run_config import load_run_config
-
-    config = load_run_config(overrides or [], config_files=config_files, experiment=experiment, stage=stage)
-    require_valid_settings(config)
-    return config
-
-
-def load_all_settings(
-    overrides: list[str] | None, config_files: list[Path] | None, experiments: list[str] | None
-) -> list[Config]:
-    return [load_settings(overrides, config_files, name) for name in experiments or [None]]
 
 
 def metrics_table(metrics: dict[str, Any], title: str) -> Table:

@@ -28,7 +28,7 @@ from .distributed import Runtime, all_gather
 from .errors import ConfigError
 
 if TYPE_CHECKING:
-    from ..tasks import Task
+    from .task import Task
 
 # timm names of torch optimizers with a fused CUDA kernel (one launch for every parameter's update).
 FUSED_OPTIMIZERS = {"adam", "adamw"}

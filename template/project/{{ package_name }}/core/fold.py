@@ -51,7 +51,7 @@ from .runs import RunPaths, save_torch, write_json
 from .tracking import create_tracker
 
 if TYPE_CHECKING:
-    from ..tasks import Task
+    from .task import Task
 
 
 @dataclass

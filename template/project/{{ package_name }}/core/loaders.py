@@ -16,7 +16,7 @@ from .distributed import Runtime
 from .runs import RunPaths
 
 if TYPE_CHECKING:
-    from ..tasks import Task
+    from .task import Task
 
 
 def seed_worker(worker_id: int) -> None:

@@ -16,12 +16,13 @@ from .distributed import Runtime, broadcast
 from .engine import autocast_dtype, create_optimizer
 from .loaders import training_loader
 from .perf import enable_grad_checkpointing
-from .recipe import SMALLEST_FITTED_BATCH, Choice, budget_batch_choice, budget_can_halve
+from .recipe import SMALLEST_FITTED_BATCH, budget_batch_choice, budget_can_halve
+from .task import Choice
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..tasks import Task
     from .data import LabelledTable
+    from .task import Task
 
 TIMED_STEPS = 2  # at the small batch; one at the large (each after an untimed one)
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..config import with_overrides
+from .task import Choice
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..tasks import Task
     from .data import LabelledTable
+    from .task import Task
 
 # Below this, BatchNorm's batch statistics get noisy: the batch is never lowered past it (or past what was asked).
 SMALLEST_FITTED_BATCH = 8
@@ -32,12 +32,6 @@ SMALL_BOX_SIDE = 16  # px: about the smallest side a stride-8 feature map still 
 # 0.89-0.91); at 224 px (digits 0-4) they took as long, and batch 8's 55-62 updates won (0.39-0.47 against
 # 0.22-0.30 for 13-16 at batch 32).
 HALVING_COST = 1.25
-
-
-@dataclass(frozen=True)
-class Choice:
-    settings: dict[str, Any]  # nested, as with_overrides takes them
-    reason: str
 
 
 def fitted_batch_size(train_images: int, batch_size: int, processes: int, accumulate: int, min_updates: int) -> int:
@@ -255,3 +249,18 @@ def fit_to_data(
         choices.append(cache)
         config = with_overrides(config, cache.settings)
     return config, choices
+
+
+def propose_image_size(median_side: float, image_size: int) -> tuple[int, str] | None:
+    """model.image_size for small images: upsampling 28 px to 224 costs 64x the compute and adds no detail, so
+    propose the multiple of 32 at or above their side when model.image_size is more than twice it."""
+    if median_side <= 0 or image_size <= 2 * median_side:
+        return None
+    proposed = max(32, math.ceil(median_side / 32) * 32)
+    if proposed >= image_size:  # 8 px digits at 32 px: nothing smaller to propose
+        return None
+    return proposed, (
+        f"train images are about {median_side:.0f} px: model.image_size={image_size} upsamples them "
+        f"{image_size / median_side:.0f}x for {(image_size / proposed) ** 2:.0f}x the compute of "
+        f"model.image_size={proposed}"
+    )

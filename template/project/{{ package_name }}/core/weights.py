@@ -15,7 +15,7 @@ from .runs import save_torch
 
 if TYPE_CHECKING:
     from ..config import ModelConfig
-    from ..tasks import Task
+    from .task import Task
 
 PACKAGE = __name__.split(".")[0]
 

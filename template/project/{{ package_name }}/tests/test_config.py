@@ -9,13 +9,14 @@ from ..config import load_config, parse_override
 from ..core.augment import create_transform, load_augmentations
 from ..core.engine import create_optimizer, create_scheduler
 from ..core.errors import ConfigError
-from ..tasks import TASKS
+from ..tasks import SPEC
 from .conftest import PROJECT_ROOT
 
 
 def test_default_config_validates() -> None:
     config = load_config()
-    assert config.task in TASKS
+    SPEC.check(config)
+    assert config.task == SPEC.name
     assert config.folds.n_splits == 5
     assert config.model.image_size >= 16
 

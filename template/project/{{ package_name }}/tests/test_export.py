@@ -298,7 +298,7 @@ def push_bundle(tmp_path: Path, dataset_sources: tuple[str, ...] = (DATASET_ID,)
 def test_push_waits_until_kaggle_has_processed_the_dataset_then_pushes_the_notebook(tmp_path: Path, monkeypatch):
     import re
 
-    from .. import kaggle_cli
+    from ..core import kaggle_cli
 
     calls, behaviour, state = fake_kaggle(tmp_path, monkeypatch, joined=["tiny-comp"])
     bundle = push_bundle(tmp_path)
@@ -347,7 +347,7 @@ def test_push_waits_until_kaggle_has_processed_the_dataset_then_pushes_the_noteb
 def test_push_reports_the_sources_kaggle_did_not_attach_although_the_cli_exits_0(tmp_path: Path, monkeypatch):
     """Pushed before the dataset is ready (as push did before it waited), the notebook gets no dataset: the CLI says
     so with exit code 0; push stops in one line naming the source. So for a competition not joined."""
-    from .. import kaggle_cli
+    from ..core import kaggle_cli
 
     calls, _, _ = fake_kaggle(tmp_path, monkeypatch, joined=["tiny-comp"])
     monkeypatch.setattr(kaggle_cli, "wait_until_ready", lambda *args, **kwargs: "not waited")
@@ -399,7 +399,7 @@ def test_export_push_prints_what_it_did_or_one_error_line(tmp_path: Path, monkey
     import re
 
     from .. import export as export_module
-    from .. import kaggle_cli
+    from ..core import kaggle_cli
 
     bundle = push_bundle(tmp_path)
     monkeypatch.setattr(export_module, "export", lambda settings, **kwargs: bundle)
@@ -423,7 +423,7 @@ def test_export_push_prints_what_it_did_or_one_error_line(tmp_path: Path, monkey
 
 
 def test_dataset_title_keeps_within_kaggles_6_to_50_characters() -> None:
-    from ..kaggle_cli import dataset_title
+    from ..core.kaggle_cli import dataset_title
 
     assert dataset_title("ab", "x") == "ab x bundle"  # `kaggle datasets create` refuses a title under 6 characters
     from ..export import _slug

@@ -1,5 +1,6 @@
-"""The package's shape: no import cycles (lazy imports inside functions included), no function over the
-statement limit of pyproject.toml's ruff settings, and every module importable in this project's task."""
+"""The package's shape: no import cycles (lazy and type-only imports included), no import up a floor (core, tasks,
+settings, stages, tools, entry points), no function over the statement limit of pyproject.toml's ruff settings, and
+every module importable in this project's task."""
 
 from __future__ import annotations
 
@@ -36,15 +37,15 @@ def _type_checking_only(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
     return False
 
 
-def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
+def imports_of(name: str, path: Path, known: set[str], type_only: bool = False) -> set[str]:
     """Package modules `name` imports at run time, anywhere in the file (parents of a submodule included:
-    importing a.b.c runs a and a.b first)."""
+    importing a.b.c runs a and a.b first); with `type_only`, its TYPE_CHECKING imports too."""
     tree = ast.parse(path.read_text())
     parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     targets = set()
     for node in ast.walk(tree):
-        if _type_checking_only(node, parents):
+        if not type_only and _type_checking_only(node, parents):
             continue
         if isinstance(node, ast.ImportFrom):
             base = package.split(".")
@@ -122,3 +123,50 @@ def test_no_function_is_over_the_statement_limit() -> None:
     command = [sys.executable, "-m", "ruff", "check", "--select", "PLR0915", "--output-format", "concise"]
     result = subprocess.run([*command, str(PACKAGE_DIR)], cwd=PACKAGE_DIR.parent, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# Floors, lowest first: a module imports its own floor and those below (TYPE_CHECKING imports are exempt).
+# `settings` loads and checks a command's config against the task; entry points run stages and tools in order.
+FLOORS = ("core", "tasks", "settings", "stages", "tools", "entry")
+ENTRY = {"cli", "pipeline", "__main__"}
+# Stages meet in the run folder; the one sideways edge is `check`'s preview of the fold split.
+SIDEWAYS = {("check", "folds")}
+
+
+def floor_of(name: str) -> str:
+    parts = name.split(".")[1:]
+    if not parts or parts[0] in ("core", "config"):
+        return "core"
+    if parts[0] in ("tasks", "settings", "tools"):
+        return parts[0]
+    return "entry" if parts[0] in ENTRY else "stages"
+
+
+def test_no_import_runs_up_a_floor_or_sideways_between_stages() -> None:
+    found = modules()
+    wrong = []
+    for name, path in found.items():
+        for target in imports_of(name, path, set(found)):
+            if name.startswith(f"{target}."):
+                continue
+            low, high = FLOORS.index(floor_of(target)), FLOORS.index(floor_of(name))
+            pair = (name.split(".")[-1], target.split(".")[-1])
+            if low > high or (low == high == FLOORS.index("stages") and pair not in SIDEWAYS):
+                wrong.append(f"{name} -> {target}")
+    assert wrong == []
+
+
+def test_type_only_imports_make_no_cycle_either() -> None:
+    found = modules()
+    graph = {
+        name: {t for t in imports_of(name, path, set(found), type_only=True) if not name.startswith(f"{t}.")}
+        for name, path in found.items()
+    }
+    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph) or [])
+
+
+def test_the_floor_check_sees_an_upward_import() -> None:
+    assert floor_of(f"{PACKAGE}.core.report.page") == "core"
+    assert floor_of(f"{PACKAGE}.tasks.x.analysis") == "tasks"
+    assert floor_of(f"{PACKAGE}.predict") == "stages"
+    assert FLOORS.index(floor_of(f"{PACKAGE}.tools.eda")) > FLOORS.index(floor_of(f"{PACKAGE}.tasks"))

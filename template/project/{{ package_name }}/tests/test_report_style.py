@@ -11,7 +11,8 @@ import numpy as np
 import optuna
 import pytest
 
-from ..tools.plots import (
+from ..core.report.page import Report, figure_png, heatmap_figure, plt
+from ..core.report.plots import (
     DARK_TEXT,
     LIGHT_TEXT,
     annotate_counts,
@@ -23,7 +24,6 @@ from ..tools.plots import (
     overlay_mask,
     text_colour,
 )
-from ..tools.report import Report, figure_png, heatmap_figure, plt
 from ..tools.tune import trials_frame
 from ..tools.tune_report import MIN_IMPORTANCE_TRIALS, tune_report
 

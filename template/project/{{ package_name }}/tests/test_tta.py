@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from ..core.report.analysis import tta_choice_notes
 from ..core.tta import TTA_VIEWS, get_view, select_views, tta_probabilities
-from ..tools.analysis import tta_choice_notes
 
 GRID = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).reshape(1, 1, 2, 2)
 

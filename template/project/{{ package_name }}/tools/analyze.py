@@ -8,11 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
-from ..core.runs import RunPaths, read_json, write_json, write_text
-from ..core.tracking import create_tracker
-from ..submit import read_ledger
-from ..tasks import create_task, read_train_table, task_module
-from .analysis import (
+from ..core.ledger import read_ledger
+from ..core.report.analysis import (
     Analysis,
     curve_findings,
     cv_lb_correlation,
@@ -22,7 +19,10 @@ from .analysis import (
     require_file,
     tta_choice_notes,
 )
-from .report import Report, scatter_plot
+from ..core.report.page import Report, scatter_plot
+from ..core.runs import RunPaths, read_json, write_json, write_text
+from ..core.tracking import create_tracker
+from ..tasks import SPEC, create_task, read_train_table
 
 
 def _training_sections(analysis: Analysis) -> str:
@@ -92,7 +92,7 @@ def _write(analysis: Analysis) -> Path:
 def analyze(config: Config) -> Path:
     """Write <run>/reports/analysis.html and analysis.json, and log the same to W&B; returns the HTML path."""
     paths = RunPaths.from_config(config)
-    part = task_module(config.task, "analysis")  # the task's own sections: analyze_run, and its OOF file's name
+    part = SPEC.parts.analysis()  # the task's own sections: analyze_run, and its OOF file's name
     require_file(paths.root / part.OOF_FILE, paths, "OOF predictions")
     classes = read_json(require_file(paths.classes, paths, "class list"))
     task = create_task(config, classes)

@@ -15,13 +15,11 @@ from ..core.commands import (
     Overrides,
     command,
     console,
-    load_run_settings,
-    load_settings,
     metrics_table,
 )
 from ..core.errors import ProjectError
 from ..core.runs import read_json
-from ..core.validate import require_valid_settings
+from ..settings import load_run_settings, load_settings, require_valid_settings
 
 
 @command

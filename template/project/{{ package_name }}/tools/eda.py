@@ -7,45 +7,24 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..check import propose_image_size
 from ..config import Config
 from ..core.data import IMAGE_SUFFIXES, LabelledTable
 from ..core.fold_file import read_folds
+from ..core.recipe import propose_image_size
+from ..core.report.eda_context import EdaContext
+from ..core.report.eda_figures import box_positions, labelled_samples
+from ..core.report.page import Report, bar_chart, histograms, image_grid, image_rows
 from ..core.runs import RunPaths, atomic_path, read_json, write_json, write_text
-from ..tasks import read_train_table, task_module
-from .eda_figures import box_positions, labelled_samples
-from .eda_stats import FEATURES, NEAR_DUPLICATE_BITS, compare, duplicate_groups, median_side, parallel_map, scan
-from .report import Report, bar_chart, histograms, image_grid, image_rows
+from ..tasks import SPEC, read_train_table
+from .eda_stats import FEATURES, NEAR_DUPLICATE_BITS, compare, duplicate_groups, median_side, scan
 
 MAX_DUPLICATE_ROWS = 8  # near-duplicate groups drawn as thumbnails
-
-
-@dataclass
-class EdaContext:
-    """What a task's `explore(context)` reads: its labels, which table rows decode (`readable`), the image
-    statistics of readable train and test images, the shared stats so far (image_size_proposal: a
-    (size, reason) pair or None), the folds and a process-pool map for per-image work. It returns a dict of
-    stats, findings, proposals ((override or None, reason) pairs), sections (see `render`) and optionally
-    augmentations ((albumentations transform, reason) pairs: the proposed pipeline's base)."""
-
-    config: Config
-    table: LabelledTable
-    readable: np.ndarray
-    train: pd.DataFrame
-    test: pd.DataFrame
-    stats: dict[str, Any]
-    workers: int
-    folds: np.ndarray | None = None  # each row's fold, once the `folds` command has run
-
-    def map(self, function: Callable[[Any], Any], items: list[Any], description: str) -> list[Any]:
-        return parallel_map(function, items, self.workers, description)
 
 
 def shift_augmentations(stats: dict[str, Any]) -> list[tuple[Any, str]]:
@@ -299,7 +278,7 @@ def eda(
     fold_file = RunPaths.from_config(config).folds
     folds = read_folds(fold_file, table) if fold_file.is_file() else None
     context = EdaContext(config, table, readable, train_ok, test_ok, stats, workers, folds)
-    found = task_module(config.task, "eda").explore(context)
+    found = SPEC.parts.eda().explore(context)
     stats.update(found.get("stats", {}))
     for figure in (f for section in found.get("sections", []) for f in section.get("figures", [])):
         if figure["kind"] == "labelled":  # which images the labels were drawn on, per class

@@ -4,15 +4,14 @@ near-duplicates, adversarial validation of train against test, orientation shift
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+
+from ..core.report.eda_context import parallel_map
 
 FEATURES = [
     "height",
@@ -101,15 +100,6 @@ def noise_sigma(gray: np.ndarray) -> float:
         return 0.0
     response = cv2.filter2D(gray.astype(np.float32), -1, NOISE_KERNEL)[1:-1, 1:-1]
     return float(np.abs(response).sum() * np.sqrt(np.pi / 2) / (6 * (width - 2) * (height - 2)))
-
-
-def parallel_map(function: Callable[[Any], Any], items: list[Any], workers: int, description: str) -> list[Any]:
-    """`function` (module-level, small results) over `items` in a process pool, in order, with a progress bar."""
-    if workers <= 1 or len(items) < 2:
-        return [function(item) for item in tqdm(items, desc=description, disable=None)]
-    with multiprocessing.get_context("fork").Pool(min(workers, len(items))) as pool:
-        iterator = pool.imap(function, items, chunksize=max(1, min(32, len(items) // (4 * workers))))
-        return list(tqdm(iterator, total=len(items), desc=description, disable=None))
 
 
 def scan(paths: list[str], workers: int, description: str) -> pd.DataFrame:

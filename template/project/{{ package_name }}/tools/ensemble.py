@@ -9,13 +9,13 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ..config import ENSEMBLE_METHODS, Config, deep_merge, validate_config
+from ..config import Config, deep_merge, validate_config
 from ..core.blend import Combiner, choose_weights, normalised_weights
 from ..core.errors import ConfigError, DataError
 from ..core.run_config import resolved_config_file
 from ..core.runs import RunPaths, RunResult, read_json, save_resolved_config, write_json
 from ..core.tracking import create_tracker
-from ..tasks import Task, create_task, read_train_table, task_module
+from ..tasks import SPEC, Task, create_task, read_train_table
 
 # What members must agree on: how the labels are read and scored (classes are compared through classes.json).
 MEMBER_SHARED = ("task", "metric", "data", "segmentation.mode")
@@ -132,7 +132,7 @@ def search(
 def ensemble(config: Config) -> RunResult:
     """Combine `ensemble.members` into `outputs/<experiment>/`: OOF, test predictions, weights, scores."""
     settings = config.ensemble
-    blend = task_module(config.task, "blend")
+    blend = SPEC.parts.blend()
     folders = member_folders(config)
     table = read_train_table(config.data)
     check_member_classes(folders, table.classes, table.source)
@@ -150,7 +150,7 @@ def ensemble(config: Config) -> RunResult:
     def score(outputs: np.ndarray) -> float:
         return float(task.score(targets, outputs))
 
-    method = settings.method if settings.method != "auto" else ENSEMBLE_METHODS[config.task][0]
+    method = SPEC.blend_method(settings.method)
     params, weights, combine, trials = search(blend, task, config, method, oof, score)
     combined_oof = combine(oof, weights)
     paths = RunPaths.from_config(config)

@@ -12,7 +12,7 @@ from ..core.errors import DataError
 from ..core.run_config import with_run_values_for_auto
 from ..core.runs import RunPaths, read_json, validation_score, write_json
 from ..predict import predict
-from ..tasks import create_task, task_module
+from ..tasks import SPEC, create_task
 from ..train import train
 
 
@@ -31,7 +31,7 @@ def pseudo(config: Config) -> list[dict[str, Any]]:
     paths = RunPaths.from_config(config)
     if not paths.metrics.is_file() or not paths.classes.is_file():
         raise DataError(f"{paths.root}: no trained run (metrics.json, classes.json); run train first")
-    labeller = task_module(config.task, "pseudo")
+    labeller = SPEC.parts.pseudo()
     task = create_task(config, read_json(paths.classes))
     source = Path(config.pseudo.source or paths.test_predictions)
     test = read_test_table(config.data)

@@ -9,12 +9,12 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import Config
+from ..core.report.analysis import learning_curves, read_histories
+from ..core.report.page import figure_png, format_value, plt
 from ..core.runs import RunPaths, read_json, write_bytes
 from ..core.tracking import create_tracker
-from ..tasks import create_task, read_train_table, task_module
-from .analysis import learning_curves, read_histories
+from ..tasks import SPEC, create_task, read_train_table
 from .preview import preview_augmentations
-from .report import figure_png, format_value, plt
 
 AUGMENTED_IMAGES = 8
 
@@ -44,7 +44,7 @@ def write_run_plots(config: Config) -> list[Path]:
     classes = read_json(paths.classes) if paths.classes.is_file() else table.classes
     task = create_task(config, classes)
     if paths.oof.is_file() or (paths.root / "oof.npz").is_file():
-        for name, figure in task_module(config.task, "plots").run_figures(config, task, table, paths).items():
+        for name, figure in SPEC.parts.plots().run_figures(config, task, table, paths).items():
             if isinstance(figure, pd.DataFrame):
                 tables[name] = figure
                 figure = table_png(figure, f"{name.replace('_', ' ')} (OOF)")

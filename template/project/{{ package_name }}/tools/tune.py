@@ -26,8 +26,8 @@ from ..config import (
 from ..core.errors import ConfigError, ProjectError
 from ..core.runs import RunPaths, write_text
 from ..core.tracking import create_tracker
-from ..core.validate import require_valid_settings
 from ..folds import make_folds
+from ..settings import require_valid_settings
 from ..tasks import create_task, read_train_table
 from ..train import train
 from .tune_search import create_pruner, create_sampler

@@ -10,8 +10,8 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from .plots import legend_outside
-from .report import Report, figure_png, plt
+from ..core.report.page import Report, figure_png, plt
+from ..core.report.plots import legend_outside
 
 # fANOVA ranks parameters by the variance of a forest fitted to the completed trials. Below MIN_IMPORTANCE_TRIALS
 # the report says so instead of drawing it; below TRIALS_PER_PARAMETER a parameter it says so beside the plot.

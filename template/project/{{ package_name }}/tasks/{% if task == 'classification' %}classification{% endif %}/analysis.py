@@ -11,14 +11,12 @@ import torch
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from ...core.augment import InputNormaliser, create_transform, load_augmentations
+from ...core.checkpoints import fold_checkpoints, load_checkpoint
 from ...core.data import ImageDataset, read_image
 from ...core.distributed import resolve_device
 from ...core.errors import DataError
 from ...core.fold_file import read_folds
-from ...core.runs import read_json
-from ...core.tta import get_view
-from ...predict import fold_checkpoints, load_checkpoint
-from ...tools.analysis import (
+from ...core.report.analysis import (
     Analysis,
     errors_by_attributes,
     image_attributes,
@@ -26,8 +24,10 @@ from ...tools.analysis import (
     table_rows,
     worst_attribute,
 )
-from ...tools.explain import MIN_CAM_SIDE, attention_rollout, cam_heatmaps, cam_layer, is_vit
-from ...tools.report import bar_chart, heatmap, image_grid
+from ...core.report.explain import MIN_CAM_SIDE, attention_rollout, cam_heatmaps, cam_layer, is_vit
+from ...core.report.page import bar_chart, heatmap, image_grid
+from ...core.runs import read_json
+from ...core.tta import get_view
 
 OOF_FILE = "oof.csv"  # id + one probability column per class
 TRANSFORM_VIEWS = ["identity", "hflip", "vflip", "rot90", "rot180", "rot270"]

@@ -10,7 +10,7 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from ...core.data import LabelledTable
-    from ...tools.eda import EdaContext
+    from ...core.report.eda_context import EdaContext
 
 IMBALANCE_RATIO = 10  # largest over smallest class count above which the loss is weighted
 SIZE_SPREAD = 2  # largest over smallest image height above which crops at several scales are proposed
@@ -61,7 +61,7 @@ def samples(context: EdaContext) -> list[dict[str, Any]]:
 
 
 def explore(context: EdaContext) -> dict[str, Any]:
-    """Class balance and what follows from it; see tools/eda.EdaContext for the contract."""
+    """Class balance and what follows from it; see core/report/eda_context.py for the contract."""
     table, stats = context.table, {}
     counts = class_counts(table)
     stats["class_counts"] = dict(zip(table.classes, counts.tolist(), strict=True))

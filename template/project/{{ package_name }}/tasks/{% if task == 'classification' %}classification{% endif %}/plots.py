@@ -10,9 +10,9 @@ import pandas as pd
 
 from ...config import Config
 from ...core.data import LabelledTable
+from ...core.report.analysis import table_rows
+from ...core.report.page import heatmap, image_grid
 from ...core.runs import RunPaths
-from ...tools.analysis import table_rows
-from ...tools.report import heatmap, image_grid
 from .analysis import confusion, per_class_report, rank_errors
 
 if TYPE_CHECKING:

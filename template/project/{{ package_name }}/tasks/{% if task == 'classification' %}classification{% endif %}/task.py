@@ -15,8 +15,8 @@ from ...core.augment import create_transform
 from ...core.data import ImageDataset
 from ...core.errors import ConfigError
 from ...core.runs import write_csv
+from ...core.task import TaskHooks
 from ...core.tta import tta_probabilities
-from .. import TaskHooks
 from .loss import balanced_weights, create_loss, soft_target_loss
 from .metric import create_metric
 from .model import create_model, normalisation

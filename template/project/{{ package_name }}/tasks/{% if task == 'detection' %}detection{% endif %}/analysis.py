@@ -10,9 +10,9 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 from ...core.data import read_image
-from ...tools.analysis import Analysis, errors_by_attributes, image_attributes, table_rows, worst_attribute
-from ...tools.plots import class_colours, draw_boxes, legend_outside
-from ...tools.report import figure_png, heatmap, plt
+from ...core.report.analysis import Analysis, errors_by_attributes, image_attributes, table_rows, worst_attribute
+from ...core.report.page import figure_png, heatmap, plt
+from ...core.report.plots import class_colours, draw_boxes, legend_outside
 from .metric import coco_evaluation
 from .postprocess import box_iou
 

@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ...tools.eda_figures import samples_per_class
+from ...core.report.eda_figures import samples_per_class
 from .model import ANCHOR_LEVELS, anchor_sizes_for, box_sides
 from .postprocess import box_iou
 
 if TYPE_CHECKING:
     from ...config import Config
     from ...core.data import LabelledTable
-    from ...tools.eda import EdaContext
+    from ...core.report.eda_context import EdaContext
 
 BORDER_PX = 1.0  # a box edge this close to the image edge (pixels) touches the border: the object may be cut
 MIN_SIDE = 8  # px at model.image_size: the finest feature stride of these detectors; smaller boxes are hard to find
@@ -206,7 +206,7 @@ def size_shift(table: LabelledTable, test: pd.DataFrame) -> pd.DataFrame:
 
 
 def explore(context: EdaContext) -> dict[str, Any]:
-    """Box statistics, findings and proposals; see tools/eda.EdaContext for the contract."""
+    """Box statistics, findings and proposals; see core/report/eda_context.py for the contract."""
     config, table = context.config, context.table
     boxes = box_frame(table)
     counts = np.array([len(target["labels"]) for target in table.targets])

@@ -10,8 +10,8 @@ import pandas as pd
 
 from ...config import Config
 from ...core.data import LabelledTable
+from ...core.report.analysis import table_rows
 from ...core.runs import RunPaths
-from ...tools.analysis import table_rows
 from .analysis import ap_tables, boxes_grid, kept, pr_curves
 from .metric import coco_evaluation
 

@@ -18,11 +18,11 @@ from ...config import Config
 from ...core.data import LabelledTable, id_stem, object_array
 from ...core.errors import ConfigError, SubmissionError
 from ...core.metrics import Metric
-from ...core.recipe import Choice, image_size_choice
+from ...core.recipe import image_size_choice
 from ...core.registry import lookup
 from ...core.runs import write_csv
+from ...core.task import Choice, TaskHooks
 from ...core.tta import deaugment_boxes, get_view
-from .. import TaskHooks
 from .data import DetectionDataset, collate, flatten_transforms
 from .metric import METRICS
 from .model import ANCHOR_LEVELS, anchor_sizes_for, box_sides, create_detector, detector_name

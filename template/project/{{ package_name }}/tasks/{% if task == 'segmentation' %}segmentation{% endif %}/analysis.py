@@ -10,14 +10,14 @@ import torch
 from pytorch_grad_cam.utils.model_targets import SemanticSegmentationTarget
 
 from ...core.augment import InputNormaliser
+from ...core.checkpoints import load_checkpoint
 from ...core.data import read_image
 from ...core.distributed import resolve_device
 from ...core.errors import DataError
-from ...predict import load_checkpoint
-from ...tools.analysis import Analysis, table_rows
-from ...tools.explain import MIN_CAM_SIDE, cam_heatmaps, cam_layer
-from ...tools.plots import class_colours, class_legend, heat_overlay, overlay_mask
-from ...tools.report import figure_png, plt
+from ...core.report.analysis import Analysis, table_rows
+from ...core.report.explain import MIN_CAM_SIDE, cam_heatmaps, cam_layer
+from ...core.report.page import figure_png, plt
+from ...core.report.plots import class_colours, class_legend, heat_overlay, overlay_mask
 from .metric import per_image_scores
 
 OOF_FILE = "oof.npz"  # ids, fold, probs (N, C, h, w) uint8 and targets at model resolution

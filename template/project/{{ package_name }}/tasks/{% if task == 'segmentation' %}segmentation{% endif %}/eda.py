@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 
 from ...core.errors import DataError
-from ...tools.eda_figures import samples_per_class
+from ...core.report.eda_figures import samples_per_class
 from .labels import decode_target
 
 if TYPE_CHECKING:
     from ...config import Config
-    from ...tools.eda import EdaContext
+    from ...core.report.eda_context import EdaContext
 
 RARE_SHARE = 0.1  # a class in fewer than this share of the images is rare: focal loss weighs its pixels up
 THIN_INTERIOR = 0.5  # a class whose pixels mostly lie on a boundary at model resolution is thin: Lovasz loss
@@ -167,7 +167,7 @@ def min_area_proposal(config: Config, records: list[dict], scales: np.ndarray) -
 
 
 def explore(context: EdaContext) -> dict[str, Any]:
-    """Mask statistics, findings and proposals; see tools/eda.EdaContext for the contract."""
+    """Mask statistics, findings and proposals; see core/report/eda_context.py for the contract."""
     config, table = context.config, context.table
     frame, size, names = table.frame, config.model.image_size, table.classes
     items = [

@@ -11,9 +11,9 @@ import pandas as pd
 
 from ...config import Config
 from ...core.data import LabelledTable, read_image
+from ...core.report.analysis import table_rows
+from ...core.report.page import heatmap
 from ...core.runs import RunPaths
-from ...tools.analysis import table_rows
-from ...tools.report import heatmap
 from .analysis import OOF_FILE, class_table, mask_rows
 
 if TYPE_CHECKING:

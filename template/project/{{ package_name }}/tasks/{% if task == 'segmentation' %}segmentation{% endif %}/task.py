@@ -19,10 +19,10 @@ from ...config import Config
 from ...core.data import LabelledTable, id_stem, object_array
 from ...core.errors import ConfigError, SubmissionError
 from ...core.metrics import Metric
-from ...core.recipe import Choice, crop_choice
+from ...core.recipe import crop_choice
 from ...core.runs import atomic_path, write_json
+from ...core.task import Choice, TaskHooks
 from ...core.tta import map_probabilities
-from .. import TaskHooks
 from .data import MaskSamples, SegmentationDataset
 from .labels import decode_target, write_mask_png
 from .loss import create_loss

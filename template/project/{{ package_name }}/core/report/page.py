@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ..core.data import read_image
+from ..data import read_image
 from .plots import annotate_counts, apply_style, heat_overlay, legend_outside
 
 apply_style()

@@ -1,4 +1,5 @@
-"""Benchmarks printing ratios against a baseline measured in the same run.
+"""Benchmarks printing ratios against a baseline measured in the same run. Podium's, not the user's: the benchmarks
+copy this file into the projects they render, as <package>/tools/bench.py (see _project.add_project_bench).
 
 python -m <package>.tools.bench [train-loop] [--backbone resnet18 --image-size 64 --batch-size 32 --steps 20]
     the training loop's time per step over a bare PyTorch loop's, same model and batches (target <= 1.10)
@@ -28,7 +29,7 @@ from ..config import Config, load_config, with_overrides
 from ..core.distributed import Runtime
 from ..core.engine import TrainStep, create_optimizer, create_scheduler, train_one_epoch
 from ..core.run_config import load_run_config
-from ..tasks import create_task
+from ..tasks import SPEC, create_task
 
 
 def bare_loop(model: torch.nn.Module, batches: list, optimizer: torch.optim.Optimizer) -> None:
@@ -125,9 +126,7 @@ def build_model(config: Config) -> None:
 
 def without_data_settings(config: Config) -> Config:
     """Fixed values for what `train` takes from the data (anchor sizes), for timing a build without the data."""
-    if config.task != "detection" or config.detection.anchor_sizes != "auto":
-        return config
-    return with_overrides(config, {"detection": {"anchor_sizes": [32, 64, 128, 256, 512, 1024]}})
+    return with_overrides(config, SPEC.placeholder_settings(config))
 
 
 def predict_images_per_second(config: Config) -> float:

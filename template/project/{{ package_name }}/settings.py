@@ -1,5 +1,6 @@
-"""Settings that load as a config but cannot run (a backbone timm lacks, a TTA view, a pipeline, a loss, a device):
-every stage refuses them before it moves, writes or locks anything, and `check` lists them all."""
+"""A command's settings, loaded and checked: what the task cannot use (its TaskSpec.check) and what loads as a
+config but cannot run (a backbone timm lacks, a TTA view, a pipeline, a loss, a device). Every stage refuses them
+before it moves, writes or locks anything, and `check` lists them all."""
 
 from __future__ import annotations
 
@@ -9,15 +10,17 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .errors import ConfigError, ProjectError
+from .config import load_config, with_overrides
+from .core.errors import ConfigError, ProjectError
+from .tasks import SPEC, create_task
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from pathlib import Path
+
+    from .config import Config
 
 # Classes a model is built with to check its settings: heads start random, so the count does not matter.
 PLACEHOLDER_CLASSES = ["class_0", "class_1"]
-# detection.anchor_sizes=auto is filled in from the boxes by `train`; any sizes build the same modules.
-PLACEHOLDER_ANCHORS = [32 * 2**level for level in range(6)]
 
 
 @dataclass(frozen=True)
@@ -38,16 +41,16 @@ def problem_from(error: Exception, where: str) -> Problem:
 
 
 def _device(config: Config) -> None:
-    from .distributed import resolve_device
+    from .core.distributed import resolve_device
 
     resolve_device(config.train.device)
 
 
 def _views(config: Config) -> None:
-    from .tta import check_views
+    from .core.tta import check_views
 
     try:
-        check_views(config.predict.tta, config.task)
+        check_views(config.predict.tta)
     except ValueError as error:
         raise ConfigError(f"predict.tta: {error}") from error
 
@@ -74,12 +77,7 @@ def _weights_file(config: Config) -> None:
 def _model(config: Config) -> None:
     """The task and its model, built on the meta device (no memory, no download): backbone, architecture,
     decoder, losses and metric names are all checked by the code that uses them."""
-    from ..config import with_overrides
-    from ..tasks import create_task
-
-    if config.task == "detection" and config.detection.anchor_sizes == "auto":
-        config = with_overrides(config, {"detection": {"anchor_sizes": PLACEHOLDER_ANCHORS}})
-    task = create_task(config, PLACEHOLDER_CLASSES)
+    task = create_task(with_overrides(config, SPEC.placeholder_settings(config)), PLACEHOLDER_CLASSES)
     try:
         with torch.device("meta"):
             task.create_model(pretrained=False)
@@ -91,7 +89,7 @@ def _model(config: Config) -> None:
 
 
 def _augmentations(config: Config) -> list[Problem]:
-    from .augment import load_augmentations
+    from .core.augment import load_augmentations
 
     problems = []
     for key in ("train", "valid", "test"):
@@ -113,9 +111,18 @@ _VALID: set[str] = set()  # configs (as JSON) already found valid in this proces
 
 
 def settings_problems(config: Config) -> list[Problem]:
-    """Every setting that would stop a stage after it started: all of them, not the first."""
-    problems = _augmentations(config)
+    """Every setting that would stop a stage after it started: all of them, not the first. What the task cannot use
+    comes first; the model is not built from such settings (its errors would only repeat it)."""
+    problems = []
+    try:
+        SPEC.check(config)
+    except ProjectError as error:
+        problems.append(problem_from(error, "task"))
+    task_problem = bool(problems)
+    problems.extend(_augmentations(config))
     for where, check in CHECKS.items():
+        if where == "model" and task_problem:
+            continue
         try:
             check(config)
         except ProjectError as error:
@@ -128,9 +135,39 @@ def require_valid_settings(config: Config) -> None:
     key = json.dumps(config.model_dump(mode="json"), sort_keys=True)
     if key in _VALID:
         return
+    SPEC.check(config)  # what the task cannot use, in its own words
     problems = settings_problems(config)
     if problems:
         first = problems[0].line
         more = f" ({len(problems) - 1} more: `check` lists them)" if len(problems) > 1 else ""
         raise ConfigError(first + more)
     _VALID.add(key)
+
+
+def load_settings(
+    overrides: list[str] | None, config_files: list[Path] | None, experiment: str | None, *, validate: bool = True
+) -> Config:
+    """The command's config, refused at once when the task cannot use it; with `validate`, settings no stage could
+    run with stop here too, before any file is touched (`check` lists them all instead)."""
+    config = load_config(overrides or [], config_files=config_files, experiment=experiment)
+    SPEC.check(config)
+    if validate:
+        require_valid_settings(config)
+    return config
+
+
+def load_run_settings(
+    overrides: list[str] | None, config_files: list[Path] | None, experiment: str | None, stage: str
+) -> Config:
+    """A stage after `train`: the run's own resolved config, with this command's overlays and overrides on top."""
+    from .core.run_config import load_run_config
+
+    config = load_run_config(overrides or [], config_files=config_files, experiment=experiment, stage=stage)
+    require_valid_settings(config)
+    return config
+
+
+def load_all_settings(
+    overrides: list[str] | None, config_files: list[Path] | None, experiments: list[str] | None
+) -> list[Config]:
+    return [load_settings(overrides, config_files, name) for name in experiments or [None]]

@@ -11,8 +11,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from .core.errors import ProjectError
-from .core.runs import read_json
+from .errors import ProjectError
+from .runs import read_json
 
 # `kaggle datasets status OWNER/SLUG` prints one word: kagglesdk's DatabundleVersionStatus lower-cased (kaggle >= 1.7:
 # not_yet_persisted, blobs_received, blobs_decompressed, blobs_copied_to_sds, individual_blobs_compressed, ready,

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..core.data import read_image
+from ..data import read_image
+from .page import figure_png, plt
 from .plots import class_colours, class_legend, draw_boxes, legend_outside, overlay_mask
-from .report import figure_png, plt
 
 SAMPLES_PER_CLASS = 4  # images drawn for each class
 SAMPLE_CLASSES = 12  # classes given a row of samples, in class order (the tables list every class)

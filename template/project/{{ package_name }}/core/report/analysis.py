@@ -11,13 +11,13 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from ..config import Config
-from ..core.console import cv_text
-from ..core.data import LabelledTable, read_image
-from ..core.errors import DataError
-from ..core.runs import RunPaths
+from ...config import Config
+from ..console import cv_text
+from ..data import LabelledTable, read_image
+from ..errors import DataError
+from ..runs import RunPaths
+from .page import Report, figure_png, plt
 from .plots import legend_outside
-from .report import Report, figure_png, plt
 
 
 @dataclass
