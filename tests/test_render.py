@@ -155,6 +155,7 @@ TASK_FILES = {
                 "analysis",
                 "plots",
                 "pseudo",
+                "recipe",
             )
         ),
         "core/coco.py",
@@ -181,6 +182,7 @@ TASK_FILES = {
                 "analysis",
                 "plots",
                 "pseudo",
+                "recipe",
             )
         ),
         "core/coco.py",

@@ -368,3 +368,57 @@ def test_update_names_template_changes_to_a_file_the_project_renamed(tmp_path: P
     git(project, "apply", str(patch))
     assert "V2 = True" in (project / MY_LOSS).read_text()
     assert not (project / LOSS).exists() and not (project / EDA).exists()
+
+
+PAGE = Path("comp") / "core" / "report" / "page.py"
+LEDGER = Path("comp") / "core" / "ledger.py"
+
+
+def test_update_carries_edits_to_files_the_template_moved_or_deleted(tmp_path: Path, template_copy: Path) -> None:
+    """The project edited page.py and ledger.py; the next template moves page.py (and changes it) and deletes
+    ledger.py. Copier alone drops both edits silently: the update merges the first into the moved file, keeps the
+    second, and names both."""
+    tagged_fork(template_copy, "v1", "fork v1")
+    project = tmp_path / "comp"
+    new = ["new", str(project), "--template", str(template_copy), "--defaults", "-d", "project_name=comp"]
+    assert runner.invoke(app, new).exit_code == 0
+    for path in (PAGE, LEDGER):
+        text = (project / path).read_text()
+        (project / path).write_text(text.replace("\ndef ", "\n# our edit\ndef ", 1))
+    git(project, "commit", "-qam", "our edits")
+    package = template_copy / "project" / "{{ package_name }}"
+    moved = package / "core" / "report" / "pages.py"
+    (package / "core" / "report" / "page.py").rename(moved)
+    moved.write_text(moved.read_text() + "\n\nV2 = True  # added by the newer template\n")
+    (package / "core" / "ledger.py").unlink()
+    tagged_fork(template_copy, "v2", "fork v2")
+
+    result = runner.invoke(app, ["update", str(project)])
+    assert result.exit_code == 0, result.output
+    merged = (project / PAGE.with_name("pages.py")).read_text()
+    assert "# our edit\ndef " in merged and "V2 = True" in merged and "<<<<<<<" not in merged
+    assert not (project / PAGE).exists()
+    assert f"the template moved {PAGE} to {PAGE.with_name('pages.py')}: this project's edits" in result.output
+    assert "# our edit\ndef " in (project / LEDGER).read_text()
+    assert f"the template deleted {LEDGER}, which this project had edited: your copy is kept" in result.output
+
+
+def test_edits_that_clash_with_the_templates_move_are_left_as_conflicts(tmp_path: Path, template_copy: Path) -> None:
+    tagged_fork(template_copy, "v1", "fork v1")
+    project = tmp_path / "comp"
+    new = ["new", str(project), "--template", str(template_copy), "--defaults", "-d", "project_name=comp"]
+    assert runner.invoke(app, new).exit_code == 0
+    first_line = (project / PAGE).read_text().splitlines()[0]
+    (project / PAGE).write_text((project / PAGE).read_text().replace(first_line, '"""Our report pages."""', 1))
+    git(project, "commit", "-qam", "our docstring")
+    package = template_copy / "project" / "{{ package_name }}"
+    moved = package / "core" / "report" / "pages.py"
+    (package / "core" / "report" / "page.py").rename(moved)
+    moved.write_text(moved.read_text().replace(first_line, '"""The template\'s report pages."""', 1))
+    tagged_fork(template_copy, "v2", "fork v2")
+
+    result = runner.invoke(app, ["update", str(project)])
+    assert result.exit_code == 1, result.output
+    assert "merged there with conflict markers to resolve" in result.output
+    assert f"conflicts in 1 file(s): {PAGE.with_name('pages.py')}" in result.output
+    assert "<<<<<<< before updating" in (project / PAGE.with_name("pages.py")).read_text()

@@ -320,6 +320,8 @@ def update(
         _secho(f"{verb} {result.path} from template {result.old} to {result.new}", fg="green")
     for moved in result.moved:
         _secho(f"warning: {moved.message}", fg="yellow", err=True)
+    for carried in result.carried:
+        _secho(f"warning: {carried.message}", fg="yellow", err=True)
     problems = []
     if result.conflicts:
         how = (

@@ -1,8 +1,10 @@
-"""Template changes copier's update cannot bring: files the new template version changed that the project renamed
-or deleted (git's rename detection over the project's history). Each is reported with a patch; nothing is merged."""
+"""What copier's update cannot merge: the template's changes to files the project renamed or deleted (git's rename
+detection over the project's history; each reported with a patch), and the project's edits to files the template
+moved or deleted (merged into the moved file with git merge-file, or the edited file kept)."""
 
 from __future__ import annotations
 
+import difflib
 import os
 import subprocess
 from collections.abc import Iterator
@@ -103,3 +105,95 @@ def moved_changes(project: Path, old_render: Path, new_render: Path, missing: li
         (project / patch).write_text(template_patch(old, new, kept or path, scratch / path))
         moved.append(Moved(path, kept, patch))
     return moved
+
+
+# How alike (difflib's ratio of lines) the template's new file must be to the one it replaced to count as its move.
+MOVE_SIMILARITY = 0.5
+
+
+@dataclass(frozen=True)
+class Carried:
+    """A file the project had edited and the new template version moved (to `new_path`) or deleted (None): copier's
+    update drops such edits, so they are merged into the moved file (`conflicted` when markers were left) or the
+    edited file is kept where it was."""
+
+    old_path: str
+    new_path: str | None
+    conflicted: bool = False
+
+    @property
+    def message(self) -> str:
+        if self.new_path is None:
+            return (
+                f"the template deleted {self.old_path}, which this project had edited: your copy is kept; "
+                "delete it if nothing imports it any more"
+            )
+        merged = "with conflict markers to resolve" if self.conflicted else "cleanly"
+        return (
+            f"the template moved {self.old_path} to {self.new_path}: this project's edits to it were merged there "
+            f"{merged}"
+        )
+
+
+def _head_bytes(project: Path, path: str) -> bytes:
+    command = ["git", "show", f"HEAD:{path}"]
+    return subprocess.run(command, cwd=project, capture_output=True, check=True).stdout
+
+
+def dropped_edits(project: Path, old_render: Path) -> list[str]:
+    """Files HEAD tracks at the path the project's template version renders them, edited since (HEAD differs from
+    that render), which the update removed from the working tree."""
+    tracked = set(_git(project, "ls-tree", "-r", "--name-only", "-z", "HEAD").split("\0"))
+    return sorted(
+        path
+        for path in _files(old_render)
+        if path in tracked
+        and path != ANSWERS_FILE
+        and not (project / path).exists()
+        and _head_bytes(project, path) != (old_render / path).read_bytes()
+    )
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text(errors="replace").splitlines()
+
+
+def new_location(path: str, old_render: Path, new_render: Path) -> str | None:
+    """Where the new template version moved `path`: its new file most like the old one, among those the old
+    version lacks, with the same suffix and at least MOVE_SIMILARITY alike."""
+    old_lines = _lines(old_render / path)
+    best, best_ratio = None, MOVE_SIMILARITY
+    for candidate in _files(new_render):
+        if Path(candidate).suffix != Path(path).suffix or (old_render / candidate).exists():
+            continue
+        ratio = difflib.SequenceMatcher(None, old_lines, _lines(new_render / candidate), autojunk=False).ratio()
+        if ratio >= best_ratio:
+            best, best_ratio = candidate, ratio
+    return best
+
+
+def carry_edits(project: Path, old_render: Path, new_render: Path, dropped: list[str], scratch: Path) -> list[Carried]:
+    """Each of `dropped` (edited files the update removed): its edits merged into where the template moved it
+    (git merge-file: this project's file, with the template's change from the old render to the new applied), or
+    the edited file restored where the template deleted it outright."""
+    carried = []
+    for path in dropped:
+        edited = _head_bytes(project, path)
+        target = new_location(path, old_render, new_render)
+        if target is None:
+            (project / path).parent.mkdir(parents=True, exist_ok=True)
+            (project / path).write_bytes(edited)
+            carried.append(Carried(path, None))
+            continue
+        ours = scratch / "ours" / path
+        ours.parent.mkdir(parents=True, exist_ok=True)
+        ours.write_bytes(edited)
+        labels = ["-L", "before updating", "-L", "last update", "-L", "after updating"]
+        theirs = project / target if (project / target).is_file() else new_render / target
+        command = ["git", "merge-file", "-p", *labels, str(ours), str(old_render / path), str(theirs)]
+        merge = subprocess.run(command, capture_output=True, check=False)
+        if merge.returncode < 0 or merge.returncode > 127:
+            raise subprocess.CalledProcessError(merge.returncode, command, merge.stdout, merge.stderr)
+        (project / target).write_bytes(merge.stdout)
+        carried.append(Carried(path, target, conflicted=merge.returncode > 0))
+    return carried

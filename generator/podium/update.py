@@ -1,5 +1,5 @@
-"""`podium update`: copier's `run_update` (a 3-way merge) on a project, with the versions, conflicts and the
-template's changes to files the project renamed or deleted."""
+"""`podium update`: copier's `run_update` (a 3-way merge) on a project, with the versions, conflicts, the
+template's changes to files the project renamed or deleted, and the project's edits to files the template moved."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from podium import __version__
 from podium.answers import ANSWERS_FILE, read_answers
 from podium.errors import Interrupted, PodiumError
 from podium.git import run_git, status_paths
-from podium.moved import Moved, missing_files, moved_changes
+from podium.moved import Carried, Moved, carry_edits, dropped_edits, missing_files, moved_changes
 from podium.render import TemplateSource, copier_errors
 from podium.templates import STORE_SOURCE, ensure_template_version, is_store_source, store_tags
 
@@ -29,13 +29,15 @@ _SHOWN_PATHS = 5
 @dataclass(frozen=True)
 class Updated:
     """What `update_project` did: the template versions before and after, the files left with conflicts, and the
-    template's changes to files the project renamed or deleted (each written as a patch)."""
+    template's changes to files the project renamed or deleted (each written as a patch) and the project's edits to
+    files the template moved or deleted (merged into the moved file, or the file kept)."""
 
     path: Path
     old: str
     new: str
     conflicts: tuple[str, ...] = ()
     moved: tuple[Moved, ...] = ()
+    carried: tuple[Carried, ...] = ()
 
 
 def _shown(paths: list[str]) -> str:
@@ -147,25 +149,29 @@ def update_project(
     if source.store:
         _record_store_source(project)
     new = str(read_answers(project).get("_commit", source.ref or "?"))
-    moved = _moved(project, source, answers, new, trust) if new != old else []
-    return Updated(project, old, new, tuple(_conflicted(project, conflict)), tuple(moved))
+    moved, carried = _moved(project, source, answers, new, trust) if new != old else ([], [])
+    return Updated(project, old, new, tuple(_conflicted(project, conflict)), tuple(moved), tuple(carried))
 
 
-def _moved(project: Path, source: TemplateSource, answers: dict[str, Any], new: str, trust: bool) -> list[Moved]:
-    """The template's changes (from the project's version to `new`) to files the project renamed or deleted, which
-    copier's merge drops: found by rendering both versions with the project's answers, written as patches. The
-    update is done by now: a check that cannot run is a warning, not an error."""
+def _moved(
+    project: Path, source: TemplateSource, answers: dict[str, Any], new: str, trust: bool
+) -> tuple[list[Moved], list[Carried]]:
+    """What copier's merge drops, found by rendering both versions with the project's answers: the template's
+    changes (from the project's version to `new`) to files the project renamed or deleted, written as patches, and
+    the project's edits to files the template moved or deleted, carried over. The update is done by now: a check
+    that cannot run is a warning, not an error."""
     with tempfile.TemporaryDirectory(prefix="podium-moved-") as scratch:
         try:
             old_render = _render_version(source, Path(scratch) / "old", answers, str(answers.get("_commit")), trust)
-            missing = missing_files(project, old_render)
-            if not missing:
-                return []
+            missing, dropped = missing_files(project, old_render), dropped_edits(project, old_render)
+            if not missing and not dropped:
+                return [], []
             new_render = _render_version(source, Path(scratch) / "new", answers, new, trust)
-            return moved_changes(project, old_render, new_render, missing, Path(scratch) / "patches")
+            moved = moved_changes(project, old_render, new_render, missing, Path(scratch) / "patches")
+            return moved, carry_edits(project, old_render, new_render, dropped, Path(scratch) / "carried")
         except (PodiumError, subprocess.CalledProcessError) as error:
             print(f"warning: template changes to renamed or deleted files were not checked: {error}", file=sys.stderr)
-            return []
+            return [], []
 
 
 def _render_version(source: TemplateSource, dest: Path, answers: dict[str, Any], ref: str, trust: bool) -> Path:

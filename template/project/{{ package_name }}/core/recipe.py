@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..config import with_overrides
 from .task import Choice
@@ -22,10 +22,6 @@ SMALLEST_BATCH = 4  # smaller batches leave BatchNorm and GroupNorm a single val
 # data.cache=auto keeps decoded images in RAM when all of them (every process's copy) take at most this share of the
 # memory free at train start: the rest stays for the model, the loader's workers and the OS's file cache.
 AUTO_CACHE_SHARE = 0.4
-CROP_FROM_SIZE = 384  # segmentation.train_crop=auto crops images the model reads at this side or more
-SMALLEST_CROP = 256
-SMALLEST_FITTED_SIZE = 256  # detection.fit_image_size never goes below (a 5-level FPN's coarsest map is then 8x8)
-SMALL_BOX_SIDE = 16  # px: about the smallest side a stride-8 feature map still detects
 # A budget's batch is halved for more updates only while the half slows a training image by at most this much: a
 # prior, not a fit. In a 1-minute budget on a 2-core CPU (benchmarks/vs_hand_loop.py, development suite, CV of 3
 # seeds), 28-px MNIST images took 1.8x longer each at batch 8 than at 32, and batch 8 lost (0.71-0.79 against
@@ -147,60 +143,6 @@ def budget_batch_choice(config: Config, times: dict[int, float]) -> Choice | Non
         f"train.lr_scaling={train.lr_scaling})"
     )
     return Choice({"train": {"batch_size": fitted, "lr": float(f"{lr:.4g}")}}, reason)
-
-
-def auto_crop(image_size: int) -> int | None:
-    """segmentation.train_crop=auto: half the side (a multiple of 32, at least SMALLEST_CROP) from CROP_FROM_SIZE up,
-    else None (no crop)."""
-    if image_size < CROP_FROM_SIZE:
-        return None
-    return max(SMALLEST_CROP, image_size // 2 // 32 * 32)
-
-
-def crop_choice(config: Config) -> Choice | None:
-    if config.segmentation.train_crop != "auto":
-        return None
-    size = config.model.image_size
-    crop = auto_crop(size)
-    if crop is None:
-        return Choice(
-            {"segmentation": {"train_crop": None}},
-            f"segmentation.train_crop=null: model.image_size={size} is under {CROP_FROM_SIZE}, whole images train",
-        )
-    return Choice(
-        {"segmentation": {"train_crop": crop}},
-        f"segmentation.train_crop={crop}: model.image_size={size} images train on {crop}-px crops (around objects "
-        f"where the mask has any), {(size / crop) ** 2:.1f}x the updates a budget buys; predictions see whole images",
-    )
-
-
-def fitted_image_size(small_side: float, image_size: int) -> int:
-    """The smallest side (a multiple of 32, at least SMALLEST_FITTED_SIZE, at most `image_size`) at which a box whose
-    side is `small_side` at `image_size` keeps SMALL_BOX_SIDE px."""
-    if small_side <= 0:
-        return image_size
-    needed = math.ceil(image_size * SMALL_BOX_SIDE / small_side / 32) * 32
-    return min(image_size, max(needed, SMALLEST_FITTED_SIZE))
-
-
-def image_size_choice(config: Config, sides: Any) -> Choice | None:
-    """detection.fit_image_size: under a time budget, the resolution the small boxes (5th percentile side, `sides`
-    at model.image_size) allow; None when it is the configured one."""
-    size = config.model.image_size
-    if not config.detection.fit_image_size or config.train.time_budget_minutes is None or len(sides) == 0:
-        return None
-    import numpy as np
-
-    small = float(np.percentile(sides, 5))
-    fitted = fitted_image_size(small, size)
-    if fitted == size:
-        return None
-    return Choice(
-        {"model": {"image_size": fitted}},
-        f"model.image_size={fitted} (from {size}): under the time budget, the 5th-percentile box side "
-        f"{small:.0f} px at {size} keeps {small * fitted / size:.0f} px (>= {SMALL_BOX_SIDE}), with "
-        f"{(size / fitted) ** 2:.1f}x fewer pixels a step (detection.fit_image_size=false keeps {size})",
-    )
 
 
 def cache_choice(config: Config, task: Task, image_paths: list[str], processes: int) -> Choice | None:

@@ -49,6 +49,7 @@ class Task(Protocol):
 
     def create_model(self, pretrained: bool | None = None) -> torch.nn.Module: ...
     def model_name(self) -> str: ...
+    def weights_name(self) -> str: ...
     def normalisation(self, model: torch.nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]: ...
     def create_transform(self, augmentations: Any, train: bool) -> Any: ...
     # targets=None: a test set whose items are (image, meta), meta being what predict_batch maps back with.
@@ -96,6 +97,10 @@ class TaskHooks:
 
     def model_name(self) -> str:
         """The model as the run header names it: the backbone, unless the task builds more around it."""
+        return self.config.model.backbone
+
+    def weights_name(self) -> str:
+        """What the `weights` command names the saved pretrained tensors after: the backbone by default."""
         return self.config.model.backbone
 
     def balance_classes(self, targets: np.ndarray, device: torch.device) -> np.ndarray | None:

@@ -109,7 +109,6 @@ def save_pretrained(task: Task, folder: Path) -> tuple[Path, int]:
     tensors = pretrained_tensors(task)
     if not tensors:
         raise ModelError(f"weights: '{model.backbone}' has no pretrained weights to save (timm has none for it)")
-    name = task.config.detection.architecture if task.name == "detection" else model.backbone
-    path = folder / f"{task.name}-{name.replace('/', '_')}.pt"
+    path = folder / f"{task.name}-{task.weights_name().replace('/', '_')}.pt"
     save_torch(path, tensors)
     return path, len(tensors)

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -106,6 +107,10 @@ def test_the_notebook_reproduces_the_local_submission_in_the_image_and_a_missing
     assert any(name.startswith("opencv_python_headless-5.0.0.93-") and "manylinux" in name for name in wheels)
     assert not any(name.startswith(("numpy-", "timm-", "pandas-")) for name in wheels)  # the image has them
     assert all(tag in name or "abi3" in name or "-none-any" in name for name in wheels), wheels
+    project_wheel = next(dataset / "wheels" / name for name in wheels if name.startswith(f"{PACKAGE}-"))
+    with zipfile.ZipFile(project_wheel) as bundle:
+        packaged = bundle.namelist()
+    assert f"{PACKAGE}/cli.py" in packaged and not any(f"{PACKAGE}/tests/" in name for name in packaged)
     meta = json.loads((notebook / "kernel-metadata.json").read_text())
     assert meta["enable_internet"] is False and meta["dataset_sources"] == [
         f"tester/{PACKAGE.replace('_', '-')}-baseline"

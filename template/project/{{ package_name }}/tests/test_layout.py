@@ -170,3 +170,16 @@ def test_the_floor_check_sees_an_upward_import() -> None:
     assert floor_of(f"{PACKAGE}.tasks.x.analysis") == "tasks"
     assert floor_of(f"{PACKAGE}.predict") == "stages"
     assert FLOORS.index(floor_of(f"{PACKAGE}.tools.eda")) > FLOORS.index(floor_of(f"{PACKAGE}.tasks"))
+
+
+def test_every_rendered_module_is_imported_from_the_command_line() -> None:
+    """Only what the task uses is rendered: every module is reached from `cli` (lazy imports included), so none
+    sits in the project unused."""
+    found = modules()
+    reached, waiting = set(), [f"{PACKAGE}.__main__"]
+    while waiting:
+        name = waiting.pop()
+        if name not in reached:
+            reached.add(name)
+            waiting.extend(imports_of(name, found[name], set(found)))
+    assert sorted(set(found) - reached) == []

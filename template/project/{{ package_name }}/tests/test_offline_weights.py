@@ -38,7 +38,10 @@ def test_weights_command_saves_what_model_weights_loads(tmp_path: Path, monkeypa
     arguments = [argument for override in overrides for argument in ("--set", override)]
     result = CliRunner().invoke(app, ["weights", str(tmp_path / "w"), *arguments])
     assert result.exit_code == 0, result.output
-    path = next((tmp_path / "w").glob(f"{TASK}-*.pt"))
+    config = load_config(overrides)
+    named = {"detection": config.detection.architecture}.get(TASK, config.model.backbone)  # a detector by its kind
+    path = tmp_path / "w" / f"{TASK}-{named.replace('/', '_')}.pt"
+    assert path.is_file(), sorted((tmp_path / "w").iterdir())
     assert f"model.weights={path}" in " ".join(result.output.split()).replace(" ", "") or str(path) in result.output
     saved = torch.load(path, weights_only=True)
     names = [name for name, _ in original(create_task(load_config(overrides), CLASSES), False).named_parameters()]

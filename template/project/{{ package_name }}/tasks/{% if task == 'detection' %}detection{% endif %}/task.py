@@ -18,7 +18,6 @@ from ...config import Config
 from ...core.data import LabelledTable, id_stem, object_array
 from ...core.errors import ConfigError, SubmissionError
 from ...core.metrics import Metric
-from ...core.recipe import image_size_choice
 from ...core.registry import lookup
 from ...core.runs import write_csv
 from ...core.task import Choice, TaskHooks
@@ -34,6 +33,7 @@ from .postprocess import (
     merge_boxes,
     output_objects,
 )
+from .recipe import image_size_choice
 from .submission import INTERNAL_TOKENS, check_prediction_strings, parse_prediction_string, prediction_string
 
 
@@ -76,6 +76,9 @@ class DetectionTask(TaskHooks):
 
     def model_name(self) -> str:
         return detector_name(self.config)
+
+    def weights_name(self) -> str:
+        return self.config.detection.architecture
 
     def data_settings(self, table: LabelledTable) -> list[Choice]:
         """Under a time budget, the resolution the small boxes allow (detection.fit_image_size); then

@@ -19,7 +19,6 @@ from ...config import Config
 from ...core.data import LabelledTable, id_stem, object_array
 from ...core.errors import ConfigError, SubmissionError
 from ...core.metrics import Metric
-from ...core.recipe import crop_choice
 from ...core.runs import atomic_path, write_json
 from ...core.task import Choice, TaskHooks
 from ...core.tta import map_probabilities
@@ -29,6 +28,7 @@ from .loss import create_loss
 from .metric import per_image_scores, target_channels
 from .model import create_segmenter, encoder_normalisation
 from .postprocess import binarise, quantise
+from .recipe import crop_choice
 from .submission import build_submission, check_sample, validate_submission
 
 
