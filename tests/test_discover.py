@@ -643,3 +643,26 @@ def test_discover_reads_suffixes_sizes_and_runs_as_the_template_does(tmp_path: P
             decoded = labels["rle_decode"](runs, mask.shape, order).astype(bool)
             assert np.array_equal(discover.rle_mask(runs, 7, 9, order), decoded)
             assert np.array_equal(decoded, mask)
+
+
+def test_layout_detectors_return_typed_findings_and_none_when_the_layout_does_not_fit(tmp_path: Path) -> None:
+    for name in ("train/cat/a.png", "train/dog/b.png", "test/c.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / name)
+    folders = discover.image_folders(tmp_path)
+    evidence = discover.Evidence(tmp_path, "--from here", {}, folders, None, None)
+    assert [detect(evidence) for detect in discover.LAYOUT_DETECTORS[:-1]] == [None] * 5  # no JSON, XML, CSV, masks
+    found = discover._class_folders(evidence)
+    assert found is not None and all(isinstance(finding, discover.Proposal) for finding in found)
+    assert {finding.key: finding.value for finding in found} == {
+        "task": "classification",
+        "data_layout": "folders",
+        "image_dir": "train",
+        "image_ext": ".png",
+        "test_dir": "test",
+    }
+    findings = discover.Findings(tmp_path)
+    findings.add([found[0], discover.Note("x", "why"), discover.Unsettled("metric", "unknown", "give -d metric=...")])
+    assert findings.answers == {"task": "classification"}
+    assert findings.unresolved == {"metric": "give -d metric=..."}
+    assert findings.reasons[1:] == ["x: why", "metric: unknown; copier asks"]

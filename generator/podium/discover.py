@@ -111,6 +111,35 @@ class Sample:
         return self.table.path.name
 
 
+@dataclass(frozen=True)
+class Proposal:
+    """An answer for the template and the reason it was chosen."""
+
+    key: str
+    value: Any
+    reason: str
+
+
+@dataclass(frozen=True)
+class Note:
+    """What the files say besides an answer (a warning, a file not needed)."""
+
+    subject: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Unsettled:
+    """A question the files cannot settle: copier asks it; `refusal` is the error when it cannot ask (--defaults)."""
+
+    key: str
+    reason: str
+    refusal: str
+
+
+Finding = Proposal | Note | Unsettled
+
+
 @dataclass
 class Findings:
     """Answers for the template, the reason for each, the questions the files cannot settle (each with its one-line
@@ -133,6 +162,16 @@ class Findings:
         """Leave `key` to copier's question; `refusal` is the error when it cannot ask (--defaults)."""
         self.unresolved[key] = refusal
         self.note(key, f"{reason}; copier asks")
+
+    def add(self, findings: list[Finding]) -> None:
+        """Take what a detector or helper found, in order."""
+        for finding in findings:
+            if isinstance(finding, Proposal):
+                self.propose(finding.key, finding.value, finding.reason)
+            elif isinstance(finding, Note):
+                self.note(finding.subject, finding.reason)
+            else:
+                self.leave(finding.key, finding.reason, finding.refusal)
 
 
 def read_table(path: Path) -> Table:
@@ -467,27 +506,30 @@ def _inspect(root: Path, shown: str) -> Findings:
     if not folders:
         raise PodiumError(f"{shown}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in it or 2 levels down")
     sample_table, tables = _find_tables(root)
-    sample = _sample(found, sample_table, folders)
+    sample, settled = _sample(root, sample_table, folders)
+    found.add(settled)
     train_images = _layout(found, folders, sample, tables)
     size = _image_size(found.answers["task"], train_images)
     if size:
-        found.propose("image_size", *size)
+        found.add([Proposal("image_size", *size)])
     if "id_column" not in found.answers:
         found.note("id_column", "no sample submission names the test images; copier asks")
     return found
 
 
-def _sample(found: Findings, table: Table | None, folders: dict[str, list[Path]]) -> Sample | None:
+def _sample(root: Path, table: Table | None, folders: dict[str, list[Path]]) -> tuple[Sample | None, list[Finding]]:
     """The sample submission, with test_dir and id_column from the column naming the test images."""
     if table is None:
-        return None
-    found.propose("sample_submission", table.path.relative_to(found.root).as_posix(), "its name")
+        return None, []
+    findings: list[Finding] = [Proposal("sample_submission", table.path.relative_to(root).as_posix(), "its name")]
     match = id_column(table, folders)
     if match is None:  # no test images named: its first column is taken as the id, as Kaggle's samples put it
-        return Sample(table, table.columns[0] if table.columns else "")
-    found.propose("test_dir", match.folder, f"holds {match.share:.0%} of the sample submission's {match.column} values")
-    found.propose("id_column", match.column, f"{table.path.name}'s column naming the test images")
-    return Sample(table, match.column)
+        return Sample(table, table.columns[0] if table.columns else ""), findings
+    return Sample(table, match.column), [
+        *findings,
+        Proposal("test_dir", match.folder, f"holds {match.share:.0%} of the sample submission's {match.column} values"),
+        Proposal("id_column", match.column, f"{table.path.name}'s column naming the test images"),
+    ]
 
 
 def _train_table(tables: list[Table], folders: dict[str, list[Path]], sample: Sample | None) -> ImageColumn | None:
@@ -517,90 +559,90 @@ def _column_of_class_names(table: Table, names: list[str], skip: set[str]) -> st
     return None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Evidence:
-    """What the layout detectors look at: the competition's image folders, its sample submission and the CSV naming
-    its training images (_train_table); each detector proposes into `found`."""
+    """What the layout detectors look at: the competition's folder and image folders, its sample submission, what
+    the sample settled already and the CSV naming its training images (_train_table)."""
 
-    found: Findings
+    root: Path
+    shown: str
+    answers: dict[str, Any]
     folders: dict[str, list[Path]]
     sample: Sample | None
     train: ImageColumn | None
 
 
-def _coco_layout(evidence: Evidence) -> bool:
-    found, folders, sample = evidence.found, evidence.folders, evidence.sample
-    coco = _coco(found.root)
+# A detector returns what a layout proposes when the files have that layout, else None.
+Detector = Callable[[Evidence], list[Finding] | None]
+
+
+def _coco_layout(evidence: Evidence) -> list[Finding] | None:
+    coco = _coco(evidence.root)
     if coco is None:
-        return False
+        return None
     path, data = coco
+    sample, folders = evidence.sample, evidence.folders
     polygons = bool(sample and sample_rle_column(sample)) and any(
         a.get("segmentation") for a in data["annotations"][:100]
     )
     task, layout = ("segmentation", "coco_polygons") if polygons else ("detection", "coco")
-    found.propose("task", task, f"{path.name} is COCO JSON" + (" and the sample wants RLE masks" if polygons else ""))
-    found.propose("data_layout", layout, "COCO annotations")
-    found.propose("annotations", path.relative_to(found.root).as_posix(), "holds images, annotations and categories")
     names = {Path(image["file_name"]).stem for image in data["images"][:500]}
     images = max(folders, key=lambda name: len(names & {p.stem for p in folders[name]}))
-    _set_images(found, images, folders, "holds the JSON's file names")
-    if polygons:
-        _sample_mask_columns(found, sample)
-    return True
+    return [
+        Proposal("task", task, f"{path.name} is COCO JSON" + (" and the sample wants RLE masks" if polygons else "")),
+        Proposal("data_layout", layout, "COCO annotations"),
+        Proposal("annotations", path.relative_to(evidence.root).as_posix(), "holds images, annotations and categories"),
+        *_set_images(evidence, images, "holds the JSON's file names"),
+        *(_sample_mask_columns(evidence) if polygons else []),
+    ]
 
 
-def _voc_layout(evidence: Evidence) -> bool:
-    found, folders = evidence.found, evidence.folders
-    voc = _voc(found.root)
+def _voc_layout(evidence: Evidence) -> list[Finding] | None:
+    voc = _voc(evidence.root)
     if voc is None:
-        return False
-    shown = voc.relative_to(found.root).as_posix() or "."
-    found.propose("task", "detection", f"{shown} holds Pascal VOC XML files")
-    found.propose("data_layout", "voc", "XML files with <bndbox>")
-    found.propose("annotations", shown, "the XML folder")
+        return None
+    shown = voc.relative_to(evidence.root).as_posix() or "."
     names = {p.stem for p in voc.glob("*.xml")}
+    folders = evidence.folders
     images = max(folders, key=lambda name: len(names & {p.stem for p in folders[name]}))
-    _set_images(found, images, folders, "holds the images the XML files name")
-    return True
+    return [
+        Proposal("task", "detection", f"{shown} holds Pascal VOC XML files"),
+        Proposal("data_layout", "voc", "XML files with <bndbox>"),
+        Proposal("annotations", shown, "the XML folder"),
+        *_set_images(evidence, images, "holds the images the XML files name"),
+    ]
 
 
-def _train_csv_with_masks(evidence: Evidence) -> bool:
+def _train_csv_with_masks(evidence: Evidence) -> list[Finding] | None:
     train = evidence.train
     if train is None or (masks := _mask_folder(evidence.folders, train.folder)) is None:
-        return False
-    _masks(evidence.found, evidence.folders, train.table, train.folder, masks, evidence.sample)
-    return True
+        return None
+    return _masks(evidence, train.table, train.folder, masks)
 
 
-def _train_csv(evidence: Evidence) -> bool:
-    if evidence.train is None:
-        return False
-    _csv_layouts(evidence.found, evidence.folders, evidence.sample, evidence.train)
-    return True
+def _train_csv(evidence: Evidence) -> list[Finding] | None:
+    return None if evidence.train is None else _csv_layouts(evidence, evidence.train)
 
 
-def _mask_folders(evidence: Evidence) -> bool:
+def _mask_folders(evidence: Evidence) -> list[Finding] | None:
     pair = _mask_pair(evidence.folders)
-    if pair is None:
-        return False
-    _masks(evidence.found, evidence.folders, None, pair[0], pair[1], evidence.sample)
-    return True
+    return None if pair is None else _masks(evidence, None, pair[0], pair[1])
 
 
-def _class_folders(evidence: Evidence) -> bool:
-    found, folders = evidence.found, evidence.folders
-    parent = class_folder_parent(folders)
+def _class_folders(evidence: Evidence) -> list[Finding] | None:
+    parent = class_folder_parent(evidence.folders)
     if parent is None:
-        return False
-    found.propose("task", "classification", f"{parent} has one sub-folder of images per class")
-    found.propose("data_layout", "folders", "no train CSV; class folders")
-    _set_images(found, parent, folders, "the class folders' parent")
-    return True
+        return None
+    return [
+        Proposal("task", "classification", f"{parent} has one sub-folder of images per class"),
+        Proposal("data_layout", "folders", "no train CSV; class folders"),
+        *_set_images(evidence, parent, "the class folders' parent"),
+    ]
 
 
 # Tried in order, the first that fits sets task, layout and the layout's answers: annotation files say the most, a
 # train CSV next (with a masks folder beside its images: segmentation), then masks alone, then class folders.
-LAYOUT_DETECTORS: tuple[Callable[[Evidence], bool], ...] = (
+LAYOUT_DETECTORS: tuple[Detector, ...] = (
     _coco_layout,
     _voc_layout,
     _train_csv_with_masks,
@@ -613,14 +655,17 @@ LAYOUT_DETECTORS: tuple[Callable[[Evidence], bool], ...] = (
 def _layout(found: Findings, folders: dict[str, list[Path]], sample: Sample | None, tables: list[Table]) -> list[Path]:
     """Set task, layout and the layout's answers by the first of LAYOUT_DETECTORS that fits; returns the training
     images."""
-    evidence = Evidence(found, folders, sample, _train_table(tables, folders, sample))
-    if not any(detect(evidence) for detect in LAYOUT_DETECTORS):
+    train = _train_table(tables, folders, sample)
+    evidence = Evidence(found.root, found.shown, dict(found.answers), folders, sample, train)
+    findings = next((fits for detect in LAYOUT_DETECTORS if (fits := detect(evidence)) is not None), None)
+    if findings is None:
         raise PodiumError(
-            f"{found.shown}: no layout fits (a train CSV naming the images, COCO JSON, VOC XML, class folders "
+            f"{evidence.shown}: no layout fits (a train CSV naming the images, COCO JSON, VOC XML, class folders "
             "or a masks folder); answer the questions instead (podium new without --from)"
         )
+    found.add(findings)
     if found.answers["task"] == "detection":
-        _prediction_column(found, sample)
+        found.add(_prediction_column(sample))
     train_images = found.answers.get("image_dir", ".")
     return [
         p
@@ -630,146 +675,161 @@ def _layout(found: Findings, folders: dict[str, list[Path]], sample: Sample | No
     ]
 
 
-def _set_images(found: Findings, folder: str, folders: dict[str, list[Path]], reason: str) -> None:
-    found.propose("image_dir", folder, reason)
+def _set_images(evidence: Evidence, folder: str, reason: str) -> list[Finding]:
+    folders = evidence.folders
     pool = [p for name, files in folders.items() if name == folder or name.startswith(f"{folder}/") for p in files]
     suffix, count = Counter(p.suffix.lower() for p in pool).most_common(1)[0]
-    found.propose("image_ext", suffix, f"{count} of {len(pool)} images there")
-    if "test_dir" not in found.answers:
+    findings: list[Finding] = [
+        Proposal("image_dir", folder, reason),
+        Proposal("image_ext", suffix, f"{count} of {len(pool)} images there"),
+    ]
+    if "test_dir" not in evidence.answers:
         test = next(
             (n for n in folders if "test" in n.lower() and n != folder and not n.startswith(f"{folder}/")), None
         )
         if test:
-            found.propose("test_dir", test, "its name")
+            findings.append(Proposal("test_dir", test, "its name"))
+    return findings
 
 
-def _prediction_column(found: Findings, sample: Sample | None) -> None:
+def _prediction_column(sample: Sample | None) -> list[Finding]:
     """Say where the boxes go: the detection template writes PredictionStrings into the sample's one column."""
     if sample is None:
-        return
+        return []
     if len(sample.columns) == 1:
-        found.note(sample.columns[0], f"{sample.name}'s one column besides {sample.id}: the boxes go there")
-    else:
-        found.note(
+        return [Note(sample.columns[0], f"{sample.name}'s one column besides {sample.id}: the boxes go there")]
+    return [
+        Note(
             "PredictionString",
             f"warning: {sample.name} has {len(sample.columns)} columns besides {sample.id} "
             f"({', '.join(sample.columns)}); the submission fills one column of boxes",
         )
+    ]
 
 
-def _sample_mask_columns(found: Findings, sample: Sample | None) -> None:
+def _sample_mask_columns(evidence: Evidence) -> list[Finding]:
     """rle_column and target_columns from the sample: its run-length column (by values, by name, or its only column
     besides the id and a class column), and its class column when it has a row per image and class."""
+    sample = evidence.sample
     if sample is None:
-        return
+        return []
     columns = sample.columns
     classes = [c for c in columns if LABEL_NAME.search(c) or CLASS_ID_NAME.search(c)]
     rle = sample_rle_column(sample)
     if rle is None and len(rest := [c for c in columns if c not in classes]) == 1:
         rle = rest[0], f"its only column besides {sample.id}" + (f" and {classes[0]}" if classes else "")
     if rle is None:
-        found.leave(
-            "rle_column",
-            f"{sample.name} has no run-length column by values or name",
-            f"{found.shown}: cannot tell the run-length column of {sample.name} (candidates: {', '.join(columns)}); "
-            "give -d rle_column=NAME",
-        )
-        return
-    found.propose("rle_column", rle[0], f"{sample.name}'s run-length column: {rle[1]}")
+        return [
+            Unsettled(
+                "rle_column",
+                f"{sample.name} has no run-length column by values or name",
+                f"{evidence.shown}: cannot tell the run-length column of {sample.name} (candidates: "
+                f"{', '.join(columns)}); give -d rle_column=NAME",
+            )
+        ]
+    findings: list[Finding] = [Proposal("rle_column", rle[0], f"{sample.name}'s run-length column: {rle[1]}")]
     others = [c for c in columns if c != rle[0]]
     if not others:
-        found.propose("target_columns", "", f"{sample.name} has one row per image (no class column)")
+        findings.append(Proposal("target_columns", "", f"{sample.name} has one row per image (no class column)"))
     elif len(others) == 1 or classes:
         klass = classes[0] if classes else others[0]
-        found.propose("target_columns", klass, f"{sample.name}'s class column: a row per image and class")
+        findings.append(Proposal("target_columns", klass, f"{sample.name}'s class column: a row per image and class"))
     else:
-        found.leave(
-            "target_columns",
-            f"{sample.name} has several columns besides the id and {rle[0]}",
-            f"{found.shown}: cannot tell the class column of {sample.name} (candidates: {', '.join(others)}); "
-            "give -d target_columns=NAME",
+        findings.append(
+            Unsettled(
+                "target_columns",
+                f"{sample.name} has several columns besides the id and {rle[0]}",
+                f"{evidence.shown}: cannot tell the class column of {sample.name} (candidates: {', '.join(others)}); "
+                "give -d target_columns=NAME",
+            )
         )
+    return findings
 
 
-def _masks(
-    found: Findings,
-    folders: dict[str, list[Path]],
-    table: Table | None,
-    images: str,
-    masks: str,
-    sample: Sample | None,
-) -> None:
-    found.propose("task", "segmentation", f"{masks} holds masks named like the images in {images}")
-    found.propose("data_layout", "masks", "a mask image per training image")
-    found.propose("masks_dir", masks, "its name and file names")
-    found.propose("mask_values", *_mask_values(folders[masks]))
-    _set_images(found, images, folders, "holds the images the masks are named after")
-    _sample_mask_columns(found, sample)
-    if table is not None:
-        found.note(table.path.name, "not needed: the masks are files")
+def _masks(evidence: Evidence, table: Table | None, images: str, masks: str) -> list[Finding]:
+    return [
+        Proposal("task", "segmentation", f"{masks} holds masks named like the images in {images}"),
+        Proposal("data_layout", "masks", "a mask image per training image"),
+        Proposal("masks_dir", masks, "its name and file names"),
+        Proposal("mask_values", *_mask_values(evidence.folders[masks])),
+        *_set_images(evidence, images, "holds the images the masks are named after"),
+        *_sample_mask_columns(evidence),
+        *([Note(table.path.name, "not needed: the masks are files")] if table is not None else []),
+    ]
 
 
-def _csv_layouts(found: Findings, folders: dict[str, list[Path]], sample: Sample | None, train: ImageColumn) -> None:
-    table, ids, images = train.table, train.column, train.folder
-    name = table.path.relative_to(found.root).as_posix()
+def _csv_layouts(evidence: Evidence, train: ImageColumn) -> list[Finding]:
+    table, ids, images, sample = train.table, train.column, train.folder, evidence.sample
+    name = table.path.relative_to(evidence.root).as_posix()
     rle = rle_column(table)
     boxes = [
         c for c in table.columns if c != ids and table.values(c) and all(BOX_LIST.match(v) for v in table.values(c))
     ]
     named = named_box_columns([c for c in table.columns if c != ids])
-    if "id_column" in found.answers and found.answers["id_column"] != ids:
-        found.note("id_column", f"{name} calls it {ids}, the sample {found.answers['id_column']}; {ids} kept")
-    found.propose("id_column", ids, f"{name}'s column naming {train.share:.0%} of the images in {images}")
-    found.propose(
-        "train_csv",
-        name,
-        "the CSV naming the training images"
-        + (f" and holding what {sample.name} asks for" if _label_evidence(table, ids, sample) else ""),
-    )
+    findings: list[Finding] = []
+    sample_ids = evidence.answers.get("id_column")
+    if sample_ids is not None and sample_ids != ids:
+        findings.append(Note("id_column", f"{name} calls it {ids}, the sample {sample_ids}; {ids} kept"))
+    findings.append(Proposal("id_column", ids, f"{name}'s column naming {train.share:.0%} of the images in {images}"))
+    evidence_of_labels = f" and holding what {sample.name} asks for" if _label_evidence(table, ids, sample) else ""
+    findings.append(Proposal("train_csv", name, "the CSV naming the training images" + evidence_of_labels))
     if rle:
-        _rle_csv(found, table, name, ids, rle, folders[images], sample)
+        findings += _rle_csv(table, name, ids, rle, evidence.folders[images], sample)
     elif boxes or named:
-        columns, box_format, reason = _boxes(table, boxes, named, ids, folders[images])
-        found.propose("task", "detection", f"{name} holds boxes ({', '.join(columns)})")
-        found.propose("data_layout", "boxes_csv", "one box per row")
-        found.propose("box_columns", ",".join(columns), "box numbers")
-        found.propose("box_format", box_format[0], reason)
-        found.propose("box_normalized", box_format[1], "every number is at most 1" if box_format[1] else "pixels")
-        label, why = class_column(table, {ids, *columns}, ids)
-        found.propose(
+        findings += _box_csv(table, name, ids, boxes, named, evidence.folders[images])
+    else:
+        findings += _classification(evidence, table, ids)
+    return [*findings, *_set_images(evidence, images, f"holds the images {name} names")]
+
+
+def _box_csv(
+    table: Table, name: str, ids: str, boxes: list[str], named: tuple[list[str], str] | None, images: list[Path]
+) -> list[Finding]:
+    columns, box_format, reason = _boxes(table, boxes, named, ids, images)
+    label, why = class_column(table, {ids, *columns}, ids)
+    return [
+        Proposal("task", "detection", f"{name} holds boxes ({', '.join(columns)})"),
+        Proposal("data_layout", "boxes_csv", "one box per row"),
+        Proposal("box_columns", ",".join(columns), "box numbers"),
+        Proposal("box_format", box_format[0], reason),
+        Proposal("box_normalized", box_format[1], "every number is at most 1" if box_format[1] else "pixels"),
+        Proposal(
             "target_columns",
             label or "",
             f"the class of each box: {why}" if label else f"no class column, one class: {why}",
-        )
-    else:
-        _classification(found, table, ids, sample)
-    _set_images(found, images, folders, f"holds the images {name} names")
+        ),
+    ]
 
 
-def _rle_csv(
-    found: Findings, table: Table, name: str, ids: str, rle: str, images: list[Path], sample: Sample | None
-) -> None:
-    found.propose("task", "segmentation", f"{name}'s column {rle} holds run-length encodings")
-    found.propose("data_layout", "rle_csv", "masks as run-length encodings per row")
-    found.propose("rle_column", rle, "run-length values")
-    found.propose("rle_order", *rle_order(table, rle, ids, images))
+def _rle_csv(table: Table, name: str, ids: str, rle: str, images: list[Path], sample: Sample | None) -> list[Finding]:
+    findings: list[Finding] = [
+        Proposal("task", "segmentation", f"{name}'s column {rle} holds run-length encodings"),
+        Proposal("data_layout", "rle_csv", "masks as run-length encodings per row"),
+        Proposal("rle_column", rle, "run-length values"),
+        Proposal("rle_order", *rle_order(table, rle, ids, images)),
+    ]
     sample_rle = sample_rle_column(sample) if sample else None
     if sample is not None and sample_rle is not None and sample_rle[0] != rle:
-        found.note(
-            "rle_column",
-            f"warning: {sample.name} calls it {sample_rle[0]}; data.rle_column names the "
-            "column of both files, so rename one of them",
+        findings.append(
+            Note(
+                "rle_column",
+                f"warning: {sample.name} calls it {sample_rle[0]}; data.rle_column names the "
+                "column of both files, so rename one of them",
+            )
         )
     shared = [c for c in (sample.columns if sample else []) if c in table.columns and c not in (ids, rle)]
-    found.propose(
-        "target_columns",
-        shared[0] if shared else "",
-        "the class column of the train CSV and sample"
-        if shared
-        else "one row per image: no class column in the sample submission",
-    )
     mode = "multilabel" if shared else "multiclass"
-    found.propose("segmentation_mode", mode, "classes per row may overlap" if shared else "one mask per image")
+    return [
+        *findings,
+        Proposal(
+            "target_columns",
+            shared[0] if shared else "",
+            "the class column of the train CSV and sample"
+            if shared
+            else "one row per image: no class column in the sample submission",
+        ),
+        Proposal("segmentation_mode", mode, "classes per row may overlap" if shared else "one mask per image"),
+    ]
 
 
 def _boxes(
@@ -810,51 +870,58 @@ def _image_sizes(table: Table, ids: str, images: list[Path]) -> dict[str, tuple[
     return sizes
 
 
-def _classification(found: Findings, table: Table, ids: str, sample: Sample | None) -> None:
+def _classification(evidence: Evidence, table: Table, ids: str) -> list[Finding]:
     """target_columns and label_mode from evidence: the sample's own column(s) found in the table, the sample's
     columns being one column's values, else a column that says it holds labels; otherwise copier asks."""
-    name = table.path.relative_to(found.root).as_posix()
-    found.propose("task", "classification", f"{name} names images and holds no boxes, masks or RLE")
-    found.propose("data_layout", "csv", "a train CSV and an image folder")
+    name, sample = table.path.relative_to(evidence.root).as_posix(), evidence.sample
+    layout: list[Finding] = [
+        Proposal("task", "classification", f"{name} names images and holds no boxes, masks or RLE"),
+        Proposal("data_layout", "csv", "a train CSV and an image folder"),
+    ]
     others = [c for c in table.columns if c != ids]
     binary = [c for c in others if table.values(c) and set(table.values(c)) <= {"0", "1", "0.0", "1.0"}]
     asked, asker = (sample.columns, sample.name) if sample else ([], "")
     wanted = [c for c in asked if c in others]
     if len(wanted) >= 2 and set(wanted) <= set(binary):
-        _multi_hot(found, table, wanted, f"{asker}'s 0/1 columns, one per class")
-    elif len(wanted) == 1:
-        _label(found, table, wanted[0], f"{asker} asks for {wanted[0]}, a column of {name}")
-    elif (column := _column_of_class_names(table, asked, {ids})) is not None:
-        _label(found, table, column, f"{asker}'s columns are its values (one per class)")
-    elif not asked and len(binary) >= 2:
-        _multi_hot(found, table, binary, "0/1 columns, one per class")
-    else:
-        column, why = class_column(table, {ids})
-        if column is not None:
-            _label(found, table, column, f"{name}'s label column: {why}")
-            return
-        listed = f"candidates: {', '.join(others)}" if others else f"it has no column besides {ids}"
-        found.leave(
+        return layout + _multi_hot(table, wanted, f"{asker}'s 0/1 columns, one per class")
+    if len(wanted) == 1:
+        return layout + _label(table, wanted[0], f"{asker} asks for {wanted[0]}, a column of {name}")
+    if (column := _column_of_class_names(table, asked, {ids})) is not None:
+        return layout + _label(table, column, f"{asker}'s columns are its values (one per class)")
+    if not asked and len(binary) >= 2:
+        return layout + _multi_hot(table, binary, "0/1 columns, one per class")
+    column, why = class_column(table, {ids})
+    if column is not None:
+        return layout + _label(table, column, f"{name}'s label column: {why}")
+    listed = f"candidates: {', '.join(others)}" if others else f"it has no column besides {ids}"
+    return [
+        *layout,
+        Unsettled(
             "target_columns",
             f"{name} holds no column the sample asks for, and {why}",
-            f"{found.shown}: cannot tell the label column of {name} ({listed}); give -d target_columns=NAME",
-        )
+            f"{evidence.shown}: cannot tell the label column of {name} ({listed}); give -d target_columns=NAME",
+        ),
+    ]
 
 
-def _multi_hot(found: Findings, table: Table, columns: list[str], reason: str) -> None:
+def _multi_hot(table: Table, columns: list[str], reason: str) -> list[Finding]:
     one_hot = all(sum(row[c] in ("1", "1.0") for c in columns) == 1 for row in table.rows)
-    found.propose("target_columns", ",".join(columns), reason)
-    found.propose(
-        "label_mode",
-        "multi_label",
-        "0/1 columns are read as multi-label" + (" (here one-hot: exactly one 1 per row)" if one_hot else ""),
-    )
+    return [
+        Proposal("target_columns", ",".join(columns), reason),
+        Proposal(
+            "label_mode",
+            "multi_label",
+            "0/1 columns are read as multi-label" + (" (here one-hot: exactly one 1 per row)" if one_hot else ""),
+        ),
+    ]
 
 
-def _label(found: Findings, table: Table, column: str, reason: str) -> None:
+def _label(table: Table, column: str, reason: str) -> list[Finding]:
     values = table.values(column)
     tagged = sum(" " in v.strip() for v in values) > 0.05 * max(len(values), 1)
     binary = bool(values) and set(values) <= {"0", "1", "0.0", "1.0"}
-    found.propose("target_columns", column, reason)
     why = "space-separated tags" if tagged else "a 0/1 column: a binary target" if binary else "one label per row"
-    found.propose("label_mode", "multi_label" if tagged else "single_label", why)
+    return [
+        Proposal("target_columns", column, reason),
+        Proposal("label_mode", "multi_label" if tagged else "single_label", why),
+    ]
