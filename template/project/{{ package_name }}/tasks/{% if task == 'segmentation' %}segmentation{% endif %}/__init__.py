@@ -4,11 +4,10 @@ face the stages see."""
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
-from ...core.errors import ConfigError
 from ...core.task import AnalysisPart, BlendPart, EdaPart, LabelsPart, PlotsPart, PseudoPart, TaskParts, TaskSpec
+from .recipe import check_crop, propose_crop
 
 if TYPE_CHECKING:
     from ...config import Config
@@ -55,29 +54,6 @@ def load_plots() -> PlotsPart:
     from . import plots
 
     return plots
-
-
-def check_crop(config: Config) -> None:
-    crop = config.segmentation.train_crop
-    if isinstance(crop, int) and crop >= config.model.image_size:
-        raise ConfigError(
-            f"segmentation.train_crop={crop} is not smaller than model.image_size={config.model.image_size}: "
-            "it would crop nothing"
-        )
-
-
-def propose_crop(config: Config, median_side: float) -> list[str]:
-    """Images more than twice model.image_size: shrinking them erases thin structures, so propose training at
-    their own size on crops (predictions still see whole images)."""
-    image_size = config.model.image_size
-    if isinstance(config.segmentation.train_crop, int) or median_side < 2 * image_size:
-        return []
-    full = math.ceil(median_side / 32) * 32
-    return [
-        f"train images are about {median_side:.0f} px: model.image_size={image_size} shrinks them "
-        f"{median_side / image_size:.0f}x and thin structures vanish; train at full size on crops: "
-        f"model.image_size={full} segmentation.train_crop={image_size}"
-    ]
 
 
 SPEC = TaskSpec(
