@@ -37,11 +37,16 @@ SMOKE_TRAINING = [
     "train.max_steps_per_epoch=2",
     "train.max_eval_batches=1",
     "data.num_workers=0",
-    # An untrained detector fills every image with its cap of low-score boxes, which TTA, blends and pseudo-labels
-    # then merge for seconds an image; the key is accepted, and ignored, by the other tasks' projects.
-    "detection.detections_per_image=10",
     "predict.tta_select_images=16",
 ]
+# An untrained detector fills every image with its cap of low-score boxes, which TTA, blends and pseudo-labels then
+# merge for seconds an image.
+SMOKE_TASK_TRAINING = {"detection": ["detection.detections_per_image=10"]}
+
+
+def smoke_training(task: str, smoke: bool = True) -> list[str]:
+    """--smoke's settings for a project of `task` (none without --smoke): only its own config keys are accepted."""
+    return [*SMOKE_TRAINING, *SMOKE_TASK_TRAINING.get(task, [])] if smoke else []
 
 
 def one_thread_when(smoke: bool) -> None:
@@ -252,7 +257,7 @@ def demo_training_speed(
         with demo_scale(smoke):
             write_competition(project / "data", Path(folder) / "holdout")
         settings = [*overrides, "train.epochs=2", "folds.train_folds=[0]", "train.eval_every=2"]
-        settings += SMOKE_TRAINING if smoke else []
+        settings += smoke_training(answers["task"], smoke)
         with ProjectShell(project, package) as shell:
             for stage in ("folds", "train"):
                 shell.cli(stage, *settings)

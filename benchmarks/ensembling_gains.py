@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from _project import SMOKE_TRAINING, ProjectShell, demo_scale, one_thread_when, print_gains
+from _project import ProjectShell, demo_scale, one_thread_when, print_gains, smoke_training
 from podium.demo import COMMON_OVERRIDES, DEMO_ANSWERS, write_digits_competition
 from podium.render import create_project
 
@@ -65,7 +65,7 @@ def measure(folds_count: int, epochs: int, dest: Path, smoke: bool, keep: bool) 
         "train.swa=true",
         f"train.swa_start_epoch={swa_start}",
         "train.swa_lr=0.0005",
-        *(SMOKE_TRAINING if smoke else []),
+        *smoke_training(DEMO_ANSWERS["task"], smoke),
     ]
     # Label smoothing 0.1 over 10 classes caps a confident prediction near 0.91; a smoke run's model is confident
     # of nothing, so it takes every image to go through the round at all.

@@ -37,13 +37,13 @@ import pandas as pd
 from _project import (
     BENCHMARKS,
     ENV,
-    SMOKE_TRAINING,
     ProjectShell,
     add_project_bench,
     cpu_threads,
     demo_scale,
     last_line,
     one_thread_when,
+    smoke_training,
     table,
 )
 from podium.demo import DEMOS
@@ -98,7 +98,7 @@ def settings_for(task: str, epochs: int, workers: int, extra: list[str], smoke: 
         f"train.epochs={epochs}",
         "train.eval_every=1",
         "folds.train_folds=[0]",
-        *(SMOKE_TRAINING if smoke else []),
+        *smoke_training(task, smoke),
         f"data.num_workers={workers}",
         *extra,
     ]

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _project import SMOKE_TRAINING, ProjectShell, demo_scale, demo_test_score, one_thread_when, print_gains
+from _project import ProjectShell, demo_scale, demo_test_score, one_thread_when, print_gains, smoke_training
 from podium.demo import DEMOS
 from podium.render import create_project
 
@@ -50,7 +50,7 @@ def measure(task: str, epochs: int | None, dest: Path, smoke: bool, keep: bool) 
         with demo_scale(smoke):
             demo.write(project / "data", dest / "holdout")
     holdout = dest / "holdout" / demo.holdout_file
-    base = [*demo.full, *([f"train.epochs={epochs}"] if epochs else []), *(SMOKE_TRAINING if smoke else [])]
+    base = [*demo.full, *([f"train.epochs={epochs}"] if epochs else []), *smoke_training(demo.answers["task"], smoke)]
     outputs = project / "outputs"
     with ProjectShell(project, package, echo=True) as shell:
 

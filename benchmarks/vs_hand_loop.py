@@ -41,12 +41,12 @@ import pandas as pd
 import yaml
 from _project import (
     BENCHMARKS,
-    SMOKE_TRAINING,
     ProjectShell,
     demo_scale,
     demo_test_score,
     last_line,
     one_thread_when,
+    smoke_training,
 )
 from podium import demo
 from podium.demo import (
@@ -291,7 +291,7 @@ def run_case(
     project, size = make_project(name, case, root, smoke)
     holdout = root / "holdout"
     budget = [f"train.time_budget_minutes={minutes}", "train.time_budget_scope=run", f"seed={seed}"]
-    settings = [*case.overrides, *budget, *(SMOKE_TRAINING if smoke else []), *extra]
+    settings = [*case.overrides, *budget, *smoke_training(case.answers["task"], smoke), *extra]
     command = [sys.executable, "-m", package, "run", *settings]
     print(f"[{name}] $ python -m {package} run {' '.join(settings)}", flush=True)
     started = time.perf_counter()

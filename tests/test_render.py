@@ -48,6 +48,8 @@ PACKAGE_FILES = {
     "core/parallel.py",
     "core/perf.py",
     "core/recipe.py",
+    "core/strict.py",
+    "core/task_config.py",
     "core/console.py",
     "core/kaggle_image.py",
     "core/kaggle_cli.py",

@@ -7,20 +7,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from .core.errors import ConfigError
+from .core.strict import StrictModel, off_as_text
+from .core.task_config import TaskSections
 
 DEFAULT_CONFIG = Path("configs/default.yaml")
 EXPERIMENT_DIR = Path("configs/experiment")
-
-
-def off_as_text(cls: type, value: Any) -> Any:
-    return "off" if value is False else value  # YAML reads a bare `off` as false
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class DataConfig(StrictModel):
@@ -88,61 +82,6 @@ class ModelConfig(StrictModel):
     # stage (4x the compute); kept by default, as timm builds the stem.
     stem_pool: Literal["keep", "drop"] = "keep"
     grad_checkpointing: bool = False  # recompute activations in the backward pass: less memory, ~20-30% slower
-
-
-class DetectionConfig(StrictModel):
-    # fcos/fasterrcnn/retinanet on a timm FPN backbone (model.backbone), or a torchvision model with COCO
-    # weights: fasterrcnn_resnet50_fpn_v2, fasterrcnn_mobilenet_v3_large_fpn, retinanet_resnet50_fpn_v2,
-    # fcos_resnet50_fpn, ssdlite320_mobilenet_v3_large
-    architecture: str = "fasterrcnn_resnet50_fpn_v2"
-    fpn_channels: int = Field(default=256, ge=32, multiple_of=32)  # timm-backbone detectors (GroupNorm of 32)
-    head_convs: int = Field(default=4, ge=1)  # fcos head depth (timm-backbone detectors)
-    out_indices: list[int] | None = None  # timm feature levels under the FPN; default the last three
-    roi_head_channels: int = Field(default=1024, ge=16)  # fasterrcnn on timm: width of the two-layer box head
-    rpn_batch_size: int = Field(default=256, ge=16)  # fasterrcnn on timm: anchors sampled per image for the RPN
-    roi_batch_size: int = Field(default=512, ge=16)  # fasterrcnn on timm: proposals sampled per image for the head
-    # One per pyramid level; auto: from the training boxes (train records the sizes in the run's config.yaml)
-    anchor_sizes: list[int] | Literal["auto"] = "auto"
-    # Under a time budget, train and predict at the smallest model.image_size (a multiple of 32, 256 or more) that
-    # keeps the small boxes (5th percentile side) at 16 px or more: fewer pixels a step, more steps in the budget.
-    fit_image_size: bool = True
-    aspect_ratios: list[float] = Field(default_factory=lambda: [0.5, 1.0, 2.0])  # anchor-based detectors
-    score_threshold: float = Field(default=0.05, ge=0, le=1)  # detections below are dropped
-    nms_threshold: float = Field(default=0.5, gt=0, le=1)  # the detector's own NMS IoU
-    detections_per_image: int = Field(default=100, ge=1)
-    min_visibility: float = Field(default=0.3, ge=0, le=1)  # augmentation drops boxes less visible than this
-    min_area: float = Field(default=4.0, ge=0)  # augmentation drops boxes smaller than this (pixels)
-    mosaic_p: float = Field(default=0.0, ge=0, le=1)  # albumentations Mosaic of 4 training images
-    copy_paste_p: float = Field(default=0.0, ge=0, le=1)  # paste objects cut from other training images
-    copy_paste_max: int = Field(default=3, ge=1)  # objects pasted per image
-    merge: Literal["wbf", "nms", "soft_nms", "nmw"] = "wbf"  # ensemble-boxes method for TTA views and folds
-    merge_iou: float = Field(default=0.55, gt=0, le=1)
-    merge_skip: float = Field(default=0.0, ge=0, le=1)  # boxes below this score are ignored when merging
-    iou_thresholds: list[float] = Field(default_factory=lambda: [0.5, 0.55, 0.6, 0.65, 0.7, 0.75])  # metric=kaggle_map
-    submission_tokens: str = "label score x y w h"  # PredictionString token order (x1 y1 x2 y2 or x y w h)
-    submission_normalized: bool = False  # PredictionString coordinates as fractions of the image size
-    # class token: auto (its name, or its 0-based index when a name holds a space or comma) | name | index
-    submission_label: Literal["auto", "name", "index"] = "auto"
-
-
-class SegmentationConfig(StrictModel):
-    architecture: str = (
-        "Unet"  # any segmentation-models-pytorch architecture: Unet, UnetPlusPlus, FPN, DeepLabV3Plus, ...
-    )
-    mode: Literal["multiclass", "multilabel"] = "multiclass"  # softmax over background + classes | sigmoid per class
-    decoder_channels: list[int] | None = None  # Unet-like decoders; default smp's
-    # dice focal lovasz jaccard tversky ce
-    losses: dict[str, float] = Field(default_factory=lambda: {"dice": 1.0, "focal": 1.0})
-    ignore_index: int | None = None  # multiclass mask value left out of loss and metric
-    threshold: float = Field(default=0.5, gt=0, lt=1)  # multilabel probability threshold (tuned per class on OOF)
-    min_area: int = Field(default=0, ge=0)  # a class mask with fewer pixels is emptied (tuned on OOF)
-    tune: bool = True  # tune per-class thresholds and min areas on OOF after training (postprocess.json)
-    tta_merge: Literal["soft", "hard"] = "soft"  # mean of probabilities | per-pixel majority of the views' masks
-    # Train on crops of this side (around objects where the mask has any), predict on whole images. auto: from
-    # model.image_size 384 up, crops of half the side (at least 256): four times the updates a budget buys.
-    train_crop: Annotated[int, Field(ge=32, multiple_of=32)] | Literal["auto"] | None = "auto"
-    copy_paste_p: float = Field(default=0.0, ge=0, le=1)  # paste another training image's objects (with masks)
-    submission: Literal["rle", "png"] = "rle"  # RLE CSV in the sample's shape | PNG index masks in a folder
 
 
 class TrainConfig(StrictModel):
@@ -344,7 +283,9 @@ class WandbConfig(StrictModel):
     tags: list[str] = Field(default_factory=list)
 
 
-class Config(StrictModel):
+class SharedSections(StrictModel):
+    """The sections every task has; the task's own (detection.*, segmentation.*) are core/task_config.py's."""
+
     task: Literal["classification", "detection", "segmentation"] = "classification"
     experiment: str = "baseline"  # run folder name under output_dir
     output_dir: Path = Path("outputs")
@@ -359,8 +300,6 @@ class Config(StrictModel):
     data: DataConfig = Field(default_factory=DataConfig)
     folds: FoldsConfig = Field(default_factory=FoldsConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
-    detection: DetectionConfig = Field(default_factory=DetectionConfig)
-    segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     aug: AugConfig = Field(default_factory=AugConfig)
     predict: PredictConfig = Field(default_factory=PredictConfig)
@@ -373,6 +312,8 @@ class Config(StrictModel):
     export: ExportConfig = Field(default_factory=ExportConfig)
     wandb: WandbConfig = Field(default_factory=WandbConfig)
 
+
+class Config(TaskSections, SharedSections):  # in this order, the task's section comes last in config.yaml
     @field_validator("experiment")
     @classmethod
     def _plain_name(cls, value: str) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 from ..config import Config, deep_merge, dotted_value, explicit_changes, load_config, with_overrides
 from .errors import ConfigError
 from .runs import RunPaths
+from .task_config import RUN_DEFINING_TASK_KEYS
 
 # Keys that fix how a trained model sees its images: later stages must use the run's values.
 RUN_DEFINING_KEYS = (
@@ -21,15 +22,7 @@ RUN_DEFINING_KEYS = (
     "data.layout",
     "data.multi_label",
     "data.mask_values",
-    "detection.architecture",
-    "detection.fpn_channels",
-    "detection.head_convs",
-    "detection.out_indices",
-    "detection.anchor_sizes",
-    "detection.aspect_ratios",
-    "segmentation.architecture",
-    "segmentation.mode",
-    "segmentation.decoder_channels",
+    *RUN_DEFINING_TASK_KEYS,  # the task's own (core/task_config.py)
 )
 # Keys a later stage may change on purpose, but not without a word.
 RUN_WARNING_KEYS = ("aug.valid", "aug.test")

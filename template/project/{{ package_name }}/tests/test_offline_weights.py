@@ -39,7 +39,7 @@ def test_weights_command_saves_what_model_weights_loads(tmp_path: Path, monkeypa
     result = CliRunner().invoke(app, ["weights", str(tmp_path / "w"), *arguments])
     assert result.exit_code == 0, result.output
     config = load_config(overrides)
-    named = {"detection": config.detection.architecture}.get(TASK, config.model.backbone)  # a detector by its kind
+    named = config.detection.architecture if TASK == "detection" else config.model.backbone  # a detector by its kind
     path = tmp_path / "w" / f"{TASK}-{named.replace('/', '_')}.pt"
     assert path.is_file(), sorted((tmp_path / "w").iterdir())
     assert f"model.weights={path}" in " ".join(result.output.split()).replace(" ", "") or str(path) in result.output

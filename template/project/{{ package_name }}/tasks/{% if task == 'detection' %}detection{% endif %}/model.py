@@ -16,9 +16,10 @@ from torchvision.models import detection as tv_detection
 from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool, LastLevelP6P7
 
-from ...config import Config, DetectionConfig
+from ...config import Config
 from ...core.errors import ConfigError, ModelError
 from ...core.registry import lookup
+from ...core.task_config import DetectionConfig
 from ...core.weights import build_model, check_backbone, offline_hint
 
 

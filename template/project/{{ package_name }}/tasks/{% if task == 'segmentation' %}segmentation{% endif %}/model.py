@@ -8,8 +8,9 @@ import segmentation_models_pytorch as smp
 import timm
 from torch import nn
 
-from ...config import ModelConfig, SegmentationConfig
+from ...config import ModelConfig
 from ...core.errors import ConfigError, ModelError
+from ...core.task_config import SegmentationConfig
 from ...core.weights import build_model, check_backbone, offline_hint
 
 
