@@ -4,19 +4,23 @@ packages the project takes from the image, with this machine's torch and torchvi
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from ..core.kaggle_image import read_manifest, wheels_to_bundle
+from ..core.kaggle_image import ImageManifest, read_manifest, wheels_to_bundle
 
 STAND_INS = ("torch", "torchvision")  # the image's CUDA builds are several GB: this machine's take their place
+CACHE_VARIABLE = "IMAGE_STAND_IN_CACHE"
 
 
 def manifest_for_this_python(source: Path, dest: Path) -> Path:
@@ -62,12 +66,21 @@ def _hard_link(source: str, target: str) -> None:
         shutil.copy2(source, target)
 
 
-def build_image_environment(root: Path, manifest_path: Path, requirements: list[str]) -> Path:
-    """The environment's python: STAND_INS (and what they need) linked in, then every package of the project's
-    closure that the manifest provides, installed at the manifest's version."""
-    manifest = read_manifest(manifest_path)
+def image_packages(manifest: ImageManifest, requirements: list[str]) -> dict[str, str]:
+    """The packages of the project's closure the image provides (STAND_INS aside), at the image's versions."""
+    provided: set[str] = set()
+    wheels_to_bundle(requirements, manifest, provided=provided)
+    return {name: str(manifest.packages[name]) for name in sorted(provided) if name not in STAND_INS}
+
+
+def _python(root: Path) -> Path:
+    return root / ("Scripts" if os.name == "nt" else "bin") / "python"
+
+
+def _new_environment(root: Path) -> Path:
+    """A virtual environment with STAND_INS (and what they need) linked in; its python."""
     subprocess.run([sys.executable, "-m", "venv", str(root)], check=True, capture_output=True)
-    python = root / ("Scripts" if os.name == "nt" else "bin") / "python"
+    python = _python(root)
     site = Path(
         subprocess.run(
             [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -80,23 +93,62 @@ def build_image_environment(root: Path, manifest_path: Path, requirements: list[
         base = Path(str(distribution.locate_file("")))
         for top in {file.parts[0] for file in distribution.files or [] if ".." not in file.parts}:
             _link(base / top, site / top)
-    provided: set[str] = set()
-    wheels_to_bundle(requirements, manifest, provided=provided)
-    # The packages the project takes from the image at the image's versions; what they need in turn resolves
-    # freely (some of the image's Python 3.12 pins have no release for this interpreter).
-    wanted = sorted(name for name in provided if name not in STAND_INS)
-    command = [
-        str(python),
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        *(f"{name}=={manifest.packages[name]}" for name in wanted),
-    ]
-    installed = subprocess.run(command, capture_output=True, text=True)
-    assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
     return python
+
+
+def _install(python: Path, packages: dict[str, str]) -> None:
+    """`packages` at their versions; what they need in turn resolves freely (some of the image's Python 3.12 pins
+    have no release for this interpreter)."""
+    if not packages:
+        return
+    command = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    installed = subprocess.run([*command, *(f"{n}=={v}" for n, v in packages.items())], capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
+
+
+def build_image_environment(root: Path, manifest_path: Path, requirements: list[str]) -> Path:
+    """The environment's python: STAND_INS linked in, then every package of the project's closure that the manifest
+    provides, installed at the manifest's version."""
+    python = _new_environment(root)
+    _install(python, image_packages(read_manifest(manifest_path), requirements))
+    return python
+
+
+def image_environment(manifest_path: Path, requirements: list[str], root: Path) -> Path:
+    """The stand-in's folder: built at `root`, or, where $IMAGE_STAND_IN_CACHE names a folder, taken from there. A
+    cached stand-in is built once per manifest, Python and package set, as a copy of the cached one that shares the
+    most of those packages plus what it lacks (podium's tests render three projects whose stand-ins differ by a few
+    packages); what else the copy holds is on the image too, at the image's version."""
+    cache_root = os.environ.get(CACHE_VARIABLE)
+    if not cache_root:
+        build_image_environment(root, manifest_path, requirements)
+        return root
+    packages = image_packages(read_manifest(manifest_path), requirements)
+    stamp = hashlib.sha256(f"{sys.version}\n{manifest_path.read_text()}".encode()).hexdigest()[:12]
+    cache = Path(cache_root)
+    cache.mkdir(parents=True, exist_ok=True)
+    entry = cache / f"{stamp}-{hashlib.sha256(json.dumps(packages).encode()).hexdigest()[:12]}"
+    if entry.is_dir():
+        return entry / "venv"
+    bases = [
+        (json.loads((other / "packages.json").read_text()), other)
+        for other in cache.glob(f"{stamp}-*")
+        if (other / "packages.json").is_file()
+    ]
+    overlaps = [(len(held.items() & packages.items()), held, other) for held, other in bases]
+    shared, held, base = max(overlaps, key=lambda overlap: overlap[0], default=(0, {}, None))
+    building = Path(tempfile.mkdtemp(dir=cache, prefix=".building-"))
+    if shared:
+        python = copy_environment(base / "venv", building / "venv")
+    else:
+        python, held = _new_environment(building / "venv"), {}
+    _install(python, {name: version for name, version in packages.items() if held.get(name) != version})
+    (building / "packages.json").write_text(json.dumps({**held, **packages}))
+    try:
+        building.rename(entry)  # whole or not at all: another session may be building the same one
+    except OSError:
+        shutil.rmtree(building)
+    return entry / "venv"
 
 
 def copy_environment(source: Path, dest: Path) -> Path:

@@ -24,8 +24,8 @@ from ..core.runs import RunPaths
 from ..export import export, push
 from .conftest import PACKAGE, PROJECT_ROOT, TASK, WRITERS, task_overrides
 from .image_environment import (
-    build_image_environment,
     copy_environment,
+    image_environment,
     manifest_for_this_python,
     manifest_of_this_environment,
 )
@@ -49,8 +49,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     manifest = manifest_for_this_python(PROJECT_ROOT / "configs" / "kaggle_image.txt", root / "kaggle_image.txt")
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     requirements = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    build_image_environment(root / "venv", manifest, requirements)
-    return root / "venv", manifest
+    return image_environment(manifest, requirements, root / "venv"), manifest
 
 
 def run_notebook(
@@ -76,15 +75,19 @@ def notebook_submission(tmp_path: Path, export_dir: Path, data_root: Path, envir
     return pd.read_csv(tmp_path / "kaggle-root" / "kaggle" / "working" / "submission.csv", keep_default_na=False)
 
 
-def test_the_notebook_reproduces_the_local_submission_in_the_image_and_a_missing_wheel_fails_its_first_cell(
-    tmp_path: Path, trained, image, monkeypatch
+def test_an_exported_seed_blend_reproduces_the_local_submission_in_the_image_and_a_missing_wheel_fails_its_first_cell(
+    tmp_path: Path, image, monkeypatch
 ) -> None:
-    """Export against the recorded Kaggle image (this interpreter's Python): the bundle holds a wheel of every
-    package the image lacks or has at a version the project refuses, each with its reason; in a stand-in of the
-    image, offline, the notebook installs them with their dependencies and writes the local submission exactly.
-    Without one of those wheels the first cell stops with one line naming the package."""
-    overrides, paths = trained
+    """Export a seed blend against the recorded Kaggle image (this interpreter's Python): the bundle holds the members,
+    the blend's weights (and detection's fusion thresholds) and a wheel of every package the image lacks or has at a
+    version the project refuses, each with its reason; in a stand-in of the image, offline, the notebook installs
+    them with their dependencies and writes the local submission exactly. Without one of those wheels the first cell
+    stops with one line naming the package."""
     environment, manifest = image
+    data_root = tmp_path / "data"
+    WRITERS[TASK](data_root)
+    overrides = [*task_overrides(data_root, tmp_path / "outputs"), "seeds=[0,1]", "ensemble.weights=greedy"]
+    assert CliRunner().invoke(app, ["run", *overrides, "--skip-check"]).exit_code == 0
     settings = [
         *overrides,
         "export.fp16=false",
@@ -102,6 +105,8 @@ def test_the_notebook_reproduces_the_local_submission_in_the_image_and_a_missing
     assert "s per test image" in output and "past the 1e-06 h limit" in output  # the projection warns
     assert f"kaggle datasets create -p {tmp_path / 'export' / 'dataset'} --dir-mode zip" in result.output
     dataset, notebook = tmp_path / "export" / "dataset", tmp_path / "export" / "notebook"
+    runs = sorted(p.name for p in (dataset / "runs").iterdir())
+    assert runs == ["baseline-seed0", "baseline-seed1"]  # the members; the notebook blends them
     wheels = sorted(p.name for p in (dataset / "wheels").glob("*.whl"))
     tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
     assert any(name.startswith("opencv_python_headless-5.0.0.93-") and "manylinux" in name for name in wheels)
@@ -116,9 +121,8 @@ def test_the_notebook_reproduces_the_local_submission_in_the_image_and_a_missing
         f"tester/{PACKAGE.replace('_', '-')}-baseline"
     ]
     assert meta["competition_sources"] == ["tiny-comp"]
-    data_root = load_config(overrides).data.root
     offline = notebook_submission(tmp_path / "image", tmp_path / "export", data_root, environment)
-    local = pd.read_csv(paths.submissions / "submission.csv", keep_default_na=False)
+    local = pd.read_csv(tmp_path / "outputs" / "baseline" / "submissions" / "submission.csv", keep_default_na=False)
     pd.testing.assert_frame_equal(offline, local)  # same weights, same code: the same submission, exactly
 
     (dataset / "wheels" / next(w for w in wheels if w.startswith("iterative_stratification-"))).unlink()
@@ -207,24 +211,6 @@ def test_onnx_export_matches_pytorch_or_says_which_tasks_it_covers(tmp_path: Pat
     assert probabilities.shape[:2] == (1, len(spec["output"]["classes"]) + (TASK == "segmentation"))
     assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)  # softmax over classes (and background) inside
     assert result.output.count("max |difference|") == 2
-
-
-def test_an_exported_seed_blend_blends_offline_as_it_did_here(tmp_path: Path, image, monkeypatch) -> None:
-    """The members, the blend's weights (and detection's fusion thresholds) travel: in the stand-in image the
-    notebook's submission equals the local one."""
-    environment, manifest = image
-    WRITERS[TASK](tmp_path / "data")
-    overrides = [*task_overrides(tmp_path / "data", tmp_path / "outputs"), "seeds=[0,1]", "ensemble.weights=greedy"]
-    assert CliRunner().invoke(app, ["run", *overrides, "--skip-check"]).exit_code == 0
-    monkeypatch.chdir(PROJECT_ROOT)
-    settings = [*overrides, "export.fp16=false", f"export.dest={tmp_path / 'export'}", "export.competition=tiny-comp"]
-    result = CliRunner().invoke(app, ["export", *settings, "--image-manifest", str(manifest)])
-    assert result.exit_code == 0, result.output
-    runs = sorted(p.name for p in (tmp_path / "export" / "dataset" / "runs").iterdir())
-    assert runs == ["baseline-seed0", "baseline-seed1"]  # the members; the notebook blends them
-    offline = notebook_submission(tmp_path, tmp_path / "export", tmp_path / "data", environment)
-    local = pd.read_csv(tmp_path / "outputs" / "baseline" / "submissions" / "submission.csv", keep_default_na=False)
-    pd.testing.assert_frame_equal(offline, local)
 
 
 # A `kaggle` executable that behaves like the real CLI (kaggle_api_extended.py): Kaggle processes an upload

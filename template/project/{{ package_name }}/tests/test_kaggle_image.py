@@ -128,3 +128,35 @@ def test_a_wheel_missing_from_the_index_is_repacked_when_pure_python_and_refused
     assert commands[0][commands[0].index("--abi") + 1] == "cp312" and "--only-binary=:all:" in commands[0]
     with pytest.raises(ProjectError, match=r"^export: no wheel of numpy==2\.3\.1 for Python 3\.12 on manylinux_2_35_"):
         fetch_wheel(BundledWheel("numpy", "2.3.1", "image has 2.0.2"), image, tmp_path)
+
+
+def test_a_cached_image_stand_in_is_built_once_and_others_grow_from_the_closest_one(tmp_path, monkeypatch) -> None:
+    """$IMAGE_STAND_IN_CACHE: a package set already built is reused; another starts from a copy of the cached one
+    sharing the most packages and installs only what that lacks; none half-built is left behind."""
+    from . import image_environment as stand_in
+
+    installs: list[dict[str, str]] = []
+
+    def new_environment(root: Path) -> Path:
+        (root / "bin").mkdir(parents=True)
+        return root / "bin" / "python"
+
+    monkeypatch.setattr(stand_in, "_new_environment", new_environment)
+    monkeypatch.setattr(stand_in, "_install", lambda python, packages: installs.append(packages))
+    wanted = {"numpy": "2.0.2", "pillow": "11.3.0"}
+    monkeypatch.setattr(stand_in, "image_packages", lambda image, requirements: dict(wanted))
+    monkeypatch.setenv(stand_in.CACHE_VARIABLE, str(tmp_path / "cache"))
+    path = tmp_path / "image.txt"
+    path.write_text(MANIFEST)
+    first = stand_in.image_environment(path, [], tmp_path / "unused")
+    assert stand_in.image_environment(path, [], tmp_path / "unused") == first
+    wanted["optuna"] = "5.1.0"
+    del wanted["numpy"]
+    other = stand_in.image_environment(path, [], tmp_path / "unused")
+    assert other != first and (other / "bin").is_dir() and not (tmp_path / "unused").exists()
+    assert installs == [{"numpy": "2.0.2", "pillow": "11.3.0"}, {"optuna": "5.1.0"}]  # pillow came with the copy
+    wanted.clear()
+    wanted["scikit-learn"] = "1.7.0"  # nothing in common: a new environment
+    stand_in.image_environment(path, [], tmp_path / "unused")
+    assert installs[-1] == {"scikit-learn": "1.7.0"} and len(list((tmp_path / "cache").iterdir())) == 3
+    assert not list((tmp_path / "cache").glob(".building-*"))
