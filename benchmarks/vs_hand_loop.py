@@ -255,8 +255,8 @@ def run_hand_loop(
     return int(last_line(shell.code(code)))
 
 
-def make_project(name: str, case: Case, root: Path, smoke: bool) -> tuple[Path, int]:
-    """The case's project under `root` with its data in place, and the image size it was given."""
+def make_project(name: str, case: Case, root: Path, smoke: bool) -> tuple[Path, int, str]:
+    """The case's project under `root` with its data in place, the image size it was given and its task."""
     package = case.answers["package_name"]
     project, holdout = root / package, root / "holdout"
     answers = dict(case.answers)
@@ -273,7 +273,7 @@ def make_project(name: str, case: Case, root: Path, smoke: bool) -> tuple[Path, 
         with demo_scale(smoke):
             case.write(project / "data", holdout)
     rendered = yaml.safe_load((project / "configs" / "default.yaml").read_text())
-    return project, int(rendered["model"]["image_size"])
+    return project, int(rendered["model"]["image_size"]), rendered["task"]
 
 
 def run_case(
@@ -288,10 +288,10 @@ def run_case(
 ) -> dict[str, Any]:
     package = case.answers["package_name"]
     root = dest / name / f"seed{seed}"
-    project, size = make_project(name, case, root, smoke)
+    project, size, task = make_project(name, case, root, smoke)
     holdout = root / "holdout"
     budget = [f"train.time_budget_minutes={minutes}", "train.time_budget_scope=run", f"seed={seed}"]
-    settings = [*case.overrides, *budget, *smoke_training(case.answers["task"], smoke), *extra]
+    settings = [*case.overrides, *budget, *smoke_training(task, smoke), *extra]
     command = [sys.executable, "-m", package, "run", *settings]
     print(f"[{name}] $ python -m {package} run {' '.join(settings)}", flush=True)
     started = time.perf_counter()

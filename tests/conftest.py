@@ -26,9 +26,12 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+LONGEST_FIRST = ("tests/test_rendered_project.py", "tests/test_demo.py")  # the projects' own suites, the demos
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest tests (the rendered projects' own suites) first, so no worker is left with one at the end."""
-    items.sort(key=lambda item: not item.nodeid.startswith("tests/test_rendered_project.py"))
+    """The longest tests first, so that no worker is left with one at the end."""
+    items.sort(key=lambda item: next((rank for rank, f in enumerate(LONGEST_FIRST) if item.nodeid.startswith(f)), 9))
 
 
 @pytest.fixture(autouse=True)

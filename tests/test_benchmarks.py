@@ -18,6 +18,9 @@ import pytest
 
 from .conftest import REPO_ROOT
 
+# One worker runs this module under pytest-xdist: its fixture starts every selected smoke run, and a second worker
+# would start them all again.
+pytestmark = pytest.mark.xdist_group("benchmark_smoke_runs")
 BENCHMARKS = REPO_ROOT / "benchmarks"
 EXTRA_ARGUMENTS = {"gpu_check.py": ["--cpu"]}  # no GPU here: the same paths on the CPU
 # The smoke runs go two at a time (one torch thread each), the longest first: seconds measured alone on 2 CPU

@@ -99,6 +99,7 @@ PACKAGE_FILES = {
     "tests/test_tta.py",
     "tests/test_tune.py",
     "tests/test_ddp.py",
+    "tests/test_run_folder.py",
     "tests/test_perf.py",
     "tests/test_gpu_paths.py",
     "tests/test_console.py",
