@@ -21,7 +21,8 @@ EXAMPLES_DIR = REPO_ROOT / "examples"
 
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist the workers share the cores: one torch thread each, in the worker and in the processes its
-    tests start, or two processes' OpenMP threads spin waiting for each other (a step 30x slower, measured here)."""
+    tests start, or two processes' OpenMP threads spin waiting for each other (a resnet10t step at 64 px took 2.0 s, not
+    0.07 s, on 2 cores)."""
     if hasattr(config, "workerinput"):
         os.environ.setdefault("OMP_NUM_THREADS", "1")
 

@@ -24,7 +24,18 @@ def test_rendered_project_passes_its_own_tests(
     session = session.parent if os.environ.get("PYTEST_XDIST_WORKER") else session  # the workers' shared folder
     env["IMAGE_STAND_IN_CACHE"] = str(session / "image-stand-ins")
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-n",
+            "auto",
+            "--maxprocesses=4",
+            "--dist=loadfile",
+        ],
         cwd=project,
         env=env,
         capture_output=True,
