@@ -14,6 +14,7 @@ from ..core.blend import Combiner, choose_weights, normalised_weights
 from ..core.errors import ConfigError, DataError
 from ..core.run_config import resolved_config_file
 from ..core.runs import RunPaths, RunResult, read_json, save_resolved_config, write_json
+from ..core.task_config import TaskSections
 from ..core.tracking import create_tracker
 from ..tasks import SPEC, Task, create_task, read_train_table
 
@@ -22,7 +23,7 @@ MEMBER_SHARED = ("task", "metric", "data", "segmentation.mode")
 NOT_SHARED = {"data.num_workers", "data.cache", "data.cache_dir", "data.pseudo_labels", "data.classes"}
 # What a blend takes from its first member's resolved config (config.yaml): the labels, metric and task settings
 # the members trained with, which may have come from the command line rather than configs/default.yaml.
-INHERITED = ("task", "metric", "data", "detection", "segmentation")
+INHERITED = ("task", "metric", "data", *TaskSections.model_fields)  # the task's own section (core/task_config.py)
 
 
 def _flat(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
